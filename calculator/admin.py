@@ -1,0 +1,93 @@
+"""Admin: the preset catalog (with import from a pasted config.json), the GPU catalog, saved configurations."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+from calculator.core import InputError, architecture_from_config
+from calculator.models import GpuModel, ModelPreset, SavedConfiguration
+from calculator.services import invalidate_catalog
+
+
+class ModelPresetForm(forms.ModelForm):
+    """Paste a config.json into ``config``; it must describe a supported architecture."""
+
+    class Meta:
+        model = ModelPreset
+        fields = ["name", "slug", "family", "config", "published_params", "source_url", "notes", "is_published", "order"]
+        widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "style": "font-family: monospace"})}
+
+    def clean_config(self) -> dict[str, Any]:
+        config = self.cleaned_data["config"]
+        if isinstance(config, str):
+            try:
+                config = json.loads(config)
+            except json.JSONDecodeError as error:
+                raise forms.ValidationError(f"Not valid JSON: {error}") from None
+        try:
+            architecture_from_config(config, field="config")
+        except InputError as error:
+            raise forms.ValidationError([f"{k}: {' '.join(v)}" for k, v in error.errors.items()]) from None
+        return config
+
+
+@admin.register(ModelPreset)
+class ModelPresetAdmin(admin.ModelAdmin):
+    form = ModelPresetForm
+    list_display = ["name", "family", "published_params", "computed", "is_published", "order"]
+    list_editable = ["is_published", "order"]
+    list_filter = ["family", "is_published"]
+    search_fields = ["name", "slug", "family"]
+    prepopulated_fields = {"slug": ["name"]}
+    actions = ["publish", "unpublish"]
+
+    @admin.display(description="Computed parameters")
+    def computed(self, obj: ModelPreset) -> str:
+        try:
+            count = obj.to_spec().base_params
+        except InputError:
+            return format_html('<span style="color:#b00">invalid config</span>')
+        colour = "#070" if count == obj.published_params else "#b00"
+        return format_html('<span style="color:{}">{}</span>', colour, f"{count:,}")
+
+    @admin.action(description="Publish selected presets")
+    def publish(self, request: HttpRequest, queryset: Any) -> None:
+        queryset.update(is_published=True)
+        invalidate_catalog()
+
+    @admin.action(description="Unpublish selected presets")
+    def unpublish(self, request: HttpRequest, queryset: Any) -> None:
+        queryset.update(is_published=False)
+        invalidate_catalog()
+
+    def save_model(self, request: HttpRequest, obj: ModelPreset, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        invalidate_catalog()
+
+
+@admin.register(GpuModel)
+class GpuModelAdmin(admin.ModelAdmin):
+    list_display = ["name", "memory_gib", "memory_bytes", "is_active", "order"]
+    list_editable = ["is_active", "order"]
+
+    @admin.display(description="GiB")
+    def memory_gib(self, obj: GpuModel) -> str:
+        return f"{obj.memory_bytes / 2**30:.1f}"
+
+    def save_model(self, request: HttpRequest, obj: GpuModel, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        invalidate_catalog()
+
+
+@admin.register(SavedConfiguration)
+class SavedConfigurationAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "owner", "created"]
+    search_fields = ["name", "slug", "note"]
+    readonly_fields = ["slug", "inputs", "model_snapshot", "created", "updated"]
+    list_select_related = ["owner"]

@@ -1,0 +1,104 @@
+"""Response schemas for the OpenAPI document (the request schemas are `calculator.schemas`).
+
+A test validates real responses against these models, so the documentation cannot drift.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from calculator.schemas import LoraInput, ModelChoice, TrainingInput
+
+
+class ModelOut(BaseModel):
+    name: str
+    model_type: str
+    family: str
+    base_params: int
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    head_dim: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    num_local_experts: int
+    num_experts_per_tok: int
+    target_module_names: list[str]
+
+
+class ModuleOut(BaseModel):
+    name: str
+    in_features: int
+    out_features: int
+    layers: int
+    r: int
+    lora_alpha: float
+    num_experts: int
+    params_per_layer: int
+    params: int
+
+
+class LoraOut(BaseModel):
+    trainable_params: int
+    all_params: int
+    trainable_percent: float
+    scaling: float
+    lora_params: int
+    bias_params: int
+    modules_to_save_params: int
+    modules: list[ModuleOut]
+
+
+class MemoryOut(BaseModel):
+    base_weights_bytes: int
+    adapter_weights_bytes: int
+    gradients_bytes: int
+    optimizer_states_bytes: int
+    activations_bytes: int
+    logits_bytes: int
+    overhead_bytes: int
+    transient_bytes: int
+    total_bytes: int
+    per_layer_activation_bytes: int
+
+
+class FitOut(BaseModel):
+    gpu: str
+    memory_bytes: int
+    fits: bool
+
+
+class ScenarioOut(BaseModel):
+    label: str
+    base_dtype: str
+    trainable_params: int
+    memory: MemoryOut
+
+
+class EstimateResponse(BaseModel):
+    engine_version: str
+    model: ModelOut
+    lora: LoraOut
+    memory: MemoryOut
+    adapter_file_bytes: int
+    fits: list[FitOut]
+    peft_config: str
+    comparison: list[ScenarioOut]
+
+
+class ConfigurationResponse(BaseModel):
+    slug: str
+    url: str
+    name: str
+    note: str
+    created: datetime
+    owner: str | None
+    model: ModelChoice
+    lora: LoraInput
+    training: TrainingInput
+    estimate: EstimateResponse | None
+    error: dict[str, object] | None = None

@@ -1,0 +1,135 @@
+"""The REST API: thin views that validate with `calculator.schemas` and call `calculator.services`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import DatabaseError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from pydantic import ValidationError as PydanticValidationError
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.exceptions import APIException, PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+
+from calculator.api.errors import as_drf_error
+from calculator.api.openapi import ConfigurationResponse, EstimateResponse
+from calculator.api.serializers import ConfigurationUpdateSerializer, PresetSerializer
+from calculator.core import InputError
+from calculator.models import ModelPreset, SavedConfiguration
+from calculator.representation import estimate_dict
+from calculator.schemas import EstimateRequest, SaveRequest
+from calculator.services import configuration_dict, run_estimate, save_configuration
+
+ERROR_400 = OpenApiResponse(description='Invalid input: `{"field": ["message"]}`, nested for nested fields.')
+
+
+def parse(model: type[EstimateRequest], data: Any) -> EstimateRequest:
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as error:
+        raise as_drf_error(error) from None
+
+
+class ServiceUnavailable(APIException):
+    status_code = 503
+    default_detail = "Saving is unavailable right now (the database cannot be reached); computing still works."
+    default_code = "database_unavailable"
+
+
+class EstimateView(APIView):
+    """Compute without saving. No authentication and no CSRF token: it changes nothing."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(request=EstimateRequest, responses={200: EstimateResponse, 400: ERROR_400})
+    def post(self, request: Request) -> Response:
+        estimate_request = parse(EstimateRequest, request.data)
+        try:
+            result = run_estimate(estimate_request)
+        except InputError as error:
+            raise as_drf_error(error) from None
+        return Response(estimate_dict(result))
+
+
+class PresetViewSet(viewsets.ReadOnlyModelViewSet):
+    """The published preset catalog."""
+
+    queryset = ModelPreset.objects.published()
+    serializer_class = PresetSerializer
+    lookup_field = "slug"
+    authentication_classes: list[type] = []
+    permission_classes = [permissions.AllowAny]
+    pagination_class = None
+
+
+class AnonSaveThrottle(AnonRateThrottle):
+    scope = "anon_save"
+
+
+class IsOwner(permissions.BasePermission):
+    def has_object_permission(self, request: Request, view: Any, obj: SavedConfiguration) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return obj.owner_id is not None and obj.owner_id == request.user.id
+
+
+class ConfigurationViewSet(
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.ListModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Saved configurations: anyone saves (rate-limited) and reads by slug; owners list, rename, delete."""
+
+    queryset = SavedConfiguration.objects.select_related("owner")
+    lookup_field = "slug"
+    serializer_class = ConfigurationUpdateSerializer
+    permission_classes = [IsOwner]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_throttles(self) -> list[Any]:
+        if self.action == "create" and not self.request.user.is_authenticated:
+            return [AnonSaveThrottle()]
+        return []
+
+    def get_queryset(self) -> Any:
+        if self.action == "list":
+            user = self.request.user
+            return self.queryset.filter(owner=user) if user.is_authenticated else self.queryset.none()
+        return self.queryset
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not request.user.is_authenticated:
+            raise PermissionDenied("Sign in to list your configurations.")
+        items = self.get_queryset()[:500]
+        return Response([configuration_dict(c, request, with_estimate=False) for c in items])
+
+    @extend_schema(request=SaveRequest, responses={201: ConfigurationResponse, 400: ERROR_400})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        save_request = parse(SaveRequest, request.data)
+        owner = request.user if request.user.is_authenticated else None
+        try:
+            configuration = save_configuration(save_request, owner)
+        except InputError as error:
+            raise as_drf_error(error) from None
+        except DatabaseError:
+            raise ServiceUnavailable() from None
+        return Response(configuration_dict(configuration, request), status=201)
+
+    @extend_schema(responses={200: ConfigurationResponse})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return Response(configuration_dict(self.get_object(), request))
+
+    @extend_schema(request=ConfigurationUpdateSerializer, responses={200: ConfigurationResponse, 400: ERROR_400})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        configuration = self.get_object()
+        serializer = ConfigurationUpdateSerializer(configuration, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        serializer.save()
+        return Response(configuration_dict(configuration, request))

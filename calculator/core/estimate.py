@@ -1,0 +1,181 @@
+"""One call from inputs to every number the product shows: `estimate()`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from .activations import estimate_activations
+from .adapter_file import adapter_file_bytes
+from .architecture import LINEAR_KINDS, Architecture
+from .dtypes import FLOAT_BYTES, compute_dtype
+from .errors import ErrorCollector
+from .gpus import DEFAULT_GPUS, Gpu, GpuFit, fits
+from .lora import LoraCount, LoraSettings, count_lora, scaling
+from .memory import static_memory
+from .optimizers import StateTensor, optimizer_state_bytes
+from .snippet import lora_config_snippet
+from .training import TrainingSettings, validate_training
+
+ENGINE_VERSION = "1.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryEstimate:
+    base_weights_bytes: int
+    adapter_weights_bytes: int
+    gradients_bytes: int
+    optimizer_states_bytes: int
+    activations_bytes: int
+    logits_bytes: int
+    overhead_bytes: int
+    transient_bytes: int  # not saved for backward but alive at the peak (recompute, loss buffers...)
+    total_bytes: int
+    per_layer_activation_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One column of the full fine-tuning / LoRA / QLoRA comparison."""
+
+    label: str
+    base_dtype: str
+    trainable_params: int
+    memory: MemoryEstimate
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    engine_version: str
+    name: str
+    architecture: Architecture
+    lora_settings: LoraSettings
+    training: TrainingSettings
+    count: LoraCount
+    scaling: float
+    memory: MemoryEstimate
+    adapter_file_bytes: int
+    fits: tuple[GpuFit, ...]
+    peft_config: str
+    comparison: tuple[Scenario, ...]
+
+
+def memory_estimate(
+    arch: Architecture, count: LoraCount, training: TrainingSettings, *, full: bool = False
+) -> MemoryEstimate:
+    static = _full_static(arch, training) if full else static_memory(arch, count, training)
+    acts = estimate_activations(arch, count, training, full=full)
+    activations = acts.layers_bytes + acts.outside_bytes
+    transient = max(acts.recompute_bytes, 0) + acts.head_transient_bytes + _dequant_bytes(arch, training)
+    if training.parallelism == "fsdp" and training.num_gpus > 1:
+        transient += _largest_layer_bytes(arch, training)  # one layer's weights gathered at a time
+    total = (
+        static.base_weights_bytes
+        + static.adapter_weights_bytes
+        + static.gradients_bytes
+        + static.optimizer_states_bytes
+        + activations
+        + acts.logits_bytes
+        + transient
+        + training.overhead_bytes
+    )
+    return MemoryEstimate(
+        base_weights_bytes=static.base_weights_bytes,
+        adapter_weights_bytes=static.adapter_weights_bytes,
+        gradients_bytes=static.gradients_bytes,
+        optimizer_states_bytes=static.optimizer_states_bytes,
+        activations_bytes=activations,
+        logits_bytes=acts.logits_bytes,
+        overhead_bytes=training.overhead_bytes,
+        transient_bytes=transient,
+        total_bytes=total,
+        per_layer_activation_bytes=acts.per_layer_bytes,
+    )
+
+
+def _dequant_bytes(arch: Architecture, training: TrainingSettings) -> int:
+    """bitsandbytes dequantizes one weight at a time to the compute dtype for the matmul."""
+    if training.base_dtype in FLOAT_BYTES:
+        return 0
+    largest = max((m.in_features * m.out_features for m in arch.layer_modules if m.kind in LINEAR_KINDS), default=0)
+    return largest * FLOAT_BYTES[compute_dtype(training.base_dtype)]
+
+
+def _largest_layer_bytes(arch: Architecture, training: TrainingSettings) -> int:
+    return arch.params_per_layer * FLOAT_BYTES[compute_dtype(training.base_dtype)]
+
+
+def _full_static(arch: Architecture, training: TrainingSettings):  # type: ignore[no-untyped-def]
+    """Full fine-tuning: every base tensor trains in the (unquantized) base dtype."""
+    from .memory import StaticMemory
+
+    elem = FLOAT_BYTES[compute_dtype(training.base_dtype)]
+    tensors = [StateTensor(p.shape, arch.num_layers, elem) for m in arch.layer_modules for p in m.params]
+    tied = arch.dims.tie_word_embeddings
+    tensors += [
+        StateTensor(p.shape, 1, elem)
+        for m in arch.global_modules
+        if not (tied and m.path == arch.output_head)
+        for p in m.params
+    ]
+    weights = arch.base_params * elem
+    memory = StaticMemory(weights, 0, weights, optimizer_state_bytes(training.optimizer, tensors))
+    if training.parallelism == "fsdp" and training.num_gpus > 1:
+        n = training.num_gpus
+        return StaticMemory(
+            *(-(-v // n) for v in (memory.base_weights_bytes, 0, memory.gradients_bytes, memory.optimizer_states_bytes))
+        )
+    return memory
+
+
+def compare_scenarios(arch: Architecture, count: LoraCount, training: TrainingSettings) -> tuple[Scenario, ...]:
+    """Full fine-tuning vs this LoRA vs the same LoRA on a 4-bit NF4 base, same batch and optimizer."""
+    full_training = replace(training, base_dtype=compute_dtype(training.base_dtype))
+    qlora_training = replace(training, base_dtype="nf4", double_quant=True)
+    return (
+        Scenario(
+            "Full fine-tuning",
+            full_training.base_dtype,
+            arch.base_params,
+            memory_estimate(arch, count, full_training, full=True),
+        ),
+        Scenario("LoRA", training.base_dtype, count.trainable_params, memory_estimate(arch, count, training)),
+        Scenario("QLoRA (NF4)", "nf4", count.trainable_params, memory_estimate(arch, count, qlora_training)),
+    )
+
+
+def estimate(
+    arch: Architecture,
+    lora: LoraSettings,
+    training: TrainingSettings,
+    gpus: tuple[Gpu, ...] = DEFAULT_GPUS,
+    name: str = "",
+) -> Estimate:
+    """Every number for one configuration; raises `InputError` naming bad fields. Pure and cached."""
+    return _estimate(arch, lora, training, gpus, name)
+
+
+@lru_cache(maxsize=1024)
+def _estimate(
+    arch: Architecture, lora: LoraSettings, training: TrainingSettings, gpus: tuple[Gpu, ...], name: str
+) -> Estimate:
+    errors = ErrorCollector()
+    validate_training(training, errors)
+    errors.raise_if_any()
+    count = count_lora(arch, lora)
+    memory = memory_estimate(arch, count, training)
+    resolved = arch.default_target_modules if lora.target_modules is None and not lora.target_parameters else None
+    return Estimate(
+        engine_version=ENGINE_VERSION,
+        name=name,
+        architecture=arch,
+        lora_settings=lora,
+        training=training,
+        count=count,
+        scaling=scaling(lora.lora_alpha, lora.r, lora.use_rslora),
+        memory=memory,
+        adapter_file_bytes=adapter_file_bytes(count, training.adapter_dtype, training.base_dtype),
+        fits=fits(memory.total_bytes, gpus),
+        peft_config=lora_config_snippet(lora, resolved),
+        comparison=compare_scenarios(arch, count, training),
+    )

@@ -1,0 +1,511 @@
+"""LoRA trainable parameters, counted exactly as PEFT's ``get_nb_trainable_parameters()`` does.
+
+PEFT walks ``model.named_modules()`` and, for each module name, decides whether to wrap it
+(``check_target_module_exists`` in ``peft/tuners/tuners_utils.py``); the wrapped module gets
+``lora_A`` (in -> r) and ``lora_B`` (r -> out), so r·(in + out) new parameters, plus DoRA's magnitude
+vector (out) and ``lora_B``'s bias (out) when asked. We replay those decisions on the module
+inventory, layer by layer only when a rule can tell layers apart.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .architecture import LINEAR_KINDS, LORA_MODULE_KINDS, Architecture, Kind, Module, Param
+from .errors import ErrorCollector
+
+ALL_LINEAR = "all-linear"
+BIAS_MODES = ("none", "all", "lora_only")
+
+
+@dataclass(frozen=True, slots=True)
+class LoraSettings:
+    """The numbers-relevant subset of ``peft.LoraConfig``, with its names and defaults."""
+
+    r: int = 8
+    lora_alpha: float = 8
+    target_modules: tuple[str, ...] | str | None = None
+    lora_dropout: float = 0.0
+    bias: str = "none"
+    use_dora: bool = False
+    use_rslora: bool = False
+    lora_bias: bool = False
+    modules_to_save: tuple[str, ...] | None = None
+    layers_to_transform: tuple[int, ...] | int | None = None
+    layers_pattern: tuple[str, ...] | str | None = None
+    rank_pattern: tuple[tuple[str, int], ...] = ()
+    alpha_pattern: tuple[tuple[str, float], ...] = ()
+    target_parameters: tuple[str, ...] | None = None
+    exclude_modules: tuple[str, ...] | str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptedModule:
+    """One row of the per-module table: modules of one name, shape and rank."""
+
+    name: str
+    kind: Kind
+    in_features: int
+    out_features: int
+    layers: int
+    r: int
+    alpha: float
+    params_per_layer: int
+    num_experts: int = 1
+
+    @property
+    def params(self) -> int:
+        return self.layers * self.params_per_layer
+
+
+ADAPTER = "adapter"  # new LoRA/DoRA tensors: stored in the adapter dtype (fp32 by default)
+BIAS = "bias"  # base biases made trainable (bias="all"/"lora_only"): already part of the base weights
+COPY = "copy"  # modules_to_save: a deep copy of the base module, in the base (compute) dtype
+
+
+@dataclass(frozen=True, slots=True)
+class TensorGroup:
+    """``count`` trainable tensors of one shape: what optimizers and safetensors see."""
+
+    shape: tuple[int, ...]
+    count: int
+    origin: str = ADAPTER
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def params(self) -> int:
+        return self.numel * self.count
+
+
+@dataclass(frozen=True, slots=True)
+class SavedTensor:
+    """A tensor of the saved adapter file: name (as in PEFT's state dict), shape, where it comes from."""
+
+    name: str
+    shape: tuple[int, ...]
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class LoraCount:
+    base_params: int
+    trainable_params: int
+    all_params: int
+    lora_params: int  # lora_A + lora_B (+ lora_B bias) + DoRA magnitudes
+    bias_params: int  # base biases made trainable by bias="all"/"lora_only"
+    modules_to_save_params: int  # full trainable copies
+    modules: tuple[AdaptedModule, ...]
+    tensors: tuple[TensorGroup, ...]  # every trainable tensor (shapes), for optimizer/file bytes
+    saved_modules: tuple[str, ...]  # names of modules_to_save copies
+    adapted_keys: tuple[tuple[str, Module, int], ...]  # (full module name, module, r) of every wrapped module
+    parameter_keys: tuple[tuple[str, tuple[int, ...], int], ...]  # target_parameters: (name, shape, r)
+    bias_keys: tuple[tuple[str, tuple[int, ...]], ...]  # base biases made trainable
+    copy_keys: tuple[tuple[str, tuple[int, ...]], ...]  # modules_to_save copies' parameters
+    use_dora: bool = False
+    lora_bias: bool = False
+    lora_dropout: float = 0.0
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable_params / self.all_params if self.all_params else 0.0
+
+    @property
+    def adapted_layers_total(self) -> int:
+        return sum(m.layers for m in self.modules)
+
+
+def scaling(lora_alpha: float, r: int, use_rslora: bool) -> float:
+    """PEFT's multiplier of B·A: alpha / r, or alpha / sqrt(r) with rsLoRA."""
+    return lora_alpha / math.sqrt(r) if use_rslora else lora_alpha / r
+
+
+class _Excluded:
+    """Marker: the module matched an exclusion (exclude_modules / modules_to_save)."""
+
+
+EXCLUDED = _Excluded()
+
+
+@lru_cache(maxsize=512)
+def _compile(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+class Matcher:
+    """``check_target_module_exists`` for one config, plus the rank/alpha pattern lookups."""
+
+    def __init__(self, arch: Architecture, lora: LoraSettings, errors: ErrorCollector) -> None:
+        self.arch = arch
+        self.lora = lora
+        targets = lora.target_modules
+        self.all_linear = isinstance(targets, str) and targets.lower() == ALL_LINEAR
+        if targets is None and lora.target_parameters is None:
+            targets = arch.default_target_modules
+            if targets is None:
+                errors.add(
+                    "lora.target_modules",
+                    f"PEFT has no default target modules for model_type {arch.model_type!r}; "
+                    f"name them, e.g. {list(arch.lora_module_names)} or 'all-linear'.",
+                )
+                targets = ()
+        self.targets = targets
+        self.regex: re.Pattern[str] | None = None
+        if isinstance(targets, str) and not self.all_linear:
+            self.regex = _checked_regex(targets, "lora.target_modules", errors)
+        self.exclude_regex: re.Pattern[str] | None = None
+        if isinstance(lora.exclude_modules, str):
+            self.exclude_regex = _checked_regex(lora.exclude_modules, "lora.exclude_modules", errors)
+        self.save_regexes = tuple(
+            _checked_regex(rf"(^|.*\.){m}($|\..*)", "lora.modules_to_save", errors) for m in lora.modules_to_save or ()
+        )
+        self.rank_keys = tuple(
+            (_checked_regex(rf"(.*\.)?({k})$", "lora.rank_pattern", errors), v) for k, v in lora.rank_pattern
+        )
+        self.alpha_keys = tuple(
+            (_checked_regex(rf"(.*\.)?({k})$", "lora.alpha_pattern", errors), v) for k, v in lora.alpha_pattern
+        )
+        patterns = lora.layers_pattern
+        self.layer_regexes: tuple[re.Pattern[str], ...]
+        if not patterns:
+            self.layer_regexes = (re.compile(r".*?\.[^.]*\.(\d+)\."),)
+        else:
+            names = (patterns,) if isinstance(patterns, str) else patterns
+            self.layer_regexes = tuple(
+                _checked_regex(rf".*?\.{p}\.(\d+)\.", "lora.layers_pattern", errors) for p in names
+            )
+        self.longest_name = max((len(t) for t in self._plain_strings()), default=0)
+
+    def _plain_strings(self) -> Iterator[str]:
+        if isinstance(self.targets, tuple):
+            yield from self.targets
+        if isinstance(self.lora.exclude_modules, tuple):
+            yield from self.lora.exclude_modules
+
+    def layer_invariant(self, relative_path: str) -> bool:
+        """True when no rule can tell layer i's copy of this module from layer j's.
+
+        A suffix rule ``key.endswith("." + t)`` only looks at the layer prefix when ``t`` is longer
+        than the relative path; regexes and layer indexes always may.
+        """
+        if self.all_linear:
+            return True
+        if self.regex or self.exclude_regex or self.save_regexes or self.rank_keys or self.alpha_keys:
+            return False
+        if self.lora.layers_to_transform is not None:
+            return False
+        return self.longest_name <= len(relative_path)
+
+    def matches(self, key: str, module: Module) -> bool | _Excluded:
+        lora = self.lora
+        exclude = lora.exclude_modules
+        if exclude:
+            if self.exclude_regex is not None:
+                if self.exclude_regex.fullmatch(key):
+                    return EXCLUDED
+            elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
+                return EXCLUDED
+        if any(r.match(key) for r in self.save_regexes):
+            return EXCLUDED
+        if self.all_linear:
+            return module.kind in LINEAR_KINDS and key != self.arch.output_head
+        if self.regex is not None:
+            return self.regex.fullmatch(key) is not None
+        targets = self.targets
+        assert isinstance(targets, tuple)
+        if key in targets:
+            return True
+        found = any(key.endswith(f".{t}") for t in targets)
+        layers = lora.layers_to_transform
+        if found and layers is not None and (not isinstance(layers, tuple) or len(layers) > 0):
+            index = self.layer_index(key)
+            if index is None:
+                return False
+            return index == layers if isinstance(layers, int) else index in layers
+        return found
+
+    def layer_index(self, key: str) -> int | None:
+        for regex in self.layer_regexes:
+            match = regex.match(key)
+            if match:
+                return int(match.group(1))
+        return None
+
+    def rank_and_alpha(self, key: str) -> tuple[int, float]:
+        r = next((v for regex, v in self.rank_keys if regex.match(key)), self.lora.r)
+        alpha = next((v for regex, v in self.alpha_keys if regex.match(key)), self.lora.lora_alpha)
+        return r, alpha
+
+
+def _checked_regex(pattern: str, field: str, errors: ErrorCollector) -> re.Pattern[str]:
+    try:
+        return _compile(pattern)
+    except re.error as error:
+        errors.add(field, f"Invalid regular expression {pattern!r}: {error}.")
+        return _compile(r"(?!)")
+
+
+def validate_settings(lora: LoraSettings, errors: ErrorCollector) -> None:
+    """The checks ``LoraConfig.__post_init__`` and layer creation make, as field errors."""
+    if lora.r < 1:
+        errors.add("lora.r", f"`r` should be a positive integer value but the value passed is {lora.r}.")
+    for key, value in lora.rank_pattern:
+        if value < 1:
+            errors.add("lora.rank_pattern", f"Rank for {key!r} must be a positive integer, got {value}.")
+    if lora.bias not in BIAS_MODES:
+        errors.add("lora.bias", f"Must be one of {', '.join(BIAS_MODES)}.")
+    if not 0.0 <= lora.lora_dropout < 1.0:
+        errors.add("lora.lora_dropout", "Must be at least 0 and below 1.")
+    if isinstance(lora.target_modules, str) and lora.layers_to_transform is not None:
+        errors.add("lora.layers_to_transform", "Cannot be used when `target_modules` is a str.")
+    if isinstance(lora.target_modules, str) and lora.layers_pattern:
+        errors.add("lora.layers_pattern", "Cannot be used when `target_modules` is a str.")
+    if lora.layers_pattern and lora.layers_to_transform is None:
+        errors.add("lora.layers_pattern", "When `layers_pattern` is specified, `layers_to_transform` must be too.")
+    if lora.lora_bias and lora.use_dora:
+        errors.add("lora.lora_bias", "lora_bias=True is not supported for DoRA; set use_dora=False.")
+    if lora.target_parameters and lora.lora_dropout > 0:
+        errors.add("lora.lora_dropout", "lora_dropout must be 0 when target_parameters is used.")
+
+
+def adapter_params(module: Module, r: int, lora: LoraSettings) -> tuple[int, list[tuple[int, ...]]]:
+    """New parameters (and their tensor shapes) when PEFT wraps ``module`` with rank ``r``."""
+    if module.kind is Kind.EMBEDDING:
+        # lora_embedding_A: (r, num_embeddings), lora_embedding_B: (embedding_dim, r)
+        shapes: list[tuple[int, ...]] = [(r, module.in_features), (module.out_features, r)]
+        if lora.use_dora:
+            shapes.append((module.out_features,))
+    else:
+        shapes = [(r, module.in_features), (module.out_features, r)]
+        if lora.lora_bias:
+            shapes.append((module.out_features,))
+        if lora.use_dora:
+            shapes.append((module.out_features,))
+    return sum(math.prod(s) for s in shapes), shapes
+
+
+def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
+    """Trainable and total parameters after ``get_peft_model(model, LoraConfig(...))``."""
+    errors = ErrorCollector()
+    validate_settings(lora, errors)
+    errors.raise_if_any()
+    matcher = Matcher(arch, lora, errors)
+    errors.raise_if_any()
+
+    rows: dict[tuple[str, int, int, int, float, int], int] = {}
+    row_kind: dict[tuple[str, int, int, int, float, int], Kind] = {}
+    row_params: dict[tuple[str, int, int, int, float, int], int] = {}
+    tensors: dict[tuple[tuple[int, ...], str], int] = {}
+
+    def add_tensor(shape: tuple[int, ...], times: int, origin: str = ADAPTER) -> None:
+        tensors[(shape, origin)] = tensors.get((shape, origin), 0) + times
+
+    unsupported: set[str] = set()
+    bias_params = 0
+    saved = _modules_to_save(arch, lora)
+
+    adapted_keys: list[tuple[str, Module, int]] = []
+    parameter_keys: list[tuple[str, tuple[int, ...], int]] = []
+    bias_keys: list[tuple[str, tuple[int, ...]]] = []
+
+    def adapt(key: str, module: Module, times: int) -> None:
+        nonlocal bias_params
+        if module.kind not in LORA_MODULE_KINDS:
+            unsupported.add(f"{module.path or key} ({module.kind})")
+            return
+        r, alpha = matcher.rank_and_alpha(key)
+        keys = [key] if times == 1 else [arch.layer_key(i, module.path) for i in range(times)]
+        adapted_keys.extend((k, module, r) for k in keys)
+        params, shapes = adapter_params(module, r, lora)
+        row = (module.name, module.in_features, module.out_features, r, alpha, 1)
+        rows[row] = rows.get(row, 0) + times
+        row_kind[row] = module.kind
+        row_params[row] = params
+        for shape in shapes:
+            add_tensor(shape, times)
+        if lora.bias == "lora_only" and module.has_bias:
+            bias_params += times * module.out_features
+            add_tensor((module.out_features,), times, BIAS)
+            bias_keys.extend((f"{k}.bias", (module.out_features,)) for k in keys)
+
+    for module in arch.layer_modules:
+        if not module.path:
+            continue
+        if matcher.layer_invariant(module.path):
+            decision = matcher.matches(arch.layer_key(0, module.path), module)
+            if decision is True:
+                adapt(arch.layer_key(0, module.path), module, arch.num_layers)
+            continue
+        for index in range(arch.num_layers):
+            key = arch.layer_key(index, module.path)
+            if matcher.matches(key, module) is True:
+                adapt(key, module, 1)
+    for module in arch.global_modules:
+        if matcher.matches(module.path, module) is True:
+            adapt(module.path, module, 1)
+
+    for key, module, param in _matched_parameters(arch, lora):
+        r, alpha = matcher.rank_and_alpha(key)
+        experts, a, b = param.shape if len(param.shape) == 3 else (1, param.shape[1], param.shape[0])
+        shapes = [(r * experts, a), (b, r * experts)]
+        if lora.lora_bias:
+            shapes.append((b,))
+        params = sum(math.prod(s) for s in shapes)
+        parameter_keys.append((key, param.shape, r))
+        row = (f"{module.name}.{param.name}", a, b, r, alpha, experts)
+        rows[row] = rows.get(row, 0) + 1
+        row_kind[row] = module.kind
+        row_params[row] = params
+        for shape in shapes:
+            add_tensor(shape, 1)
+
+    if unsupported:
+        errors.add(
+            "lora.target_modules",
+            "Only linear, Conv1D and embedding layers can be adapted; these matched modules are not: "
+            + ", ".join(sorted(unsupported)[:8])
+            + ".",
+        )
+    if not rows:
+        what = lora.target_parameters if lora.target_modules is None else matcher.targets
+        field = (
+            "lora.target_parameters"
+            if lora.target_modules is None and lora.target_parameters
+            else "lora.target_modules"
+        )
+        errors.add(
+            field,
+            f"Target modules {what!r} not found in the base model ({arch.model_type}: "
+            f"{', '.join(arch.lora_module_names)}).",
+        )
+    errors.raise_if_any()
+
+    if lora.bias == "all":
+        bias_params = 0
+        bias_keys = []
+        for name, shape in _base_biases(arch):
+            bias_params += math.prod(shape)
+            add_tensor(shape, 1, BIAS)
+            bias_keys.append((name, shape))
+
+    saved_params = 0
+    copy_keys: list[tuple[str, tuple[int, ...]]] = []
+    for module, times in saved:
+        saved_params += module.numel * times
+        for param in module.params:
+            add_tensor(param.shape, times, COPY)
+        for key in _expand(arch, module.path, times):
+            copy_keys.extend((f"{key}.{p.name}", p.shape) for p in module.params)
+
+    modules = tuple(
+        AdaptedModule(
+            name=name,
+            kind=row_kind[key],
+            in_features=fin,
+            out_features=fout,
+            layers=count,
+            r=r,
+            alpha=alpha,
+            params_per_layer=row_params[key],
+            num_experts=experts,
+        )
+        for key, count in rows.items()
+        for (name, fin, fout, r, alpha, experts) in [key]
+    )
+    lora_params = sum(m.params for m in modules)
+    base = arch.base_params
+    trainable = lora_params + bias_params + saved_params
+    return LoraCount(
+        base_params=base,
+        trainable_params=trainable,
+        all_params=base + lora_params + saved_params,
+        lora_params=lora_params,
+        bias_params=bias_params,
+        modules_to_save_params=saved_params,
+        modules=modules,
+        tensors=tuple(TensorGroup(shape, count, origin) for (shape, origin), count in tensors.items()),
+        saved_modules=tuple(m.path for m, _ in saved),
+        adapted_keys=tuple(adapted_keys),
+        parameter_keys=tuple(parameter_keys),
+        bias_keys=tuple(bias_keys),
+        copy_keys=tuple(copy_keys),
+        use_dora=lora.use_dora,
+        lora_bias=lora.lora_bias,
+        lora_dropout=lora.lora_dropout,
+    )
+
+
+def _expand(arch: Architecture, path: str, times: int) -> list[str]:
+    if times == 1:
+        return [path]
+    return [arch.layer_key(i, path) if path else f"{arch.layer_prefix}.{i}" for i in range(times)]
+
+
+def _base_biases(arch: Architecture) -> Iterator[tuple[str, tuple[int, ...]]]:
+    """bias="all": PEFT makes every parameter whose name contains "bias" trainable."""
+    for index in range(arch.num_layers):
+        for module in arch.layer_modules:
+            for param in module.params:
+                if "bias" in param.name:
+                    yield f"{arch.layer_key(index, module.path)}.{param.name}", param.shape
+    for module in arch.global_modules:
+        if arch.dims.tie_word_embeddings and module.path == arch.output_head:
+            continue
+        for param in module.params:
+            if "bias" in param.name:
+                yield f"{module.path}.{param.name}", param.shape
+
+
+def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Module, int]]:
+    """Modules PEFT wraps in ``ModulesToSaveWrapper`` (``key.endswith(name)``, outermost match)."""
+    names = lora.modules_to_save
+    if not names:
+        return []
+    found: list[tuple[Module, int]] = []
+    wrapped: list[str] = []
+    for module in arch.global_modules:
+        if any(module.path.endswith(n) for n in names) and not _inside(module.path, wrapped):
+            found.append((module, 1))
+            wrapped.append(module.path)
+    layer_wrapped: list[str] = []
+    for module in arch.layer_modules:
+        key = arch.layer_key(0, module.path) if module.path else f"{arch.layer_prefix}.0"
+        if any(key.endswith(n) for n in names) and not _inside(module.path, layer_wrapped):
+            if module.path:
+                layer_wrapped.append(module.path)
+            found.append((_with_subtree(arch, module), arch.num_layers))
+    return [(m, t) for m, t in found if m.numel]
+
+
+def _inside(path: str, wrapped: list[str]) -> bool:
+    return any(path.startswith(f"{w}.") for w in wrapped)
+
+
+def _with_subtree(arch: Architecture, container_module: Module) -> Module:
+    """A wrapped container copies all of its children's parameters."""
+    prefix = f"{container_module.path}." if container_module.path else ""
+    params = tuple(
+        p for m in arch.layer_modules if m.path.startswith(prefix) or m is container_module for p in m.params
+    )
+    return Module(container_module.path, container_module.kind, params)
+
+
+def _matched_parameters(arch: Architecture, lora: LoraSettings) -> Iterator[tuple[str, Module, Param]]:
+    """``target_parameters``: ``f"{module}.{param}"`` equal to, or ending with "." + a target."""
+    targets = lora.target_parameters
+    if not targets:
+        return
+    for module in arch.layer_modules:
+        for param in module.params:
+            if module.kind in LINEAR_KINDS and param.name == "bias":
+                continue
+            for index in range(arch.num_layers):
+                key = f"{arch.layer_key(index, module.path)}.{param.name}"
+                if key in targets or any(key.endswith(f".{t}") for t in targets):
+                    yield key, module, param

@@ -1,0 +1,84 @@
+"""Optimizer state bytes after the first step, per trainable tensor, as each implementation allocates.
+
+- ``adamw``: ``torch.optim.AdamW`` keeps ``exp_avg`` and ``exp_avg_sq`` like the parameter (same dtype)
+  and a float32 scalar ``step`` tensor per parameter.
+- ``adamw_8bit`` / ``paged_adamw_8bit``: bitsandbytes' ``Optimizer2State`` with 8-bit block-wise states:
+  two uint8 tensors like the parameter plus one float32 absmax per 256 elements each, and two shared
+  256-entry float32 maps; tensors under 4096 elements keep two float32 states (``min_8bit_size``).
+  Paged states live in CUDA unified memory: the same bytes, but they can be evicted to the host.
+- ``sgd``: no state. ``sgd_momentum``: one ``momentum_buffer`` like the parameter.
+- ``adafactor``: transformers' ``Adafactor`` (the HF Trainer's default settings, beta1=None): factored
+  float32 row and column second moments for matrices, a full float32 second moment for vectors.
+- ``lion``: bitsandbytes' 32-bit ``Lion``: one float32 momentum per element.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .dtypes import BNB_MIN_8BIT_SIZE, BNB_OPTIM_BLOCKSIZE, BNB_QMAP_BYTES, ceil_div
+
+OPTIMIZERS: dict[str, str] = {
+    "adamw": "AdamW (torch)",
+    "adamw_8bit": "8-bit AdamW (bitsandbytes)",
+    "paged_adamw_8bit": "Paged 8-bit AdamW (bitsandbytes)",
+    "sgd": "SGD",
+    "sgd_momentum": "SGD with momentum",
+    "adafactor": "Adafactor (transformers)",
+    "lion": "Lion (bitsandbytes, 32-bit)",
+}
+
+TORCH_STEP_BYTES = 4  # AdamW's per-parameter float32 ``step`` scalar
+
+
+@dataclass(frozen=True, slots=True)
+class StateTensor:
+    """``count`` trainable tensors of one shape, each ``element_bytes`` per element."""
+
+    shape: tuple[int, ...]
+    count: int
+    element_bytes: int
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+def optimizer_state_bytes(optimizer: str, tensors: Iterable[StateTensor]) -> int:
+    """Exact bytes of ``optimizer.state`` after one step (each storage once)."""
+    total = 0
+    uses_qmaps = False
+    for t in tensors:
+        n = t.numel
+        if optimizer == "adamw":
+            per = 2 * n * t.element_bytes + TORCH_STEP_BYTES
+        elif optimizer in ("adamw_8bit", "paged_adamw_8bit"):
+            if n < BNB_MIN_8BIT_SIZE:
+                per = 2 * 4 * n
+            else:
+                per = 2 * (n + 4 * ceil_div(n, BNB_OPTIM_BLOCKSIZE))
+                uses_qmaps = True
+        elif optimizer == "sgd":
+            per = 0
+        elif optimizer == "sgd_momentum":
+            per = n * t.element_bytes
+        elif optimizer == "adafactor":
+            per = 4 * _adafactor_elements(t.shape)
+        elif optimizer == "lion":
+            per = 4 * n
+        else:
+            raise ValueError(f"unknown optimizer {optimizer!r}")
+        total += per * t.count
+    if uses_qmaps:
+        total += 2 * BNB_QMAP_BYTES
+    return total
+
+
+def _adafactor_elements(shape: tuple[int, ...]) -> int:
+    if len(shape) >= 2:
+        rows = math.prod(shape[:-1])
+        cols = math.prod(shape[:-2]) * shape[-1]
+        return rows + cols
+    return math.prod(shape)

@@ -1,0 +1,100 @@
+"""Stored state: the preset catalog, the GPU catalog and users' saved configurations.
+
+Models are adapters to the pure core: `ModelPreset.to_spec()` gives the core's `Architecture`,
+`SavedConfiguration.inputs()` the estimate request. Results are never stored; they are recomputed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from calculator.core import Architecture, architecture_from_config
+
+SLUG_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0)
+SLUG_LENGTH = 10  # 32**10 ≈ 1.1e15: unguessable, still short enough to paste
+
+
+def new_slug() -> str:
+    return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
+
+
+class ModelPresetQuerySet(models.QuerySet):
+    def published(self) -> ModelPresetQuerySet:
+        return self.filter(is_published=True)
+
+
+class ModelPreset(models.Model):
+    slug = models.SlugField(max_length=80, unique=True)
+    name = models.CharField(max_length=120)
+    family = models.CharField(max_length=80, db_index=True)
+    config = models.JSONField(help_text="The config.json fields (model_type decides the architecture).")
+    published_params = models.BigIntegerField(help_text="Total parameters as the model's page publishes them.")
+    source_url = models.URLField(blank=True)
+    notes = models.TextField(blank=True)
+    is_published = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+    updated = models.DateTimeField(auto_now=True)
+
+    objects = ModelPresetQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["order", "family", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return f"{reverse('calculator')}?preset={self.slug}"
+
+    def to_spec(self) -> Architecture:
+        return architecture_from_config(self.config, field="config")
+
+
+class GpuModel(models.Model):
+    name = models.CharField(max_length=80, unique=True)
+    memory_bytes = models.BigIntegerField(help_text="Total memory the card reports (bytes).")
+    is_active = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "memory_bytes", "name"]
+        verbose_name = "GPU"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SavedConfiguration(models.Model):
+    """A user's named configuration. ``inputs`` is immutable once saved: a permalink never changes meaning."""
+
+    slug = models.CharField(max_length=16, unique=True, default=new_slug, editable=False)
+    name = models.CharField(max_length=200)
+    note = models.TextField(blank=True, max_length=5000)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="configurations"
+    )
+    inputs = models.JSONField(editable=False)
+    # The architecture at save time (a preset's config.json), so later catalog edits can't change a permalink.
+    model_snapshot = models.JSONField(editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("permalink", args=[self.slug])
+
+    def request_data(self) -> dict[str, Any]:
+        """The estimate request this configuration means, pinned to the architecture it was saved with."""
+        data = dict(self.inputs)
+        data["model"] = {"hf_config": self.model_snapshot}
+        return data

@@ -1,0 +1,86 @@
+"""The JSON shape of an estimate (api.md). Pure re-shaping: every number comes from the core."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from calculator.core import Estimate, MemoryEstimate
+
+MEMORY_FIELDS = (
+    "base_weights_bytes",
+    "adapter_weights_bytes",
+    "gradients_bytes",
+    "optimizer_states_bytes",
+    "activations_bytes",
+    "logits_bytes",
+    "overhead_bytes",
+    "transient_bytes",
+    "total_bytes",
+    "per_layer_activation_bytes",
+)
+
+
+def memory_dict(memory: MemoryEstimate) -> dict[str, int]:
+    return {field: getattr(memory, field) for field in MEMORY_FIELDS}
+
+
+def estimate_dict(result: Estimate, *, comparison: bool = True) -> dict[str, Any]:
+    arch, count, dims = result.architecture, result.count, result.architecture.dims
+    data: dict[str, Any] = {
+        "engine_version": result.engine_version,
+        "model": {
+            "name": result.name,
+            "model_type": arch.model_type,
+            "family": arch.family,
+            "base_params": arch.base_params,
+            "hidden_size": dims.hidden_size,
+            "intermediate_size": dims.intermediate_size,
+            "num_hidden_layers": dims.num_hidden_layers,
+            "num_attention_heads": dims.num_attention_heads,
+            "num_key_value_heads": dims.num_key_value_heads,
+            "head_dim": dims.head_dim,
+            "vocab_size": dims.vocab_size,
+            "tie_word_embeddings": dims.tie_word_embeddings,
+            "num_local_experts": dims.num_local_experts,
+            "num_experts_per_tok": dims.num_experts_per_tok,
+            "target_module_names": list(arch.lora_module_names),
+        },
+        "lora": {
+            "trainable_params": count.trainable_params,
+            "all_params": count.all_params,
+            "trainable_percent": count.trainable_percent,
+            "scaling": result.scaling,
+            "lora_params": count.lora_params,
+            "bias_params": count.bias_params,
+            "modules_to_save_params": count.modules_to_save_params,
+            "modules": [
+                {
+                    "name": m.name,
+                    "in_features": m.in_features,
+                    "out_features": m.out_features,
+                    "layers": m.layers,
+                    "r": m.r,
+                    "lora_alpha": m.alpha,
+                    "num_experts": m.num_experts,
+                    "params_per_layer": m.params_per_layer,
+                    "params": m.params,
+                }
+                for m in count.modules
+            ],
+        },
+        "memory": memory_dict(result.memory),
+        "adapter_file_bytes": result.adapter_file_bytes,
+        "fits": [{"gpu": f.gpu, "memory_bytes": f.memory_bytes, "fits": f.fits} for f in result.fits],
+        "peft_config": result.peft_config,
+    }
+    if comparison:
+        data["comparison"] = [
+            {
+                "label": s.label,
+                "base_dtype": s.base_dtype,
+                "trainable_params": s.trainable_params,
+                "memory": memory_dict(s.memory),
+            }
+            for s in result.comparison
+        ]
+    return data

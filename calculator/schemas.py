@@ -1,0 +1,197 @@
+"""The estimate request: validated once (pydantic v2, fast) for the API and the page alike.
+
+Field names, meanings and defaults are those of ``api.md`` (the ``lora`` group mirrors
+``peft.LoraConfig``); bounds come from the core so the form, the API and the core agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from calculator.core import LoraSettings, TrainingSettings, bounds
+from calculator.core.training import DEFAULT_OVERHEAD_BYTES
+
+Name = str
+
+
+class CustomDimensions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    hidden_size: int = Field(ge=1, le=bounds.MAX_HIDDEN_SIZE)
+    intermediate_size: int = Field(ge=1, le=bounds.MAX_INTERMEDIATE_SIZE)
+    num_hidden_layers: int = Field(ge=1, le=bounds.MAX_LAYERS)
+    num_attention_heads: int = Field(ge=1, le=bounds.MAX_HEADS)
+    num_key_value_heads: int | None = Field(default=None, ge=1, le=bounds.MAX_HEADS)
+    head_dim: int | None = Field(default=None, ge=1, le=bounds.MAX_HEAD_DIM)
+    vocab_size: int = Field(ge=1, le=bounds.MAX_VOCAB_SIZE)
+    tie_word_embeddings: bool = False
+    num_local_experts: int | None = Field(default=None, ge=1, le=bounds.MAX_EXPERTS)
+    num_experts_per_tok: int | None = Field(default=None, ge=1, le=bounds.MAX_EXPERTS)
+
+
+class ModelChoice(BaseModel):
+    """Exactly one of a catalog preset, a pasted config.json, or custom dimensions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = Field(default=None, max_length=80)
+    hf_config: dict[str, Any] | None = None
+    custom: CustomDimensions | None = None
+
+    @model_validator(mode="after")
+    def exactly_one(self) -> ModelChoice:
+        given = [k for k in ("preset", "hf_config", "custom") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("Give exactly one of preset, hf_config or custom.")
+        return self
+
+
+class LoraInput(BaseModel):
+    """``peft.LoraConfig`` keyword arguments; keys that do not change the numbers are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    r: int = Field(default=8, ge=1, le=bounds.MAX_RANK)
+    lora_alpha: float = Field(default=8, gt=0, le=bounds.MAX_ALPHA)
+    target_modules: list[Name] | Name | None = Field(default=None)
+    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    bias: Literal["none", "all", "lora_only"] = "none"
+    use_dora: bool = False
+    use_rslora: bool = False
+    lora_bias: bool = False
+    modules_to_save: list[Name] | None = None
+    layers_to_transform: int | list[int] | None = None
+    layers_pattern: list[Name] | Name | None = None
+    rank_pattern: dict[str, int] = Field(default_factory=dict)
+    alpha_pattern: dict[str, float] = Field(default_factory=dict)
+    target_parameters: list[Name] | None = None
+    exclude_modules: list[Name] | Name | None = None
+
+    @field_validator("target_modules", "modules_to_save", "target_parameters", "exclude_modules", "layers_pattern")
+    @classmethod
+    def bounded_names(cls, value: list[str] | str | None) -> list[str] | str | None:
+        items = [value] if isinstance(value, str) else value or []
+        if len(items) > bounds.MAX_LIST_ENTRIES:
+            raise ValueError(f"At most {bounds.MAX_LIST_ENTRIES} entries.")
+        for item in items:
+            if not item or len(item) > bounds.MAX_NAME_LENGTH:
+                raise ValueError(f"Names must be 1 to {bounds.MAX_NAME_LENGTH} characters.")
+        return value
+
+    @field_validator("layers_to_transform")
+    @classmethod
+    def layer_indexes(cls, value: int | list[int] | None) -> int | list[int] | None:
+        items = [value] if isinstance(value, int) else value or []
+        if len(items) > bounds.MAX_LIST_ENTRIES or any(not 0 <= i < bounds.MAX_LAYERS for i in items):
+            raise ValueError(f"Layer indexes must be between 0 and {bounds.MAX_LAYERS - 1}.")
+        return value
+
+    @field_validator("rank_pattern")
+    @classmethod
+    def ranks(cls, value: dict[str, int]) -> dict[str, int]:
+        if len(value) > bounds.MAX_PATTERN_ENTRIES:
+            raise ValueError(f"At most {bounds.MAX_PATTERN_ENTRIES} entries.")
+        if any(not 1 <= r <= bounds.MAX_RANK for r in value.values()):
+            raise ValueError(f"Ranks must be between 1 and {bounds.MAX_RANK}.")
+        return value
+
+    @field_validator("alpha_pattern")
+    @classmethod
+    def alphas(cls, value: dict[str, float]) -> dict[str, float]:
+        if len(value) > bounds.MAX_PATTERN_ENTRIES:
+            raise ValueError(f"At most {bounds.MAX_PATTERN_ENTRIES} entries.")
+        if any(not 0 < a <= bounds.MAX_ALPHA for a in value.values()):
+            raise ValueError(f"Alphas must be above 0 and at most {bounds.MAX_ALPHA:g}.")
+        return value
+
+    def to_core(self) -> LoraSettings:
+        def names(value: list[str] | str | None) -> tuple[str, ...] | str | None:
+            return tuple(value) if isinstance(value, list) else value
+
+        layers = self.layers_to_transform
+        return LoraSettings(
+            r=self.r,
+            lora_alpha=self.lora_alpha,
+            target_modules=names(self.target_modules),
+            lora_dropout=self.lora_dropout,
+            bias=self.bias,
+            use_dora=self.use_dora,
+            use_rslora=self.use_rslora,
+            lora_bias=self.lora_bias,
+            modules_to_save=tuple(self.modules_to_save) if self.modules_to_save is not None else None,
+            layers_to_transform=tuple(layers) if isinstance(layers, list) else layers,
+            layers_pattern=names(self.layers_pattern),
+            rank_pattern=tuple(self.rank_pattern.items()),
+            alpha_pattern=tuple(self.alpha_pattern.items()),
+            target_parameters=tuple(self.target_parameters) if self.target_parameters is not None else None,
+            exclude_modules=names(self.exclude_modules),
+        )
+
+
+class TrainingInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_dtype: Literal["fp32", "bf16", "fp16", "int8", "nf4", "fp4"] = "bf16"
+    double_quant: bool = True
+    adapter_dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
+    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "sgd", "sgd_momentum", "adafactor", "lion"] = "adamw"
+    batch_size: int = Field(default=1, ge=1, le=bounds.MAX_BATCH_SIZE)
+    seq_len: int = Field(default=2048, ge=1, le=bounds.MAX_SEQ_LEN)
+    gradient_checkpointing: bool = False
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = "sdpa"
+    num_gpus: int = Field(default=1, ge=1, le=bounds.MAX_GPUS)
+    parallelism: Literal["ddp", "fsdp"] = "ddp"
+    quantize_scope: Literal["all_linear", "lora_targets"] = "all_linear"
+    overhead_bytes: int = Field(default=DEFAULT_OVERHEAD_BYTES, ge=0, le=1 << 40)
+
+    def to_core(self) -> TrainingSettings:
+        return TrainingSettings(**self.model_dump())
+
+
+class EstimateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelChoice
+    lora: LoraInput = Field(default_factory=LoraInput)
+    training: TrainingInput = Field(default_factory=TrainingInput)
+
+
+class SaveRequest(EstimateRequest):
+    name: str = Field(min_length=1, max_length=200)
+    note: str = Field(default="", max_length=5000)
+
+
+def pydantic_errors(error: ValidationError) -> dict[str, list[str]]:
+    """Flatten pydantic's errors to dotted field paths (the core's convention)."""
+    flat: dict[str, list[str]] = {}
+    for item in error.errors(include_url=False):
+        loc = [str(part) for part in item["loc"] if not _is_union_tag(part)]
+        message = item["msg"].removeprefix("Value error, ")
+        flat.setdefault(".".join(loc) or "non_field_errors", []).append(message)
+    return flat
+
+
+def _is_union_tag(part: object) -> bool:
+    """pydantic names the union member it tried (``list[str]``, ``int``...); users don't need that."""
+    return isinstance(part, str) and (part.startswith(("list[", "dict[")) or part in {"str", "int", "float"})
+
+
+def nest(flat: dict[str, list[str]]) -> dict[str, Any]:
+    """``{"lora.r": [...]}`` -> ``{"lora": {"r": [...]}}``: DRF's nested error shape."""
+    nested: dict[str, Any] = {}
+    for path, messages in flat.items():
+        node = nested
+        parts = path.split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                child = node[part] = {"non_field_errors": child}
+            node = child
+        leaf = node.setdefault(parts[-1], [])
+        if isinstance(leaf, dict):
+            leaf.setdefault("non_field_errors", []).extend(messages)
+        else:
+            leaf.extend(messages)
+    return nested

@@ -1,0 +1,10 @@
+"""gunicorn settings for `make run`: stateless sync workers, any number behind a load balancer."""
+
+import multiprocessing
+import os
+
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "sync"
+timeout = 30
+accesslog = "-" if os.environ.get("ACCESS_LOG", "1") == "1" else None
+preload_app = True

@@ -1,0 +1,803 @@
+"""Measured reference data for lorasite's memory estimator (LoRA / QLoRA training memory).
+
+Run:  /work/venvs/val/bin/python validation/measure_memory.py [--quick] [--family llama ...] [--detail]
+Writes tests/core/golden/memory_measured.json (and, with --detail, validation/activations_detail.txt: the per-layer
+list of saved tensors of one representative case per family, the source of validation/ACTIVATIONS.md).
+
+Small models of several families are built with transformers from the configs in validation/configs/small/
+(random weights, CPU), LoRA is applied with PEFT, one forward + backward + one optimizer step is run, and
+  * trainable parameter, gradient and optimizer-state bytes are measured exactly (several optimizers);
+  * the bytes the forward keeps for the backward are measured twice (see measure_tracking.py): by
+    saved_tensors_hooks (what autograd packs) and by storage liveness after the forward (what is really kept,
+    including checkpoint closures); each storage once, parameters/buffers excluded;
+  * with gradient checkpointing, the bytes one layer's recomputation keeps during the backward.
+The closed-form formulas of measure_formula.py are evaluated for every case and compared with the measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+warnings.filterwarnings("ignore")
+
+import peft  # noqa: E402
+import torch  # noqa: E402
+import transformers  # noqa: E402
+from peft import LoraConfig, get_peft_model  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import measure_formula as formula  # noqa: E402
+from measure_tracking import (  # noqa: E402
+    ModuleContext,
+    SavedTensorRecorder,
+    StorageTracker,
+    autograd_graph_saved,
+    storage_of,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = ROOT / "validation" / "configs" / "small"
+OUT_JSON = ROOT / "tests" / "core" / "golden" / "memory_measured.json"
+DETAIL_TXT = ROOT / "validation" / "activations_detail.txt"
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+TORCH_THREADS = 2
+
+# ----------------------------------------------------------------------------------------------------------------
+# Families: small configs (saved to validation/configs/small/<family>.json) and their module naming
+# ----------------------------------------------------------------------------------------------------------------
+FAMILIES = {
+    "llama": {
+        "config": dict(
+            model_type="llama",
+            vocab_size=8192,
+            hidden_size=256,
+            intermediate_size=688,
+            num_hidden_layers=3,
+            num_attention_heads=8,
+            num_key_value_heads=2,
+            max_position_embeddings=1024,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=False,
+            attention_bias=False,
+            mlp_bias=False,
+            attention_dropout=0.0,
+            hidden_act="silu",
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=None,
+        ),
+        "qv": ["q_proj", "v_proj"],
+        "attn_kernels": ["eager", "sdpa"],
+    },
+    "qwen2": {
+        "config": dict(
+            model_type="qwen2",
+            vocab_size=12000,
+            hidden_size=256,
+            intermediate_size=704,
+            num_hidden_layers=2,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            max_position_embeddings=1024,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+            attention_dropout=0.0,
+            hidden_act="silu",
+            use_sliding_window=False,
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=None,
+        ),
+        "qv": ["q_proj", "v_proj"],
+        "attn_kernels": ["eager", "sdpa"],
+    },
+    "gemma2": {
+        # head_dim 96 != hidden/heads (64); GQA 4/2; tied embeddings; 4 norms per layer; soft-capping.
+        "config": dict(
+            model_type="gemma2",
+            vocab_size=16384,
+            hidden_size=256,
+            intermediate_size=1024,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=96,
+            query_pre_attn_scalar=96,
+            max_position_embeddings=1024,
+            sliding_window=128,
+            attn_logit_softcapping=50.0,
+            final_logit_softcapping=30.0,
+            rms_norm_eps=1e-6,
+            tie_word_embeddings=True,
+            attention_dropout=0.0,
+            hidden_activation="gelu_pytorch_tanh",
+            bos_token_id=2,
+            eos_token_id=1,
+            pad_token_id=0,
+        ),
+        "qv": ["q_proj", "v_proj"],
+        # transformers: Gemma2PreTrainedModel._supports_sdpa = False (sdpa has no soft-capping)
+        "attn_kernels": ["eager"],
+    },
+    "gpt2": {
+        "config": dict(
+            model_type="gpt2",
+            vocab_size=8192,
+            n_embd=256,
+            n_layer=2,
+            n_head=4,
+            n_positions=1024,
+            n_inner=None,
+            activation_function="gelu_new",
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            layer_norm_epsilon=1e-5,
+            tie_word_embeddings=True,
+            bos_token_id=0,
+            eos_token_id=0,
+        ),
+        "qv": ["c_attn"],
+        "attn_kernels": ["eager", "sdpa"],
+        "dropout_keys": ["resid_pdrop", "embd_pdrop", "attn_pdrop"],
+    },
+    "phi3": {
+        "config": dict(
+            model_type="phi3",
+            vocab_size=6144,
+            hidden_size=256,
+            intermediate_size=640,
+            num_hidden_layers=2,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            max_position_embeddings=1024,
+            original_max_position_embeddings=1024,
+            rms_norm_eps=1e-5,
+            tie_word_embeddings=False,
+            attention_dropout=0.0,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            hidden_act="silu",
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        ),
+        "qv": ["qkv_proj"],
+        "attn_kernels": ["eager", "sdpa"],
+        "dropout_keys": ["resid_pdrop", "embd_pdrop", "attention_dropout"],
+    },
+}
+
+
+def make_config(family: str, model_dropout: float = 0.0):
+    kw = dict(FAMILIES[family]["config"])
+    model_type = kw.pop("model_type")
+    for k in FAMILIES[family].get("dropout_keys", []):
+        kw[k] = model_dropout
+    return AutoConfig.for_model(model_type, **kw)
+
+
+def save_configs():
+    CONFIG_DIR.mkdir(parents=True, exist_ok=True)
+    for fam in FAMILIES:
+        cfg = make_config(fam)
+        d = cfg.to_dict()
+        d.pop("transformers_version", None)
+        d.pop("dtype", None)
+        d.pop("torch_dtype", None)
+        (CONFIG_DIR / f"{fam}.json").write_text(json.dumps(d, indent=2, sort_keys=True) + "\n")
+
+
+def dims_of(cfg) -> dict:
+    """The dimensions the formulas need, read from the config the model was built with."""
+    if cfg.model_type == "gpt2":
+        h = cfg.n_embd
+        return dict(
+            model_type="gpt2",
+            hidden=h,
+            intermediate=cfg.n_inner or 4 * h,
+            layers=cfg.n_layer,
+            heads=cfg.n_head,
+            kv_heads=cfg.n_head,
+            head_dim=h // cfg.n_head,
+            vocab=cfg.vocab_size,
+            tied=bool(cfg.tie_word_embeddings),
+        )
+    hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    return dict(
+        model_type=cfg.model_type,
+        hidden=cfg.hidden_size,
+        intermediate=cfg.intermediate_size,
+        layers=cfg.num_hidden_layers,
+        heads=cfg.num_attention_heads,
+        kv_heads=cfg.num_key_value_heads,
+        head_dim=hd,
+        vocab=cfg.vocab_size,
+        tied=bool(cfg.tie_word_embeddings),
+    )
+
+
+def layer_prefix_of(family: str) -> tuple[str, str]:
+    if family == "gpt2":
+        return "base_model.model.transformer.h.", "base_model.model"
+    return "base_model.model.model.layers.", "base_model.model"
+
+
+def decoder_layers(pm, family):
+    base = pm.base_model.model
+    return list(base.transformer.h) if family == "gpt2" else list(base.model.layers)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Optimizers
+# ----------------------------------------------------------------------------------------------------------------
+def optimizer_factories():
+    from transformers.optimization import Adafactor
+
+    facs = {
+        "adamw_torch": lambda ps: torch.optim.AdamW(ps, lr=1e-4),
+        "sgd": lambda ps: torch.optim.SGD(ps, lr=1e-3),
+        "sgd_momentum": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9),
+        # HF Trainer optim="adafactor": Adafactor(scale_parameter=False, relative_step=False, warmup_init=False,
+        # lr=...)
+        "adafactor": lambda ps: Adafactor(ps, lr=1e-3, scale_parameter=False, relative_step=False, warmup_init=False),
+    }
+    unavailable = {}
+    try:
+        import bitsandbytes as bnb
+
+        facs["adamw_8bit_bnb"] = lambda ps: bnb.optim.AdamW8bit(ps, lr=1e-4)
+        facs["paged_adamw_8bit_bnb"] = lambda ps: bnb.optim.PagedAdamW8bit(ps, lr=1e-4)
+        facs["lion_32bit_bnb"] = lambda ps: bnb.optim.Lion(ps, lr=1e-4)
+        facs["lion_8bit_bnb"] = lambda ps: bnb.optim.Lion8bit(ps, lr=1e-4)
+    except Exception as e:  # pragma: no cover
+        unavailable["bitsandbytes"] = repr(e)
+    try:
+        from lion_pytorch import Lion
+
+        facs["lion_pytorch"] = lambda ps: Lion(ps, lr=1e-4)
+    except Exception as e:  # pragma: no cover
+        unavailable["lion_pytorch"] = repr(e)
+    return facs, unavailable
+
+
+def measure_optimizers(params: list[torch.nn.Parameter]) -> dict:
+    facs, unavailable = optimizer_factories()
+    out = {}
+    for name, fac in facs.items():
+        saved_grads = [p.grad.detach().clone() for p in params]
+        backup = [p.detach().clone() for p in params]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                opt = fac(params)
+                opt.step()
+        except Exception as e:  # record what could not run
+            out[name] = {"error": repr(e)[:300]}
+            continue
+        seen = set()
+        state_bytes = 0
+        step_bytes = 0
+        step_kind = set()
+        per_key = {}
+        shared_bytes = 0
+        ptr_count: dict[int, int] = {}
+        for p in params:
+            for k, v in opt.state.get(p, {}).items():
+                if torch.is_tensor(v):
+                    ptr_count[storage_of(v)[0]] = ptr_count.get(storage_of(v)[0], 0) + 1
+        small_fp32_params = 0
+        for p in params:
+            st = opt.state.get(p, {})
+            if "state1" in st and st["state1"].dtype == torch.float32 and "qmap1" not in st:
+                small_fp32_params += 1
+            for k, v in st.items():
+                if k == "step":
+                    if torch.is_tensor(v):
+                        step_bytes += v.untyped_storage().nbytes()
+                        step_kind.add(f"tensor {str(v.dtype).replace('torch.', '')} {tuple(v.shape)} on {v.device}")
+                    else:
+                        step_kind.add(f"python {type(v).__name__}")
+                    continue
+                if not torch.is_tensor(v):
+                    per_key.setdefault(k, f"python {type(v).__name__}")
+                    continue
+                ptr, nb = storage_of(v)
+                if ptr in seen:
+                    continue
+                seen.add(ptr)
+                state_bytes += nb
+                info = per_key.setdefault(k, {"bytes": 0, "dtypes": set()})
+                info["bytes"] += nb
+                info["dtypes"].add(str(v.dtype).replace("torch.", ""))
+                if ptr_count.get(ptr, 0) > 1:
+                    shared_bytes += nb
+        for k, v in per_key.items():
+            if isinstance(v, dict):
+                v["dtypes"] = sorted(v["dtypes"])
+        out[name] = {
+            "state_bytes": state_bytes,
+            "step_bytes": step_bytes,
+            "step_kind": sorted(step_kind),
+            "per_key": per_key,
+            "shared_between_params_bytes": shared_bytes,
+            "params_with_fp32_state_below_min_8bit_size": small_fp32_params if name.endswith("8bit_bnb") else None,
+        }
+        del opt
+        with torch.no_grad():
+            for p, g, b in zip(params, saved_grads, backup):
+                p.grad = g
+                p.copy_(b)
+    out["_unavailable"] = unavailable
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# One case
+# ----------------------------------------------------------------------------------------------------------------
+def build(case):
+    fam = case["family"]
+    cfg = make_config(fam, case.get("model_dropout", 0.0))
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=DTYPES[case["dtype"]], attn_implementation=case["attn"])
+    if case["gc"]:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    targets = FAMILIES[fam]["qv"] if case["targets"] == "qv" else "all-linear"
+    lora_kwargs = dict(
+        r=case["r"],
+        lora_alpha=2 * case["r"],
+        lora_dropout=case["lora_dropout"],
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    pm = get_peft_model(model, LoraConfig(**lora_kwargs))
+    if case["gc"] or case.get("input_grads"):
+        pm.enable_input_require_grads()
+    pm.train()
+    return cfg, pm, lora_kwargs
+
+
+def classify_extra(rec_entries):
+    return rec_entries
+
+
+def run_case(case, detail=False, optim_cache=None):
+    fam = case["family"]
+    t0 = time.time()
+    cfg, pm, lora_kwargs = build(case)
+    dims = dims_of(cfg)
+    b, s = case["batch"], case["seq"]
+    layer_prefix, head_module = layer_prefix_of(fam)
+    excluded = {storage_of(p)[0] for p in pm.parameters()} | {storage_of(x)[0] for x in pm.buffers()}
+    trainable = [p for p in pm.parameters() if p.requires_grad]
+    lora_dtypes = sorted({str(p.dtype).replace("torch.", "") for p in trainable})
+    ctx = ModuleContext(pm, layer_prefix, head_module)
+    tracker = StorageTracker(ctx, excluded)
+    rec = SavedTensorRecorder(ctx, excluded, tracker)
+
+    layers = decoder_layers(pm, fam)
+    layer_inputs: dict[int, tuple[int, int]] = {}
+    hook_handles = []
+
+    def pre_hook(idx):
+        def hook(mod, args, kwargs):
+            hs = args[0] if args else kwargs.get("hidden_states")
+            if torch.is_tensor(hs) and idx not in layer_inputs:
+                layer_inputs[idx] = storage_of(hs)
+
+        return hook
+
+    for i, layer in enumerate(layers):
+        hook_handles.append(layer.register_forward_pre_hook(pre_hook(i), with_kwargs=True))
+
+    # --- recomputation probe (gradient checkpointing): wrap each layer's checkpoint function ---------------------
+    recompute = {}
+    phase = {"backward": False}
+    bw_tracker = StorageTracker(ctx, excluded)
+    if case["gc"]:
+        for i, layer in enumerate(layers):
+            orig = layer._gradient_checkpointing_func
+
+            def make(orig, idx):
+                def ckpt(fn, *args, **kwargs):
+                    def wrapped(*a, **k):
+                        if not phase["backward"]:
+                            return fn(*a, **k)
+                        bw_tracker.phase_tag = f"recompute:{idx}"
+                        try:
+                            res = fn(*a, **k)
+                        finally:
+                            bw_tracker.phase_tag = None
+                        gc.collect()
+                        out_ptr = storage_of(res)[0] if torch.is_tensor(res) else None
+                        alive = [
+                            e
+                            for e in bw_tracker.entries.values()
+                            if e.region == f"recompute:{idx}" and not e.ref.expired() and e.ptr != out_ptr
+                        ]
+                        recompute[idx] = {"bytes": sum(e.nbytes for e in alive), "count": len(alive)}
+                        return res
+
+                    return orig(wrapped, *args, **kwargs)
+
+                return ckpt
+
+            layer._gradient_checkpointing_func = make(orig, i)
+
+    torch.manual_seed(1)
+    input_ids = torch.randint(0, dims["vocab"], (b, s))
+    labels = input_ids.clone()
+    excluded_inputs = {storage_of(input_ids)[0], storage_of(labels)[0]}
+
+    # early stop off (read when the checkpoint frame is created, i.e. in the forward) so that the recomputation
+    # runs to the end of the layer and the probe sees its complete saved set; it does not change what is saved.
+    es = torch.utils.checkpoint.set_checkpoint_early_stop(False) if case["gc"] else contextlib.nullcontext()
+    with es, tracker, rec:
+        out = pm(input_ids=input_ids, labels=labels, use_cache=case.get("use_cache", False))
+    loss = out.loss
+    saved_names = autograd_graph_saved(loss.grad_fn) if detail else {}
+    del out
+    gc.collect()
+    loss_ptr = storage_of(loss)[0]
+    alive = tracker.alive(exclude_ptrs=[loss_ptr])
+    alive_ptrs = {e.ptr: e for e in alive}
+    packed = rec.unique()
+    packed_inputs = {p: r for p, r in packed.items() if p in excluded_inputs}
+
+    # (A) packed split (first packing site)
+    split_packed = {"layers": 0, "head": 0, "rest": 0}
+    per_layer_packed: dict[str, int] = {}
+    for p, r in packed.items():
+        reg = r.region
+        if reg.startswith("layer:"):
+            split_packed["layers"] += r.nbytes
+            per_layer_packed[reg[6:]] = per_layer_packed.get(reg[6:], 0) + r.nbytes
+        elif reg == "head":
+            split_packed["head"] += r.nbytes
+        else:
+            split_packed["rest"] += r.nbytes
+    packed_total = sum(r.nbytes for r in packed.values())
+
+    # (B) alive-after-forward; storages kept without being packed (checkpoint closures, ctx attributes)
+    alive_total = sum(e.nbytes for e in alive) + sum(r.nbytes for r in packed_inputs.values())
+    unpacked_alive = [e for e in alive if e.ptr not in packed]
+    layer_input_ptrs = {v[0]: k for k, v in layer_inputs.items()}
+    kept_unpacked = []
+    for e in unpacked_alive:
+        what = f"input of layer {layer_input_ptrs[e.ptr]}" if e.ptr in layer_input_ptrs else "other"
+        kept_unpacked.append(
+            {"what": what, "op": e.op, "module": e.module, "shape": list(e.shape), "dtype": e.dtype, "bytes": e.nbytes}
+        )
+    packed_not_alive = [p for p in packed if p not in alive_ptrs and p not in excluded_inputs]
+
+    # CPU-vs-CUDA: dropout masks (CPU: the bernoulli_ noise tensor in the input dtype; CUDA native_dropout: bool)
+    dropout_masks = [r for r in packed.values() if "bernoulli_" in r.creator]
+    mask_cpu = sum(r.nbytes for r in dropout_masks)
+    mask_cuda = sum(math.prod(r.shape) for r in dropout_masks)
+    mask_dtypes = sorted({r.dtype for r in dropout_masks})
+    lora_masks = [r for r in dropout_masks if "lora_dropout" in r.module]
+    # sdpa kernel on CPU
+    attn_ops = sorted({op for e in tracker.entries.values() for op in e.touched_by if "scaled_dot_product" in op})
+    sdpa_kernel = None
+    if case["attn"] == "sdpa":
+        sdpa_kernel = (
+            "cpu_flash (_scaled_dot_product_flash_attention_for_cpu)"
+            if any("flash_attention_for_cpu" in o for o in attn_ops)
+            else "math (decomposed: matmul/softmax/dropout)"
+        )
+    sdpa_saved_lse = sorted(
+        {
+            (tuple(r.shape), r.dtype)
+            for r in packed.values()
+            if "scaled_dot_product" in r.creator and r.dtype == "float32" and len(r.shape) == 3
+        }
+    )
+
+    # head and loss breakdown
+    head_items = sorted([(r.seq, r.creator, r.shape, r.dtype, r.nbytes) for r in packed.values() if r.region == "head"])
+
+    # --- backward (with recomputation probe) ----------------------------------------------------------------------
+    phase["backward"] = True
+    bw_tracker.preexisting = tracker
+    bw_tracker.excluded = excluded | excluded_inputs
+    with bw_tracker:
+        loss.backward()
+    phase["backward"] = False
+    bw_tracker.reset()
+    for h in hook_handles:
+        h.remove()
+    ctx.remove()
+
+    grads_bytes = 0
+    seen = set()
+    for p in trainable:
+        if p.grad is not None:
+            ptr, nb = storage_of(p.grad)
+            if ptr not in seen:
+                seen.add(ptr)
+                grads_bytes += nb
+    trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
+    trainable_params = sum(p.numel() for p in trainable)
+
+    okey = (fam, case["dtype"], case["targets"], case["r"])
+    if optim_cache is not None and okey in optim_cache:
+        optim = optim_cache[okey]
+    else:
+        optim = measure_optimizers(trainable)
+        if optim_cache is not None:
+            optim_cache[okey] = optim
+    lora_shapes = sorted(
+        {(n.split(".lora_")[0].rsplit(".", 1)[-1], tuple(p.shape)) for n, p in pm.named_parameters() if p.requires_grad}
+    )
+
+    # ----- assemble --------------------------------------------------------------------------------------------------
+    activations_cpu = alive_total  # every storage once, params excluded, loss value excluded
+    # with checkpointing the layer inputs are packed by checkpoint's _NoopSaveInputs inside the layer region;
+    # its kwargs (mask, cos/sin, position_ids) are held by the checkpoint frame unpacked -> "rest"
+    layers_part = split_packed["layers"]
+    head_part = split_packed["head"]
+    rest_part = activations_cpu - layers_part - head_part
+    gpu_adjust = -(mask_cpu - mask_cuda)
+    result = {
+        "id": case["id"],
+        "family": fam,
+        "dims": dims,
+        "inputs": {k: case[k] for k in ("batch", "seq", "dtype", "attn", "targets", "r", "lora_dropout", "gc")}
+        | {"model_dropout": case.get("model_dropout", 0.0), "input_grads": bool(case.get("input_grads") or case["gc"])},
+        "lora_kwargs": lora_kwargs,
+        "lora_param_dtypes": lora_dtypes,
+        "lora_shapes": [[n, list(sh)] for n, sh in lora_shapes],
+        "trainable_params": trainable_params,
+        "trainable_bytes": trainable_bytes,
+        "gradients_bytes": grads_bytes,
+        "optimizers": optim,
+        "saved": {
+            "total_cpu": activations_cpu,
+            "layers_cpu": layers_part,
+            "head_loss_cpu": head_part,
+            "rest_cpu": rest_part,
+            "per_layer_cpu": {k: per_layer_packed[k] for k in sorted(per_layer_packed, key=int)},
+            "packed_total": packed_total + 0,
+            "packed_split": split_packed,
+            "alive_after_forward_total": alive_total,
+            "kept_without_packing": kept_unpacked,
+            "packed_but_not_alive_count": len(packed_not_alive),
+            "head_loss_items": [
+                {"creator": c, "shape": list(sh), "dtype": dt, "bytes": nb} for _, c, sh, dt, nb in head_items
+            ],
+        },
+        "cpu_vs_cuda": {
+            "dropout_mask_bytes_cpu": mask_cpu,
+            "dropout_mask_bytes_cuda": mask_cuda,
+            "dropout_mask_dtypes_cpu": mask_dtypes,
+            "lora_dropout_mask_count": len(lora_masks),
+            "model_dropout_mask_count": len(dropout_masks) - len(lora_masks),
+            "sdpa_cpu_kernel": sdpa_kernel,
+            "sdpa_saved_logsumexp": [[list(sh), dt] for sh, dt in sdpa_saved_lse],
+            "adjustment_bytes": gpu_adjust,
+        },
+        "activations_gpu_adjusted": activations_cpu + gpu_adjust,
+        "layers_gpu_adjusted": layers_part + (gpu_adjust if not case["gc"] else 0),
+        "recompute_one_layer": recompute or None,
+        "seconds": round(time.time() - t0, 2),
+    }
+    if case["gc"] and recompute:
+        result["recompute_one_layer_max_bytes"] = max(v["bytes"] for v in recompute.values())
+    if detail:
+        result["_detail"] = detail_listing(rec, packed, saved_names, alive, layer_inputs, case, dims)
+    del pm, loss
+    gc.collect()
+    return result
+
+
+def detail_listing(rec, packed, saved_names, alive, layer_inputs, case, dims):
+    lines = []
+    by_region: dict[str, list] = {}
+    for p, r in packed.items():
+        by_region.setdefault(r.region, []).append(r)
+    for reg in sorted(by_region, key=lambda x: (not x.startswith("layer"), x)):
+        rs = sorted(by_region[reg], key=lambda r: r.seq)
+        lines.append(f"  [{reg}] {sum(r.nbytes for r in rs)} bytes in {len(rs)} storages")
+        for r in rs:
+            names = ",".join(sorted(set(saved_names.get(r.ptr, []))))
+            mod = r.module.replace("base_model.model.", "")
+            lines.append(
+                f"    {r.nbytes:>10}  {r.dtype:<9} {list(r.shape)!s:<22} {mod:<48} made by "
+                f"{r.creator[:40]:<40} saved as {names}"
+            )
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Grid
+# ----------------------------------------------------------------------------------------------------------------
+BASE = dict(batch=2, seq=64, dtype="bf16", targets="qv", r=8, lora_dropout=0.0, gc=False)
+
+
+def grid(families, quick=False):
+    cases = []
+
+    def add(fam, **kw):
+        c = dict(BASE)
+        c["attn"] = "sdpa" if "sdpa" in FAMILIES[fam]["attn_kernels"] else "eager"
+        c.update(kw)
+        c["family"] = fam
+        if c["attn"] not in FAMILIES[fam]["attn_kernels"]:
+            return
+        key = tuple(sorted((k, v) for k, v in c.items()))
+        if key in {tuple(sorted((k, v) for k, v in x.items() if k != "id")) for x in cases}:
+            return
+        c["id"] = (
+            f"{fam}-b{c['batch']}-s{c['seq']}-{c['dtype']}-{c['attn']}-{c['targets']}-r{c['r']}"
+            f"-do{c['lora_dropout']}-{'gc' if c['gc'] else 'nogc'}"
+            + ("-ig" if c.get("input_grads") else "")
+            + (f"-md{c['model_dropout']}" if c.get("model_dropout") else "")
+        )
+        cases.append(c)
+
+    for fam in families:
+        kernels = FAMILIES[fam]["attn_kernels"]
+        add(fam)
+        if quick:
+            add(fam, attn="eager", targets="all", lora_dropout=0.1)
+            add(fam, gc=True, dtype="fp32")
+            continue
+        # one factor at a time
+        add(fam, batch=1)
+        add(fam, seq=256)
+        add(fam, dtype="fp32")
+        add(fam, attn="eager")
+        add(fam, targets="all")
+        add(fam, r=64)
+        add(fam, lora_dropout=0.1)
+        add(fam, gc=True)
+        add(fam, input_grads=True)
+        # pairs
+        for attn in kernels:
+            add(fam, attn=attn, dtype="fp32")
+            add(fam, attn=attn, targets="all", lora_dropout=0.1)
+            add(fam, attn=attn, gc=True)
+            add(fam, attn=attn, gc=True, targets="all")
+            add(fam, attn=attn, seq=256, batch=1)
+            add(fam, attn=attn, dtype="fp32", lora_dropout=0.1)
+            add(fam, attn=attn, dtype="fp32", gc=True, lora_dropout=0.1)
+        add(fam, targets="all", r=64)
+        add(fam, targets="all", dtype="fp32")
+        add(fam, r=64, lora_dropout=0.1)
+        add(fam, gc=True, r=64, seq=256)
+        # a handful of full combinations
+        add(fam, batch=1, seq=256, dtype="fp32", attn=kernels[0], targets="all", r=64, lora_dropout=0.1, gc=False)
+        add(fam, batch=2, seq=256, dtype="bf16", attn=kernels[-1], targets="all", r=64, lora_dropout=0.1, gc=True)
+        add(fam, batch=1, seq=64, dtype="fp32", attn=kernels[-1], targets="qv", r=64, lora_dropout=0.0, gc=True)
+        add(
+            fam,
+            batch=2,
+            seq=256,
+            dtype="bf16",
+            attn=kernels[0],
+            targets="all",
+            r=8,
+            lora_dropout=0.0,
+            gc=False,
+            input_grads=True,
+        )
+        if FAMILIES[fam].get("dropout_keys"):
+            # the model's own dropouts (GPT-2 ships 0.1 everywhere); attention dropout on -> CPU sdpa = math path
+            add(fam, attn="eager", model_dropout=0.1)
+            add(fam, attn="eager", model_dropout=0.1, dtype="fp32", targets="all", lora_dropout=0.1)
+            if "sdpa" in kernels:
+                add(fam, attn="sdpa", model_dropout=0.1)
+    return cases
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--family", action="append")
+    ap.add_argument("--detail", action="store_true", help="also write the per-layer saved-tensor listing")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(TORCH_THREADS)
+    families = args.family or list(FAMILIES)
+    save_configs()
+    cases = grid(families, quick=args.quick)
+    print(f"{len(cases)} cases", flush=True)
+    results = []
+    optim_cache = {}
+    detail_lines = []
+    representative = {}
+    for fam in families:
+        # representative case per family: bf16, all-linear, dropout 0.1, eager (shows every saved tensor kind)
+        representative[fam] = f"{fam}-b2-s64-bf16-eager-all-r8-do0.1-nogc"
+    t_all = time.time()
+    for i, c in enumerate(cases):
+        want_detail = args.detail and (
+            c["id"] == representative[c["family"]]
+            or c["id"] == f"{c['family']}-b2-s64-bf16-sdpa-qv-r8-do0.0-nogc"
+            or c["id"] == f"{c['family']}-b2-s64-fp32-sdpa-qv-r8-do0.0-nogc"
+            or c["id"] == f"{c['family']}-b2-s64-fp32-eager-qv-r8-do0.0-nogc"
+        )
+        r = run_case(c, detail=want_detail, optim_cache=optim_cache)
+        if "_detail" in r:
+            detail_lines.append(f"== {r['id']}  (dims {r['dims']})")
+            detail_lines.extend(r.pop("_detail"))
+        f = formula.check_case(r)
+        r["formula"] = f
+        results.append(r)
+        print(
+            f"[{i + 1}/{len(cases)}] {r['id']:<58} saved={r['saved']['total_cpu']:>10} "
+            f"gpu={r['activations_gpu_adjusted']:>10} formula={f['activations_bytes'] + f['logits_bytes']:>10} "
+            f"relerr={f['rel_error_total']:+.2e} {r['seconds']}s",
+            flush=True,
+        )
+    worst = formula.summarize(results)
+    print(json.dumps(worst, indent=1))
+    print(f"total {time.time() - t_all:.0f}s")
+    if args.detail and detail_lines:
+        DETAIL_TXT.write_text("\n".join(detail_lines) + "\n")
+    if args.no_write:
+        return
+    from measure_quant import measure_quantization
+
+    quant = measure_quantization()
+    doc = {
+        "description": (
+            "Measured reference data for the memory estimator, produced by validation/measure_memory.py "
+            "(see validation/ACTIVATIONS.md). Small random-weight models on the CPU; LoRA via PEFT. "
+            "saved.total_cpu = bytes kept for backward by one forward of batch x seq tokens (labels = input_ids), "
+            "each storage once, parameters/buffers and the loss value excluded; activations_gpu_adjusted replaces "
+            "the CPU dropout masks (input dtype) by CUDA's 1-byte bool masks. formula.* = measure_formula.py."
+        ),
+        "environment": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "bitsandbytes": _version("bitsandbytes"),
+            "lion_pytorch": _version("lion_pytorch"),
+            "device": "cpu",
+            "threads": TORCH_THREADS,
+        },
+        "configs_dir": "validation/configs/small",
+        "summary": worst,
+        "quantization": quant,
+        "cases": results,
+    }
+    OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
+    OUT_JSON.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+    print(f"wrote {OUT_JSON.relative_to(ROOT)}")
+
+
+def _json_default(o):
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    if isinstance(o, torch.dtype):
+        return str(o).replace("torch.", "")
+    return str(o)
+
+
+def _version(mod):
+    try:
+        from importlib.metadata import version
+
+        return version(mod.replace("_", "-"))
+    except Exception:
+        return None
+
+
+if __name__ == "__main__":
+    main()
