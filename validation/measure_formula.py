@@ -93,7 +93,8 @@ def lora_linear(S: Saved, c: Setup, p: str, name: str, in_key: str, in_f: int, o
     T, A = c.T, c.A
     if c.lora_dropout > 0:
         S.add(f"{p}{name}.drop_out", T * in_f * A, f"{name}: lora_dropout output (lora_A input)")
-        S.add(f"{p}{name}.drop_mask", T * in_f * c.mask_bytes(A), f"{name}: lora_dropout mask")
+        if rg_in:  # mul(x, mask) saves the mask only when x requires grad
+            S.add(f"{p}{name}.drop_mask", T * in_f * c.mask_bytes(A), f"{name}: lora_dropout mask")
     elif c.d != A:
         S.add(f"{p}{name}.cast", T * in_f * A, f"{name}: x.to(adapter dtype) (lora_A input)")
     else:
@@ -302,8 +303,11 @@ def estimate(c: Setup) -> dict:
             n_masks = 2 if c.family == "gemma2" else 1  # gemma2: full + sliding-window masks
             for m in range(n_masks):
                 Sr.add(f"mask{m}", c.b * c.s * c.s * c.d, "4-D additive causal mask (checkpoint kwargs)")
-        # embedding dropout (GPT-2): applied to the embeddings which require grad with input grads
+        # GPT-2: the wte output is a leaf (input grads) kept by its AccumulateGrad node, separate from layer 0's
+        # input; position_ids go through the checkpoint kwargs; embedding dropout mask
         if c.family == "gpt2":
+            Sr.add("E.leaf", c.T * c.h * c.d, "wte output leaf")
+            Sr.add("position_ids", c.s * 8, "position_ids (checkpoint kwargs)")
             dropout(Sr, c, "E.", "embd_dropout", c.T * c.h, c.d, True)
         final_norm(Sr, c, True)
         Sh = Saved()
@@ -326,6 +330,12 @@ def estimate(c: Setup) -> dict:
         }
     S = Saved()
     rg = c.input_grads
+    if rg:
+        # enable_input_require_grads makes the embedding output a leaf that requires grad; its AccumulateGrad node
+        # keeps it alive. Llama-style: it is layer 0's input (saved by the fp32 norm, else kept only by the leaf);
+        # GPT-2: the wte output, separate from layer 0's input (wte + wpe).
+        if c.family == "gpt2" or c.d != 4:
+            S.add("E.leaf" if c.family == "gpt2" else "L0.x_in", c.T * c.h * c.d, "embedding output leaf")
     if c.family == "gpt2" and rg:
         dropout(S, c, "E.", "embd_dropout", c.T * c.h, c.d, True)
     rest_before = S.total()

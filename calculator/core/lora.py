@@ -155,7 +155,9 @@ class Matcher:
                     f"name them, e.g. {list(arch.lora_module_names)} or 'all-linear'.",
                 )
                 targets = ()
-        self.targets = targets
+        if targets is None:  # only target_parameters: no module is wrapped
+            targets = ()
+        self.targets: tuple[str, ...] | str = targets
         self.regex: re.Pattern[str] | None = None
         if isinstance(targets, str) and not self.all_linear:
             self.regex = _checked_regex(targets, "lora.target_modules", errors)
