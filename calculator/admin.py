@@ -20,7 +20,17 @@ class ModelPresetForm(forms.ModelForm):
 
     class Meta:
         model = ModelPreset
-        fields = ["name", "slug", "family", "config", "published_params", "source_url", "notes", "is_published", "order"]
+        fields = [
+            "name",
+            "slug",
+            "family",
+            "config",
+            "published_params",
+            "source_url",
+            "notes",
+            "is_published",
+            "order",
+        ]
         widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "style": "font-family: monospace"})}
 
     def clean_config(self) -> dict[str, Any]:

@@ -7,8 +7,8 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production")
 
-from lorasite.settings import *  # noqa: E402, F403
-from lorasite.settings import STORAGES  # noqa: E402
+from lorasite.settings import *  # noqa: F403
+from lorasite.settings import STORAGES
 
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users

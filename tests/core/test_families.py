@@ -63,7 +63,10 @@ def test_missing_keys_take_the_model_type_defaults():
     [
         ({"model_type": "bert"}, "model.hf_config.model_type"),
         ({"hidden_size": 10}, "model.hf_config.model_type"),
-        ({"model_type": "llama", "num_attention_heads": 32, "num_key_value_heads": 5}, "model.hf_config.num_key_value_heads"),
+        (
+            {"model_type": "llama", "num_attention_heads": 32, "num_key_value_heads": 5},
+            "model.hf_config.num_key_value_heads",
+        ),
         ({"model_type": "llama", "hidden_size": 100, "num_attention_heads": 3}, "model.hf_config.num_attention_heads"),
         ({"model_type": "llama", "hidden_size": "big"}, "model.hf_config.hidden_size"),
         ({"model_type": "llama", "num_hidden_layers": 0}, "model.hf_config.num_hidden_layers"),

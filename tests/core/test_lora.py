@@ -11,9 +11,9 @@ import pytest
 from calculator.core import InputError, LoraSettings, count_lora, scaling
 from tests.core.conftest import preset_arch
 
-H, KV, I, L, V = 4096, 1024, 14336, 32, 128256
+H, KV, MLP, L, V = 4096, 1024, 14336, 32, 128256
 Q_V = (H + H) + (H + KV)  # r=1 params of q_proj + v_proj per layer
-ALL_LINEAR = 2 * (H + H) + 2 * (H + KV) + 3 * (H + I)
+ALL_LINEAR = 2 * (H + H) + 2 * (H + KV) + 3 * (H + MLP)
 
 
 def count(arch, **kwargs):
@@ -33,7 +33,15 @@ def test_rank_scales_linearly(llama8b):
 def test_all_linear_adapts_every_linear_layer_but_the_head(llama8b):
     result = count(llama8b, r=16, target_modules="all-linear")
     assert result.trainable_params == L * 16 * ALL_LINEAR == 41_943_040
-    assert {m.name for m in result.modules} == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert {m.name for m in result.modules} == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
 
 
 def test_per_module_rows_carry_shape_layers_and_share(llama8b):

@@ -49,7 +49,9 @@ def test_trainable_params_are_linear_in_r(case, r):
 @given(arch_and_targets(), st.integers(1, 64))
 def test_trainable_params_are_r_times_in_plus_out_summed_over_adapted_modules(case, r):
     arch, targets, _ = case
-    expected = r * arch.num_layers * sum(m.in_features + m.out_features for m in arch.layer_modules if m.name in targets)
+    expected = (
+        r * arch.num_layers * sum(m.in_features + m.out_features for m in arch.layer_modules if m.name in targets)
+    )
     assert count_lora(arch, LoraSettings(r=r, target_modules=targets)).trainable_params == expected
 
 
@@ -68,7 +70,9 @@ def test_all_params_is_base_plus_new_parameters(case, bias, dora, save_head):
     arch, targets, _ = case
     result = count_lora(
         arch,
-        LoraSettings(target_modules=targets, bias=bias, use_dora=dora, modules_to_save=("lm_head",) if save_head else None),
+        LoraSettings(
+            target_modules=targets, bias=bias, use_dora=dora, modules_to_save=("lm_head",) if save_head else None
+        ),
     )
     assert result.all_params == arch.base_params + result.lora_params + result.modules_to_save_params
     assert result.trainable_params == result.lora_params + result.bias_params + result.modules_to_save_params
@@ -89,7 +93,13 @@ def test_peak_grows_with_batch_and_sequence_and_checkpointing_keeps_less(case, d
     lora = LoraSettings(target_modules=targets)
 
     def run(**changes):
-        base = {"base_dtype": dtype, "optimizer": optimizer, "batch_size": batch, "seq_len": seq, "attn_implementation": attn}
+        base = {
+            "base_dtype": dtype,
+            "optimizer": optimizer,
+            "batch_size": batch,
+            "seq_len": seq,
+            "attn_implementation": attn,
+        }
         return estimate(arch, lora, TrainingSettings(**(base | changes))).memory
 
     memory = run()
