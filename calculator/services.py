@@ -6,8 +6,10 @@ The preset and GPU catalogs are read from the database at most every few seconds
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -48,6 +50,7 @@ class _Catalog:
         self.loaded_at = -1e9
         self.presets: dict[str, PresetEntry] = {}
         self.gpus: tuple[Gpu, ...] = DEFAULT_GPUS
+        self.version = 0  # changes when the catalog's content does: part of every response cache key
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -71,6 +74,7 @@ class _Catalog:
             self.loaded_at = now - CATALOG_TTL_SECONDS + 1.0
             return
         self.presets, self.gpus, self.loaded_at = presets, gpus or DEFAULT_GPUS, now
+        self.version = hash((tuple((e.slug, repr(e.architecture), e.name) for e in presets.values()), self.gpus))
 
 
 catalog = _Catalog()
@@ -93,6 +97,21 @@ def resolve_model(choice: ModelChoice) -> tuple[Architecture, str]:
         return arch, str(name) if isinstance(name, str) else ""
     assert choice.custom is not None
     return architecture_from_dimensions(choice.custom.model_dump(exclude_none=True)), "Custom model"
+
+
+def estimate_json(body: bytes) -> bytes:
+    """The API's response body for a raw request body. Results are pure functions of the inputs and
+    the catalog, so identical requests are answered from a per-process cache; errors are not cached."""
+    catalog.refresh()
+    return _estimate_json(body, catalog.version)
+
+
+@lru_cache(maxsize=1024)
+def _estimate_json(body: bytes, catalog_version: int) -> bytes:
+    from calculator.representation import estimate_dict
+
+    request = EstimateRequest.model_validate_json(body)
+    return json.dumps(estimate_dict(run_estimate(request)), separators=(",", ":")).encode()
 
 
 def run_estimate(request: EstimateRequest) -> Estimate:

@@ -49,6 +49,8 @@ class Setup:
     model_dropout: float = 0.0  # GPT-2's resid/embd/attn pdrop
     A: int = 4
     device: str = "cuda"  # "cuda" | "cpu"
+    quant: str | None = None  # None | "nf4" | "fp4" | "int8" (bitsandbytes base linear layers)
+    reentrant: bool = False  # torch.utils.checkpoint use_reentrant (transformers' default is False)
 
     @property
     def T(self):
@@ -88,6 +90,10 @@ def lora_linear(S: Saved, c: Setup, p: str, name: str, in_key: str, in_f: int, o
         the cast x.to(fp32) (a new copy per adapted module when d != A), or x itself when d == A (shared storage);
       - lora_B saves lora_A's output (T*r*A).
     """
+    if c.quant == "int8" and rg_in:
+        # bitsandbytes MatMul8bitLt keeps its input A in ctx.tensors whenever the input requires grad (plus the
+        # outlier columns subA [T, n_outlier_cols] fp16, data dependent, not modelled). 4-bit keeps only the weight.
+        S.add(in_key, c.T * in_f * c.d, f"{name}: int8 base layer input (ctx.tensors)")
     if name not in c.targets:
         return rg_in
     T, A = c.T, c.A
@@ -294,6 +300,12 @@ def estimate(c: Setup) -> dict:
         for li in range(c.L):
             Sg.add(f"L{li}.x_in", c.T * c.h * c.d, "layer input (checkpoint)")
             layers.append(c.T * c.h * c.d)
+            if c.quant == "int8" and not c.reentrant:
+                # MatMul8bitLt keeps its input in ctx.tensors, which non-reentrant checkpointing cannot drop:
+                # the inputs of every int8 linear layer stay alive (qkv input, o input, gate/up input, down input)
+                o_in = c.h if c.family == "gpt2" else c.nh * c.hd
+                extra = c.T * c.d * (c.h + o_in + c.h + c.i)
+                layers[-1] += extra
         Sr = Saved()
         if c.family != "gpt2":
             Sr.add("rope.cos", c.s * c.hd * c.d, "cos (checkpoint kwargs)")
@@ -357,6 +369,9 @@ def estimate(c: Setup) -> dict:
 def setup_from_case(r: dict, device: str) -> Setup:
     dm, inp = r["dims"], r["inputs"]
     fam = r["family"]
+    # prepare_model_for_kbit_training casts every non-quantized parameter (embeddings, norms, lm_head) to fp32:
+    # the residual stream and every activation are then fp32 (the 4/8-bit layers return their input dtype)
+    d = 4 if (inp["dtype"] == "fp32" or inp.get("kbit_prep")) else 2
     return Setup(
         family=fam,
         h=dm["hidden"],
@@ -368,12 +383,14 @@ def setup_from_case(r: dict, device: str) -> Setup:
         V=dm["vocab"],
         b=inp["batch"],
         s=inp["seq"],
-        d=4 if inp["dtype"] == "fp32" else 2,
+        d=d,
+        quant=inp.get("quant"),
         attn=inp["attn"],
         targets=TARGETS[fam][inp["targets"]],
         r=inp["r"],
         lora_dropout=inp["lora_dropout"],
         input_grads=inp["input_grads"],
+        reentrant=inp.get("reentrant", False),
         gc=inp["gc"],
         model_dropout=inp.get("model_dropout", 0.0),
         device=device,

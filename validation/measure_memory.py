@@ -348,13 +348,49 @@ def measure_optimizers(params: list[torch.nn.Parameter]) -> dict:
 # ----------------------------------------------------------------------------------------------------------------
 # One case
 # ----------------------------------------------------------------------------------------------------------------
+_CHECKPOINTS: dict[str, str] = {}
+
+
+def random_checkpoint(fam: str) -> str:
+    """A random-weight bf16 checkpoint of the small config (quantized bases are loaded from it)."""
+    if fam not in _CHECKPOINTS:
+        import tempfile
+
+        torch.manual_seed(0)
+        m = AutoModelForCausalLM.from_config(make_config(fam), dtype=torch.bfloat16)
+        path = tempfile.mkdtemp(prefix=f"lorasite-{fam}-")
+        m.save_pretrained(path)
+        _CHECKPOINTS[fam] = path
+    return _CHECKPOINTS[fam]
+
+
 def build(case):
     fam = case["family"]
     cfg = make_config(fam, case.get("model_dropout", 0.0))
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(cfg, dtype=DTYPES[case["dtype"]], attn_implementation=case["attn"])
+    if case.get("quant"):
+        from transformers import BitsAndBytesConfig
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        if case["quant"] == "nf4":
+            qc = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                    bnb_4bit_compute_dtype=torch.bfloat16)
+        else:
+            qc = BitsAndBytesConfig(load_in_8bit=True)
+        model = AutoModelForCausalLM.from_pretrained(random_checkpoint(fam), quantization_config=qc,
+                                                     dtype=torch.bfloat16, device_map="cpu",
+                                                     attn_implementation=case["attn"])
+        if case.get("kbit_prep"):
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    else:
+        model = AutoModelForCausalLM.from_config(cfg, dtype=DTYPES[case["dtype"]], attn_implementation=case["attn"])
     if case["gc"]:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": bool(case.get("reentrant", False))}
+        )
     targets = FAMILIES[fam]["qv"] if case["targets"] == "qv" else "all-linear"
     lora_kwargs = dict(
         r=case["r"],
@@ -457,6 +493,27 @@ def run_case(case, detail=False, optim_cache=None):
     alive = tracker.alive(exclude_ptrs=[loss_ptr])
     alive_ptrs = {e.ptr: e for e in alive}
     packed = rec.unique()
+
+    # --- backward (with recomputation probe) ----------------------------------------------------------------------
+    phase["backward"] = True
+    bw_tracker.preexisting = tracker
+    bw_tracker.excluded = excluded | excluded_inputs
+    with bw_tracker:
+        loss.backward()
+    phase["backward"] = False
+    bw_tracker.reset()
+    for h in hook_handles:
+        h.remove()
+    ctx.remove()
+
+    # storages still alive after the backward are module caches, not activations (e.g. bitsandbytes int8 keeps a
+    # per-layer [out, 1] fp32 scale cached in its state); they are recorded apart and excluded
+    gc.collect()
+    persistent = [e for e in alive if not e.ref.expired()]
+    persistent_ptrs = {e.ptr for e in persistent}
+    alive = [e for e in alive if e.ptr not in persistent_ptrs]
+    alive_ptrs = {e.ptr: e for e in alive}
+    packed = {p: r for p, r in packed.items() if p not in persistent_ptrs}
     packed_inputs = {p: r for p, r in packed.items() if p in excluded_inputs}
 
     # (A) packed split (first packing site)
@@ -484,6 +541,14 @@ def run_case(case, detail=False, optim_cache=None):
             {"what": what, "op": e.op, "module": e.module, "shape": list(e.shape), "dtype": e.dtype, "bytes": e.nbytes}
         )
     packed_not_alive = [p for p in packed if p not in alive_ptrs and p not in excluded_inputs]
+    # storages kept without being packed are attributed to the region that created them (e.g. bitsandbytes'
+    # MatMul8bitLt keeps its input in ctx.tensors; the embedding leaf is kept by its AccumulateGrad node)
+    for e in unpacked_alive:
+        if e.region.startswith("layer:"):
+            split_packed["layers"] += e.nbytes
+            per_layer_packed[e.region[6:]] = per_layer_packed.get(e.region[6:], 0) + e.nbytes
+        elif e.region == "head":
+            split_packed["head"] += e.nbytes
 
     # CPU-vs-CUDA: dropout masks (CPU: the bernoulli_ noise tensor in the input dtype; CUDA native_dropout: bool)
     dropout_masks = [r for r in packed.values() if "bernoulli_" in r.creator]
@@ -491,6 +556,10 @@ def run_case(case, detail=False, optim_cache=None):
     mask_cuda = sum(math.prod(r.shape) for r in dropout_masks)
     mask_dtypes = sorted({r.dtype for r in dropout_masks})
     lora_masks = [r for r in dropout_masks if "lora_dropout" in r.module]
+    # CPU-vs-CUDA: LayerNorm mean/rstd are in the input dtype on CPU (bf16 here), float32 on CUDA
+    ln_stats = [r for r in packed.values() if "native_layer_norm" in r.creator and r.shape and r.shape[-1] == 1]
+    ln_cpu = sum(r.nbytes for r in ln_stats)
+    ln_cuda = sum(math.prod(r.shape) * 4 for r in ln_stats)
     # sdpa kernel on CPU
     attn_ops = sorted({op for e in tracker.entries.values() for op in e.touched_by if "scaled_dot_product" in op})
     sdpa_kernel = None
@@ -510,18 +579,6 @@ def run_case(case, detail=False, optim_cache=None):
 
     # head and loss breakdown
     head_items = sorted([(r.seq, r.creator, r.shape, r.dtype, r.nbytes) for r in packed.values() if r.region == "head"])
-
-    # --- backward (with recomputation probe) ----------------------------------------------------------------------
-    phase["backward"] = True
-    bw_tracker.preexisting = tracker
-    bw_tracker.excluded = excluded | excluded_inputs
-    with bw_tracker:
-        loss.backward()
-    phase["backward"] = False
-    bw_tracker.reset()
-    for h in hook_handles:
-        h.remove()
-    ctx.remove()
 
     grads_bytes = 0
     seen = set()
@@ -552,13 +609,19 @@ def run_case(case, detail=False, optim_cache=None):
     layers_part = split_packed["layers"]
     head_part = split_packed["head"]
     rest_part = activations_cpu - layers_part - head_part
-    gpu_adjust = -(mask_cpu - mask_cuda)
+    gpu_adjust = -(mask_cpu - mask_cuda) + (ln_cuda - ln_cpu)
     result = {
         "id": case["id"],
         "family": fam,
         "dims": dims,
         "inputs": {k: case[k] for k in ("batch", "seq", "dtype", "attn", "targets", "r", "lora_dropout", "gc")}
-        | {"model_dropout": case.get("model_dropout", 0.0), "input_grads": bool(case.get("input_grads") or case["gc"])},
+        | {
+            "model_dropout": case.get("model_dropout", 0.0),
+            "input_grads": bool(case.get("input_grads") or case["gc"]),
+            "quant": case.get("quant"),
+            "kbit_prep": bool(case.get("kbit_prep")),
+            "reentrant": bool(case.get("reentrant")),
+        },
         "lora_kwargs": lora_kwargs,
         "lora_param_dtypes": lora_dtypes,
         "lora_shapes": [[n, list(sh)] for n, sh in lora_shapes],
@@ -577,6 +640,8 @@ def run_case(case, detail=False, optim_cache=None):
             "alive_after_forward_total": alive_total,
             "kept_without_packing": kept_unpacked,
             "packed_but_not_alive_count": len(packed_not_alive),
+            "persistent_caches_bytes": sum(e.nbytes for e in persistent),
+            "persistent_caches": sorted({(e.module.split(".")[-1], tuple(e.shape), e.dtype) for e in persistent}),
             "head_loss_items": [
                 {"creator": c, "shape": list(sh), "dtype": dt, "bytes": nb} for _, c, sh, dt, nb in head_items
             ],
@@ -587,12 +652,13 @@ def run_case(case, detail=False, optim_cache=None):
             "dropout_mask_dtypes_cpu": mask_dtypes,
             "lora_dropout_mask_count": len(lora_masks),
             "model_dropout_mask_count": len(dropout_masks) - len(lora_masks),
+            "layernorm_stat_bytes_cpu": ln_cpu,
+            "layernorm_stat_bytes_cuda": ln_cuda,
             "sdpa_cpu_kernel": sdpa_kernel,
             "sdpa_saved_logsumexp": [[list(sh), dt] for sh, dt in sdpa_saved_lse],
             "adjustment_bytes": gpu_adjust,
         },
         "activations_gpu_adjusted": activations_cpu + gpu_adjust,
-        "layers_gpu_adjusted": layers_part + (gpu_adjust if not case["gc"] else 0),
         "recompute_one_layer": recompute or None,
         "seconds": round(time.time() - t0, 2),
     }
@@ -647,6 +713,9 @@ def grid(families, quick=False):
             f"-do{c['lora_dropout']}-{'gc' if c['gc'] else 'nogc'}"
             + ("-ig" if c.get("input_grads") else "")
             + (f"-md{c['model_dropout']}" if c.get("model_dropout") else "")
+            + (f"-{c['quant']}" if c.get("quant") else "")
+            + ("-kbitprep" if c.get("kbit_prep") else "")
+            + ("-reentrant" if c.get("reentrant") else "")
         )
         cases.append(c)
 
@@ -656,6 +725,11 @@ def grid(families, quick=False):
         if quick:
             add(fam, attn="eager", targets="all", lora_dropout=0.1)
             add(fam, gc=True, dtype="fp32")
+            if fam == "llama":
+                add(fam, quant="nf4", kbit_prep=True, targets="all")
+                add(fam, quant="int8", targets="all")
+                add(fam, quant="int8", kbit_prep=True, targets="all", gc=True)
+                add(fam, quant="int8", targets="all", gc=True, reentrant=True)
             continue
         # one factor at a time
         add(fam, batch=1)
@@ -696,7 +770,18 @@ def grid(families, quick=False):
             gc=False,
             input_grads=True,
         )
-        if FAMILIES[fam].get("dropout_keys"):
+        if fam in ("llama", "qwen2"):
+            # quantized base (bitsandbytes on the CPU): nf4 + double quant and LLM.int8, bf16 compute; with and
+            # without peft.prepare_model_for_kbit_training (which casts every non-quantized parameter to fp32)
+            for q in ("nf4", "int8"):
+                add(fam, quant=q)
+                add(fam, quant=q, kbit_prep=True)
+                add(fam, quant=q, attn="eager", targets="all", lora_dropout=0.1)
+                add(fam, quant=q, gc=True, targets="all")
+                add(fam, quant=q, kbit_prep=True, gc=True, attn="eager")
+                add(fam, quant=q, gc=True, targets="all", reentrant=True)
+            add(fam, gc=True, targets="all", reentrant=True)
+        if fam == "gpt2":
             # the model's own dropouts (GPT-2 ships 0.1 everywhere); attention dropout on -> CPU sdpa = math path
             add(fam, attn="eager", model_dropout=0.1)
             add(fam, attn="eager", model_dropout=0.1, dtype="fp32", targets="all", lora_dropout=0.1)

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from .architecture import LINEAR_KINDS, LORA_MODULE_KINDS, Architecture, Kind, Module, Param
-from .errors import ErrorCollector
+from .errors import ErrorCollector, InputError
+from .moe_conversion import TARGET_MAPPING, convert_moe_targets
 
 ALL_LINEAR = "all-linear"
 BIAS_MODES = ("none", "all", "lora_only")
@@ -196,13 +197,15 @@ class Matcher:
         A suffix rule ``key.endswith("." + t)`` only looks at the layer prefix when ``t`` is longer
         than the relative path; regexes and layer indexes always may.
         """
-        if self.all_linear:
-            return True
         if self.regex or self.exclude_regex or self.save_regexes or self.rank_keys or self.alpha_keys:
             return False
         if self.lora.layers_to_transform is not None:
             return False
         return self.longest_name <= len(relative_path)
+
+    def matches_key(self, key: str) -> bool:
+        """The name-only decision (regex targets), for keys that are parameters or vanished modules."""
+        return self.matches(key, Module(key, Kind.CONTAINER)) is True
 
     def matches(self, key: str, module: Module) -> bool | _Excluded:
         lora = self.lora
@@ -272,8 +275,6 @@ def validate_settings(lora: LoraSettings, errors: ErrorCollector) -> None:
         errors.add("lora.layers_pattern", "When `layers_pattern` is specified, `layers_to_transform` must be too.")
     if lora.lora_bias and lora.use_dora:
         errors.add("lora.lora_bias", "lora_bias=True is not supported for DoRA; set use_dora=False.")
-    if lora.target_parameters and lora.lora_dropout > 0:
-        errors.add("lora.lora_dropout", "lora_dropout must be 0 when target_parameters is used.")
 
 
 def adapter_params(module: Module, r: int, lora: LoraSettings) -> tuple[int, list[tuple[int, ...]]]:
@@ -297,6 +298,23 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
     errors = ErrorCollector()
     validate_settings(lora, errors)
     errors.raise_if_any()
+    if arch.model_type in TARGET_MAPPING:
+        probe = Matcher(arch, lora, ErrorCollector()) if isinstance(lora.target_modules, str) else None
+        converted = convert_moe_targets(arch, lora, lambda key: probe is not None and probe.matches_key(key))
+        if converted.target_modules == () and not converted.target_parameters:
+            raise InputError.single(
+                "lora.target_modules",
+                f"No target modules or parameters for {arch.model_type!r}: in transformers 5 its experts are "
+                "fused parameters; name them (e.g. ['q_proj', 'v_proj', 'w1', 'w2', 'w3']) or use 'all-linear'.",
+            )
+        lora = converted
+    if lora.target_parameters:
+        # PEFT's ParamWrapper (LoRA on a bare parameter) supports none of these.
+        for field, active in (("use_dora", lora.use_dora), ("lora_bias", lora.lora_bias)):
+            if active:
+                errors.add(f"lora.{field}", f"{field}=True does not work on target parameters (MoE experts, router).")
+        if lora.lora_dropout > 0:
+            errors.add("lora.lora_dropout", "lora_dropout must be 0 when target parameters (MoE experts) are adapted.")
     matcher = Matcher(arch, lora, errors)
     errors.raise_if_any()
 
