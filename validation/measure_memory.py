@@ -506,6 +506,7 @@ def run_case(case, detail=False, optim_cache=None):
         h.remove()
     ctx.remove()
 
+    del loss  # frees the graph (checkpoint frames, custom-Function ctx attributes)
     # storages still alive after the backward are module caches, not activations (e.g. bitsandbytes int8 keeps a
     # per-layer [out, 1] fp32 scale cached in its state); they are recorded apart and excluded
     gc.collect()
@@ -666,7 +667,7 @@ def run_case(case, detail=False, optim_cache=None):
         result["recompute_one_layer_max_bytes"] = max(v["bytes"] for v in recompute.values())
     if detail:
         result["_detail"] = detail_listing(rec, packed, saved_names, alive, layer_inputs, case, dims)
-    del pm, loss
+    del pm
     gc.collect()
     return result
 

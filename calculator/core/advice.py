@@ -20,7 +20,7 @@ from .architecture import Architecture
 from .bounds import MAX_BATCH_SIZE, MAX_SEQ_LEN
 from .estimate import memory_estimate
 from .gpus import Gpu
-from .lora import LoraSettings, count_lora
+from .lora import LoraCount, LoraSettings, count_lora
 from .training import TrainingSettings
 
 QUANTIZED_4BIT = ("nf4", "fp4")
@@ -52,33 +52,57 @@ class Advice:
 
 def largest_fitting(peak: Callable[[int], int], limit: int, hi: int, *, lo: int = 1) -> int | None:
     """The largest ``x`` in ``[lo, hi]`` with ``peak(x) <= limit`` (``peak`` non-decreasing), or None."""
-    p_lo = peak(lo)
-    if p_lo > limit:
+    seen: dict[int, int] = {}
+
+    def f(x: int) -> int:
+        if x not in seen:
+            seen[x] = peak(x)
+        return seen[x]
+
+    if f(lo) > limit:
         return None
-    p_hi = peak(hi)
-    if p_hi <= limit:
+    if f(hi) <= limit:
         return hi
-    # Invariant: peak(lo) <= limit < peak(hi). Probe by linear interpolation, then by halves.
+    # Invariant: f(lo) <= limit < f(hi). Interpolate (exact for affine and quadratic peaks), then halve.
     for step in range(64):
         if hi - lo <= 1:
             break
-        if step % 2 == 0 and p_hi > p_lo:
-            guess = lo + int((limit - p_lo) * (hi - lo) / (p_hi - p_lo))
-            # An exact affine peak lands on the answer; also try just past it to close the bracket.
-            guess = min(max(guess, lo + 1), hi - 1)
-        else:
+        guess = _interpolate(seen, lo, hi, limit) if step < 6 else None
+        if guess is None or not lo < guess < hi:
             guess = (lo + hi) // 2
-        value = peak(guess)
-        if value <= limit:
-            lo, p_lo = guess, value
-            if guess + 1 < hi:
-                after = peak(guess + 1)
-                if after > limit:
-                    return guess
-                lo, p_lo = guess + 1, after
+        if f(guess) <= limit:
+            lo = guess
+            if guess + 1 < hi and f(guess + 1) > limit:
+                return guess
         else:
-            hi, p_hi = guess, value
+            hi = guess
     return lo
+
+
+def _interpolate(seen: dict[int, int], lo: int, hi: int, limit: int) -> int | None:
+    """Where the curve through the bracket's sampled points crosses ``limit`` (quadratic when 3 are known)."""
+    inside = sorted(x for x in seen if lo <= x <= hi)
+    points = [inside[0], inside[-1]]
+    if len(inside) > 2:
+        points.insert(1, inside[len(inside) // 2])
+    xs = [float(x) for x in points]
+    ys = [float(seen[x]) for x in points]
+    if len(points) == 3:
+        (x0, x1, x2), (y0, y1, y2) = xs, ys
+        d01, d12 = (y1 - y0) / (x1 - x0), (y2 - y1) / (x2 - x1)
+        c = (d12 - d01) / (x2 - x0)
+        b = d01 - c * (x0 + x1)
+        a = y0 - b * x0 - c * x0 * x0
+        if abs(c) > 1e-12:
+            disc = b * b - 4 * c * (a - limit)
+            if disc >= 0:
+                for root in sorted(((-b + disc**0.5) / (2 * c), (-b - disc**0.5) / (2 * c))):
+                    if lo <= root <= hi:
+                        return int(root)
+    (x0, x1), (y0, y1) = (xs[0], xs[-1]), (ys[0], ys[-1])
+    if y1 <= y0:
+        return None
+    return int(x0 + (limit - y0) * (x1 - x0) / (y1 - y0))
 
 
 def advise(arch: Architecture, lora: LoraSettings, training: TrainingSettings, gpu: Gpu) -> Advice:
@@ -91,8 +115,13 @@ def _advise(arch: Architecture, lora: LoraSettings, training: TrainingSettings, 
     count = count_lora(arch, lora)
     limit = gpu.memory_bytes
 
-    def peak(t: TrainingSettings, c: object = count) -> int:
-        return memory_estimate(arch, c, t).total_bytes  # type: ignore[arg-type]
+    seen: dict[tuple[TrainingSettings, int], int] = {}
+
+    def peak(t: TrainingSettings, c: LoraCount = count) -> int:
+        key = (t, c.trainable_params)
+        if key not in seen:
+            seen[key] = memory_estimate(arch, c, t).total_bytes
+        return seen[key]
 
     total = peak(training)
     fits = total <= limit

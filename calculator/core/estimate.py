@@ -12,7 +12,7 @@ from .dtypes import FLOAT_BYTES, compute_dtype
 from .errors import ErrorCollector
 from .gpus import DEFAULT_GPUS, Gpu, GpuFit, fits
 from .lora import LoraCount, LoraSettings, count_lora, scaling
-from .memory import static_memory
+from .memory import StaticMemory, static_memory
 from .optimizers import StateTensor, optimizer_state_bytes
 from .snippet import lora_config_snippet
 from .training import TrainingSettings, validate_training
@@ -105,10 +105,8 @@ def _largest_layer_bytes(arch: Architecture, training: TrainingSettings) -> int:
     return arch.params_per_layer * FLOAT_BYTES[compute_dtype(training.base_dtype)]
 
 
-def _full_static(arch: Architecture, training: TrainingSettings):  # type: ignore[no-untyped-def]
+def _full_static(arch: Architecture, training: TrainingSettings) -> StaticMemory:
     """Full fine-tuning: every base tensor trains in the (unquantized) base dtype."""
-    from .memory import StaticMemory
-
     elem = FLOAT_BYTES[compute_dtype(training.base_dtype)]
     tensors = [StateTensor(p.shape, arch.num_layers, elem) for m in arch.layer_modules for p in m.params]
     tied = arch.dims.tie_word_embeddings

@@ -32,7 +32,7 @@ class FamilyDefaults:
 
 
 def linear(path: str, in_features: int, out_features: int, *, bias: bool = False) -> Module:
-    params = (Param("weight", (out_features, in_features)),)
+    params: tuple[Param, ...] = (Param("weight", (out_features, in_features)),)
     if bias:
         params += (Param("bias", (out_features,)),)
     return Module(path, Kind.LINEAR, params, in_features, out_features)

@@ -373,7 +373,7 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
     for key, module, param in _matched_parameters(arch, lora):
         r, alpha = matcher.rank_and_alpha(key)
         experts, a, b = param.shape if len(param.shape) == 3 else (1, param.shape[1], param.shape[0])
-        shapes = [(r * experts, a), (b, r * experts)]
+        shapes: list[tuple[int, ...]] = [(r * experts, a), (b, r * experts)]
         if lora.lora_bias:
             shapes.append((b,))
         params = sum(math.prod(s) for s in shapes)

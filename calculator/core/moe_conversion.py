@@ -14,9 +14,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .architecture import Architecture
 from .errors import InputError
+
+if TYPE_CHECKING:
+    from .lora import LoraSettings
 
 # model_type -> {transformers-4 name: transformers-5 target parameter}, in PEFT's order
 TARGET_MAPPING: dict[str, dict[str, str]] = {
@@ -43,7 +47,7 @@ def parameter_keys(arch: Architecture) -> Iterator[str]:
                 yield f"{arch.layer_key(index, module.path)}.{param.name}"
 
 
-def convert_moe_targets(arch: Architecture, lora, matches: Callable[[str], bool]):  # type: ignore[no-untyped-def]
+def convert_moe_targets(arch: Architecture, lora: LoraSettings, matches: Callable[[str], bool]) -> LoraSettings:
     """Return the LoraSettings PEFT actually applies to this (MoE) model; unchanged for other models."""
     mapping = TARGET_MAPPING.get(arch.model_type)
     if not mapping:
