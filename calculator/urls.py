@@ -4,5 +4,9 @@ from calculator import views
 
 urlpatterns = [
     path("", views.calculator, name="calculator"),
+    path("save/", views.save, name="save"),
+    path("presets/", views.presets, name="presets"),
+    path("learn/", views.learn, name="learn"),
+    path("learn/quiz/", views.quiz, name="quiz"),
     path("c/<str:slug>/", views.permalink, name="permalink"),
 ]

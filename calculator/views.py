@@ -1,17 +1,188 @@
-"""Web pages (the calculator page is built in calculator/web/)."""
+"""The web pages. Views parse, call the services and render; every number comes from the core.
+
+- ``/``: the calculator. A plain GET renders the whole page; an htmx GET (``HX-Request``) gets the
+  results fragment plus out-of-band swaps, and ``HX-Push-Url`` with the canonical URL of the state.
+- ``/save/``: "Save & share" (POST, CSRF) -> the permalink.
+- ``/presets/``, ``/learn/`` (+ ``/learn/quiz/``), ``/c/<slug>/``.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from pydantic import ValidationError
 
+from calculator.core import InputError
 from calculator.models import SavedConfiguration
+from calculator.schemas import SaveRequest
+from calculator.services import catalog, save_configuration, saved_estimate
+from calculator.web import fields as F
+from calculator.web import learn as learn_content
+from calculator.web.query import Parsed, parse, request_query
+from calculator.web.render import RESPONSES, form_context, oob, results_html
+
+FORM_ONLY_PARAMS = ("src", "names", "pick", "set_r")
 
 
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+
+
+@require_GET
+@vary_on_headers("HX-Request")
 def calculator(request: HttpRequest) -> HttpResponse:
-    return render(request, "calculator/index.html", {})
+    raw = request.META.get("QUERY_STRING", "")
+    if _is_htmx(request):
+        cached = RESPONSES.get(raw)
+        if cached is None:
+            p = parse(request.GET)
+            body = results_html(p) + oob(p)
+            cached = (200 if p.ok else 400, body.encode(), f"{request.path}?{p.canonical}" if p.ok else "")
+            RESPONSES.put(raw, cached)
+        status, body, push = cached
+        response = HttpResponse(body, status=status)
+        if push:
+            response["HX-Push-Url"] = push
+        return response
+    p = parse(request.GET)
+    if p.ok and any(k in request.GET for k in FORM_ONLY_PARAMS) and raw != p.canonical:
+        # A form submitted without JavaScript: land on the clean, shareable URL of the same state.
+        return HttpResponseRedirect(f"{request.path}?{p.canonical}")
+    return _page(request, p, status=200 if p.ok else 400)
 
 
+def _page(request: HttpRequest, p: Parsed, *, status: int = 200, save: dict[str, str] | None = None) -> HttpResponse:
+    context = {
+        **form_context(p),
+        "results": results_html(p),
+        "gpus": catalog.gpus,
+        "fields": F.BY_NAME,
+        "rank_picks": [str(n) for n in F.RANK_PICKS],
+        "seq_picks": [str(n) for n in F.SEQ_PICKS],
+        "save": save or {},
+        "canonical": p.canonical,
+    }
+    return render(request, "calculator/index.html", context, status=status)
+
+
+@require_POST
+def save(request: HttpRequest) -> HttpResponse:
+    """Save & share: the state (the canonical query) plus a name and a note -> a new permalink."""
+    state = request.POST.get("state", "")
+    p = parse(QueryDict(state))
+    name = request.POST.get("name", "").strip()
+    note = request.POST.get("note", "").strip()
+    form = {"name": name, "note": note}
+    if "state" not in request.POST or not p.ok or p.request is None:
+        return _page(request, p, status=400, save={**form, "error": "Fix the inputs before saving."})
+    try:
+        save_request = SaveRequest.model_validate({**p.request.model_dump(), "name": name, "note": note})
+    except ValidationError as error:
+        messages = [f"{e['loc'][-1]}: {e['msg']}" for e in error.errors(include_url=False)]
+        return _page(request, p, status=400, save={**form, "error": "; ".join(messages)})
+    if not request.user.is_authenticated:
+        from calculator.api.views import AnonSaveThrottle
+
+        if not AnonSaveThrottle().allow_request(request, None):  # type: ignore[arg-type]
+            return _page(request, p, status=429, save={**form, "error": "Too many saves from here; try later."})
+    try:
+        configuration = save_configuration(save_request, request.user if request.user.is_authenticated else None)
+    except InputError:
+        return _page(request, p, status=400, save={**form, "error": "These inputs cannot be computed."})
+    except DatabaseError:
+        message = "Saving is unavailable right now (the database cannot be reached); computing still works."
+        return _page(request, p, status=503, save={**form, "error": message})
+    return HttpResponseRedirect(configuration.get_absolute_url())
+
+
+@require_GET
+def presets(request: HttpRequest) -> HttpResponse:
+    catalog.refresh()
+    rows = []
+    for entry in catalog.presets.values():
+        d = entry.architecture.dims
+        arch = entry.architecture
+        rows.append(
+            {
+                "slug": entry.slug,
+                "name": entry.name,
+                "family": entry.family,
+                "model_type": arch.model_type,
+                "params": f"{entry.published_params / 1e9:.2f} B",
+                "params_exact": f"{entry.published_params:,}",
+                "hidden": f"{d.hidden_size:,}",
+                "intermediate": f"{d.intermediate_size:,}",
+                "layers": d.num_hidden_layers,
+                "heads": f"{d.num_attention_heads}/{d.num_key_value_heads}",
+                "vocab": f"{d.vocab_size:,}",
+                "experts": d.num_local_experts,
+                "href": reverse("calculator") + "?" + request_query(entry),
+                "source_url": entry.source_url,
+            }
+        )
+    return render(request, "calculator/presets.html", {"rows": rows})
+
+
+@require_GET
+def learn(request: HttpRequest) -> HttpResponse:
+    p = parse(request.GET)
+    return render(request, "calculator/learn.html", learn_content.context(p))
+
+
+@require_http_methods(["POST"])
+def quiz(request: HttpRequest) -> HttpResponse:
+    checked = learn_content.check_quiz(request.POST)
+    if _is_htmx(request):
+        return render(request, "calculator/learn.html#quiz", {"quiz": checked})
+    p = parse(QueryDict(request.POST.get("state", "")))
+    return render(request, "calculator/learn.html", {**learn_content.context(p), "quiz": checked})
+
+
+@require_GET
 def permalink(request: HttpRequest, slug: str) -> HttpResponse:
-    configuration = get_object_or_404(SavedConfiguration, slug=slug)
-    return render(request, "calculator/permalink.html", {"configuration": configuration})
+    try:
+        configuration = SavedConfiguration.objects.get(slug=slug)
+    except SavedConfiguration.DoesNotExist:
+        return render(request, "calculator/not_found.html", status=404)
+    except DatabaseError:
+        return render(request, "calculator/not_found.html", {"db_down": True}, status=503)
+    state = _state_of(configuration)
+    p = parse(QueryDict(state))
+    context = {
+        "configuration": configuration,
+        "state": state,
+        "results": "",
+        "api_url": reverse("configuration-detail", args=[slug]),
+        "url": request.build_absolute_uri(configuration.get_absolute_url()),
+    }
+    try:
+        result = saved_estimate(configuration)
+        context["summary"] = (
+            f"{result.name or 'Model'}: {result.count.trainable_params:,} trainable parameters, "
+            f"peak {result.memory.total_bytes / 2**30:.1f} GiB"
+        )
+    except InputError:
+        context["summary"] = "These inputs no longer compute."
+    if p.ok:
+        context["results"] = results_html(p)
+    return render(request, "calculator/permalink.html", context)
+
+
+def _state_of(configuration: SavedConfiguration) -> str:
+    """The calculator query for a saved configuration: by preset while the preset still means the same model."""
+    from calculator.web.query import query_from_request
+
+    inputs = dict(configuration.inputs)
+    model = inputs.get("model") or {}
+    preset = model.get("preset")
+    catalog.refresh()
+    entry = catalog.presets.get(preset) if preset else None
+    if entry is None or entry.config != configuration.model_snapshot:
+        inputs["model"] = (
+            {"hf_config": configuration.model_snapshot} if not model.get("custom") else {"custom": model["custom"]}
+        )
+    return query_from_request(inputs)

@@ -279,7 +279,9 @@ def head_and_loss(S: Saved, c: Setup):
     if c.family == "gemma2":
         S.add("head.tanh", T * V * c.d, "final_logit_softcapping tanh output")
     S.add("head.log_softmax", T * V * 4, "log_softmax output fp32 (also nll_loss input)")
-    S.add("head.target", T * 8, "shifted labels int64")
+    # labels padded to [b, s+1] then [..., 1:].contiguous(): a copy [b, s] int64 -- except b == 1, where the
+    # slice is already contiguous and the saved target is a view of the padded [1, s+1] storage
+    S.add("head.target", (c.s + 1) * 8 if c.b == 1 else T * 8, "shifted labels int64")
     S.add("head.total_weight", 4, "nll_loss total_weight")
 
 

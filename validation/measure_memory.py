@@ -797,7 +797,17 @@ def main():
     ap.add_argument("--family", action="append")
     ap.add_argument("--detail", action="store_true", help="also write the per-layer saved-tensor listing")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--recheck", action="store_true",
+                    help="only re-evaluate measure_formula.py against the stored measurements and rewrite the JSON")
     args = ap.parse_args()
+    if args.recheck:
+        doc = json.loads(OUT_JSON.read_text())
+        for r in doc["cases"]:
+            r["formula"] = formula.check_case(r)
+        doc["summary"] = formula.summarize(doc["cases"])
+        print(json.dumps(doc["summary"], indent=1))
+        OUT_JSON.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+        return
     torch.set_num_threads(TORCH_THREADS)
     families = args.family or list(FAMILIES)
     save_configs()

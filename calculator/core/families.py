@@ -25,7 +25,7 @@ class FamilyDefaults:
     intermediate_size: int
     num_hidden_layers: int
     num_attention_heads: int
-    num_key_value_heads: int | None  # None: same as num_attention_heads
+    num_key_value_heads: int | None  # None: same as num_attention_heads (else a fixed number, as transformers)
     head_dim: int | None  # None: hidden_size // num_attention_heads
     tie_word_embeddings: bool
     max_position_embeddings: int
@@ -197,8 +197,8 @@ def llama_style(
 LLAMA = FamilyDefaults(32000, 4096, 11008, 32, 32, None, None, False, 2048)
 MISTRAL = FamilyDefaults(32000, 4096, 14336, 32, 32, 8, None, False, 131072)
 MIXTRAL = FamilyDefaults(32000, 4096, 14336, 32, 32, 8, None, False, 131072)
-QWEN2 = FamilyDefaults(151936, 4096, 22016, 32, 32, None, None, False, 32768)
-QWEN3 = FamilyDefaults(151936, 4096, 22016, 32, 32, None, 128, False, 32768)
+QWEN2 = FamilyDefaults(151936, 4096, 22016, 32, 32, 32, None, False, 32768)
+QWEN3 = FamilyDefaults(151936, 4096, 22016, 32, 32, 32, 128, False, 32768)
 GEMMA = FamilyDefaults(256000, 3072, 24576, 28, 16, 16, 256, True, 8192)
 GEMMA2 = FamilyDefaults(256000, 2304, 9216, 26, 8, 4, 256, True, 8192)
 PHI3 = FamilyDefaults(32064, 3072, 8192, 32, 32, None, None, False, 4096)
@@ -257,6 +257,9 @@ def build_gemma(r: ConfigReader) -> Architecture:
 
 def build_gemma2(r: ConfigReader) -> Architecture:
     d = read_decoder_dims(r, GEMMA2)
+    if d.hidden_size % d.num_attention_heads:
+        # transformers 5's Gemma2Config refuses this even with an explicit head_dim
+        r.errors.add(r.field("num_attention_heads"), "Gemma 2 needs hidden_size divisible by num_attention_heads.")
     bias = r.boolean("attention_bias", default=False)
     norms = ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm")
     return llama_style(

@@ -52,7 +52,14 @@ CONFIG_KEYS: dict[str, dict[str, str]] = {
 }
 # Which dimension fields a model type reads (the rest are shown disabled).
 COMMON_DIMS = frozenset(
-    {"hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "vocab_size", "tie_word_embeddings"}
+    {
+        "hidden_size",
+        "intermediate_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "vocab_size",
+        "tie_word_embeddings",
+    }
 )
 GQA_DIMS = COMMON_DIMS | {"num_key_value_heads", "head_dim"}
 MOE_DIMS = GQA_DIMS | {"num_local_experts", "num_experts_per_tok"}

@@ -116,3 +116,21 @@ def test_custom_dimensions_with_experts_build_a_mixtral():
         "num_experts_per_tok": 2,
     }
     assert architecture_from_dimensions(custom).base_params == PRESETS["mixtral-8x7b"]["published_params"]
+
+
+@pytest.mark.parametrize(
+    ("model_type", "kv_heads"),
+    [
+        ("llama", 64),
+        ("phi3", 64),
+        ("mistral", 8),
+        ("mixtral", 8),
+        ("qwen2", 32),
+        ("qwen3", 32),
+        ("gemma", 16),
+        ("gemma2", 4),
+    ],
+)
+def test_omitted_kv_heads_take_transformers_default_for_the_model_type(model_type, kv_heads):
+    config = {"model_type": model_type, "hidden_size": 4096, "num_attention_heads": 64, "head_dim": 64}
+    assert architecture_from_config(config).dims.num_key_value_heads == kv_heads

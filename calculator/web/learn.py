@@ -1,0 +1,198 @@
+"""The Learn page: how the numbers are computed, with the current configuration's numbers in the
+formulas (all from the core), and a short quiz checked on the server."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from django.http import QueryDict
+
+from calculator.core.dtypes import BNB_4BIT_BLOCKSIZE, BNB_NESTED_BLOCKSIZE, FLOAT_BYTES, compute_dtype
+from calculator.core.lora import count_lora
+from calculator.core.memory import base_weights_bytes
+from calculator.core.serving import kv_cache_bytes, serving_estimate
+from calculator.services import catalog
+from calculator.web import formatting as fmt
+from calculator.web.query import Parsed
+
+
+def context(p: Parsed) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"nav": "learn", "canonical": p.canonical, "ok": p.ok, "quiz": quiz_questions()}
+    if not p.ok or p.result is None:
+        ctx["errors"] = p.errors
+        return ctx
+    result = p.result
+    arch, lora, training, count = result.architecture, result.lora_settings, result.training, result.count
+    d = arch.dims
+    n = ctx["n"] = {}
+    n["name"] = result.name or arch.family
+    n["r"] = str(lora.r)
+    n["alpha"] = fmt.number(lora.lora_alpha)
+    n["scaling"] = f"{lora.lora_alpha / lora.r:.4g}"
+    n["rs_scaling"] = f"{lora.lora_alpha / lora.r**0.5:.4g}"
+    n["rslora"] = lora.use_rslora
+    if count.modules:
+        m = count.modules[0]
+        n["mod"] = {
+            "name": m.name,
+            "in": fmt.count(m.in_features),
+            "out": fmt.count(m.out_features),
+            "sum": fmt.count(m.in_features + m.out_features),
+            "r": str(m.r),
+            "per_layer": fmt.count(m.params_per_layer),
+            "layers": str(m.layers),
+            "total": fmt.count(m.params),
+            "full": fmt.count(m.in_features * m.out_features),
+            "ratio": fmt.percent(100 * m.params_per_layer / (m.in_features * m.out_features)),
+        }
+    n["trainable"] = fmt.count(count.trainable_params)
+    n["hidden"] = fmt.count(d.hidden_size)
+    n["heads"] = str(d.num_attention_heads)
+    n["kv_heads"] = str(d.num_key_value_heads)
+    n["head_dim"] = str(d.head_dim)
+    n["q_out"] = fmt.count(d.num_attention_heads * d.head_dim)
+    n["kv_out"] = fmt.count(d.num_key_value_heads * d.head_dim)
+    n["gqa"] = d.num_key_value_heads < d.num_attention_heads
+    n["k_lora"] = fmt.count(lora.r * (d.hidden_size + d.num_key_value_heads * d.head_dim))
+    n["q_lora"] = fmt.count(lora.r * (d.hidden_size + d.num_attention_heads * d.head_dim))
+    full = result.comparison[0].memory
+    n["base_params"] = fmt.count(arch.base_params)
+    n["full_dtype"] = result.comparison[0].base_dtype
+    n["full_weights"] = fmt.gib(full.base_weights_bytes)
+    n["full_grads"] = fmt.gib(full.gradients_bytes)
+    n["full_optim"] = fmt.gib(full.optimizer_states_bytes)
+    n["full_peak"] = fmt.gib(full.total_bytes)
+    n["lora_optim"] = fmt.size(result.memory.optimizer_states_bytes)
+    n["lora_peak"] = fmt.gib(result.memory.total_bytes)
+    n["optimizer"] = training.optimizer
+    cd = compute_dtype(training.base_dtype)
+    base_count = count_lora(arch, lora)
+    bf16 = base_weights_bytes(arch, base_count, replace(training, base_dtype=cd))
+    nf4 = base_weights_bytes(arch, base_count, replace(training, base_dtype="nf4", double_quant=False))
+    nf4dq = base_weights_bytes(arch, base_count, replace(training, base_dtype="nf4", double_quant=True))
+    n["cd"] = cd
+    n["bf16_weights"] = fmt.gib(bf16)
+    n["nf4_weights"] = fmt.gib(nf4)
+    n["nf4dq_weights"] = fmt.gib(nf4dq)
+    n["dq_saving"] = fmt.size(nf4 - nf4dq)
+    n["bits_nf4"] = f"{4 + 32 / BNB_4BIT_BLOCKSIZE:.3f}"
+    n["bits_dq"] = f"{4 + 8 / BNB_4BIT_BLOCKSIZE + 32 / (BNB_4BIT_BLOCKSIZE * BNB_NESTED_BLOCKSIZE):.3f}"
+    n["block"] = str(BNB_4BIT_BLOCKSIZE)
+    n["nested"] = str(BNB_NESTED_BLOCKSIZE)
+    zoo = 10
+    s = serving_estimate(arch, lora, training, zoo, catalog.gpus)
+    n["zoo"] = str(zoo)
+    n["serve_base"] = fmt.gib(s.base_weights_bytes)
+    n["adapter"] = fmt.size(s.adapter_bytes)
+    n["zoo_total"] = fmt.gib(s.total_bytes)
+    n["zoo_copies"] = fmt.gib(zoo * bf16)
+    n["extra_flops"] = fmt.percent(100 * s.extra_flops_fraction)
+    n["kv"] = fmt.size(kv_cache_bytes(arch, training.seq_len, training.base_dtype))
+    n["seq_len"] = fmt.count(training.seq_len)
+    n["layers"] = str(d.num_hidden_layers)
+    n["kv_elem"] = str(FLOAT_BYTES[cd])
+    n["file"] = fmt.size(result.adapter_file_bytes)
+    return ctx
+
+
+QUIZ: tuple[dict[str, Any], ...] = (
+    {
+        "id": "q1",
+        "question": "LoRA with r = 8 on a k_proj of shape 4096 → 1024 adds how many parameters per layer?",
+        "options": (
+            ("a", "8 \u00d7 4096 \u00d7 1024 = 33,554,432"),
+            ("b", "8 \u00d7 (4096 + 1024) = 40,960"),
+            ("c", "4096 + 1024"),
+        ),
+        "answer": "b",
+        "why": "A is r \u00d7 in and B is out \u00d7 r, so r · (in + out). "
+        "GQA makes k_proj's out small (kv heads \u00d7 head_dim).",
+    },
+    {
+        "id": "q2",
+        "question": "Before the first training step, what does the LoRA model output compared with the base model?",
+        "options": (
+            ("a", "Exactly the same outputs: B starts at zero, so B·A = 0"),
+            ("b", "The base output plus small random noise from A"),
+            ("c", "The base output scaled by lora_alpha / r"),
+        ),
+        "answer": "a",
+        "why": "A is initialised randomly and B with zeros, so the update B·A is zero until B learns something.",
+    },
+    {
+        "id": "q3",
+        "question": "With lora_alpha = 32 and r = 16, what is the scaling with use_rslora=True?",
+        "options": (("a", "2"), ("b", "8"), ("c", "0.5")),
+        "answer": "b",
+        "why": "rsLoRA divides by √r instead of r: 32 / √16 = 8 (plain LoRA would give 32 / 16 = 2).",
+    },
+    {
+        "id": "q4",
+        "question": "In QLoRA, which part is stored in 4-bit NF4?",
+        "options": (
+            ("a", "The LoRA adapters and their optimizer states"),
+            ("b", "The activations saved for backward"),
+            ("c", "The frozen base model's linear layers"),
+        ),
+        "answer": "c",
+        "why": "Only the frozen linear weights are quantized; adapters, gradients, optimizer states and activations "
+        "keep their 16/32-bit dtypes.",
+    },
+    {
+        "id": "q5",
+        "question": "Full fine-tuning in fp32 with torch's AdamW keeps how many bytes of optimizer state "
+        "per parameter?",
+        "options": (("a", "4"), ("b", "8"), ("c", "16")),
+        "answer": "b",
+        "why": "Two fp32 moments (exp_avg and exp_avg_sq), 4 bytes each: twice the weights, which is why optimizer "
+        "state dominates full fine-tuning.",
+    },
+    {
+        "id": "q6",
+        "question": "After merging the adapter into the base weights, serving costs…",
+        "options": (
+            ("a", "The base model's memory and latency: W + scaling·B·A has W's shape"),
+            ("b", "An extra matrix multiplication per adapted layer"),
+            ("c", "r extra layers"),
+        ),
+        "answer": "a",
+        "why": "Merging folds the low-rank update into W; nothing extra runs. Unmerged adapters cost a little per "
+        "token but let one base serve many adapters.",
+    },
+)
+
+
+def quiz_questions(answers: QueryDict | None = None) -> dict[str, Any]:
+    questions = []
+    score = 0
+    answered = 0
+    for q in QUIZ:
+        given = answers.get(q["id"]) if answers is not None else None
+        correct = given == q["answer"]
+        answered += given is not None
+        score += correct
+        questions.append(
+            {
+                "id": q["id"],
+                "question": q["question"],
+                "options": [
+                    {"value": v, "label": label, "checked": v == given, "right": v == q["answer"]}
+                    for v, label in q["options"]
+                ],
+                "given": given,
+                "correct": correct,
+                "why": q["why"],
+            }
+        )
+    return {
+        "questions": questions,
+        "checked": answers is not None,
+        "score": score,
+        "answered": answered,
+        "total": len(QUIZ),
+    }
+
+
+def check_quiz(post: QueryDict) -> dict[str, Any]:
+    return quiz_questions(post)

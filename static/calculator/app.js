@@ -1,0 +1,80 @@
+/* lorasite: small progressive enhancements on top of htmx. The page works without any of this. */
+(function () {
+  "use strict";
+  var form = function () { return document.getElementById("calc"); };
+  function changed(el) { el.dispatchEvent(new Event("input", { bubbles: true })); }
+
+  // Mark the entry the page was loaded with as htmx's, so "back" to it restores it too (a reload of
+  // its URL: htmx keeps no history snapshots here, the server renders the state from the URL).
+  if (document.getElementById("calc") && !(history.state && history.state.htmx)) {
+    history.replaceState({ htmx: true }, "", location.href);
+  }
+
+  document.addEventListener("click", function (e) {
+    var t = e.target.closest ? e.target.closest("button") : null;
+    if (!t) return;
+    // Quick picks: set the fields here and let htmx recompute (without JS they submit the form).
+    if (t.dataset.set && form()) {
+      e.preventDefault();
+      var input = document.getElementById(t.dataset.set);
+      input.value = t.dataset.value;
+      changed(input);
+    } else if (t.hasAttribute("data-names") && form()) {
+      e.preventDefault();
+      var names = t.dataset.names.split(" ");
+      var boxes = form().querySelectorAll('input[name="target_modules"]');
+      boxes.forEach(function (b) { b.checked = names.indexOf(b.value) >= 0; });
+      if (boxes.length) changed(boxes[0]);
+    } else if (t.hasAttribute("data-copy") || t.hasAttribute("data-copy-url")) {
+      var text = t.hasAttribute("data-copy-url") ? location.href : document.querySelector(t.dataset.copy).innerText;
+      var done = function () { var old = t.textContent; t.textContent = "Copied"; setTimeout(function () { t.textContent = old; }, 1500); };
+      if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(text).then(done, function () {});
+      else { var ta = document.createElement("textarea"); ta.value = text; document.body.appendChild(ta); ta.select(); try { document.execCommand("copy"); done(); } catch (x) {} ta.remove(); }
+    } else if (t.id === "config-clear") {
+      var area = document.getElementById("hf_config");
+      area.value = "";
+      changed(area);
+    }
+  });
+
+  // A pasted config.json is sent compact (shorter URL); the server keeps only the keys that matter.
+  document.addEventListener("input", function (e) {
+    var t = e.target;
+    if (t.id !== "hf_config" || t.value.indexOf("\n") < 0) return;
+    try { t.value = JSON.stringify(JSON.parse(t.value)); } catch (x) { /* not JSON yet */ }
+  }, true);
+
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (t.id === "config-file" && t.files && t.files[0]) {
+      t.files[0].text().then(function (text) {
+        var area = document.getElementById("hf_config");
+        try { area.value = JSON.stringify(JSON.parse(text)); } catch (x) { area.value = text; }
+        changed(area);
+      });
+    }
+  });
+
+  // Errors arrive out of band only for the fields that have one: clear the old ones first.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (e.detail.target && e.detail.target.id === "results") {
+      document.querySelectorAll("#calc .err").forEach(function (el) { el.textContent = ""; });
+    }
+  });
+  // Keep the rank chips in step with the rank field.
+  document.addEventListener("input", function (e) {
+    if (e.target.id !== "r") return;
+    document.querySelectorAll('[data-set="r"]').forEach(function (c) { c.classList.toggle("on", c.dataset.value === e.target.value); });
+  });
+
+  // /presets/: filter the table as you type.
+  document.addEventListener("input", function (e) {
+    var t = e.target;
+    if (!t.dataset || !t.dataset.filter) return;
+    var words = t.value.toLowerCase().split(/\s+/).filter(Boolean);
+    document.querySelectorAll(t.dataset.filter + " tbody tr").forEach(function (row) {
+      var hay = row.dataset.search || "";
+      row.hidden = !words.every(function (w) { return hay.indexOf(w) >= 0; });
+    });
+  });
+})();

@@ -1,0 +1,84 @@
+"""Browser tests: a real headless Chromium (Debian's package) driven by Playwright against live_server.
+
+Never Playwright's own browser download: the system ``chromium`` is launched by path. Without one
+the tests skip (``make test`` prints a loud warning), unless REQUIRE_BROWSER_TESTS is set (CI).
+"""
+
+import os
+import shutil
+
+import pytest
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run inside one.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if CHROMIUM is None:
+        if os.environ.get("REQUIRE_BROWSER_TESTS"):
+            pytest.fail("REQUIRE_BROWSER_TESTS is set but no 'chromium' is on PATH")
+        pytest.skip("no 'chromium' on PATH: browser tests skipped (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    from calculator.services import invalidate_catalog
+    from calculator.web.render import FRAGMENTS, RESPONSES
+
+    invalidate_catalog()
+    FRAGMENTS.clear()
+    RESPONSES.clear()
+    yield
+    invalidate_catalog()
+
+
+def _new_page(browser, **options):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **options)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.js_errors = errors
+    return context, page
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context, page = _new_page(browser)
+    page.base = live_server.url
+    yield page
+    context.close()
+    assert not page.js_errors, page.js_errors
+
+
+@pytest.fixture
+def nojs_page(browser, live_server):
+    context, page = _new_page(browser, java_script_enabled=False)
+    page.base = live_server.url
+    yield page
+    context.close()
