@@ -153,7 +153,10 @@ def attention_core(
             S.add(v[0], v[1], "sdpa: value (its storage)")
             S.add(f"{p}attn_out", T * nh * hd * d, "sdpa: output (= o_proj input)")
             S.add(f"{p}lse", b * nh * c.lse_s * 4, "sdpa: logsumexp fp32")
-        return f"{p}attn_out", any_rg, True
+        # the o_proj input is attn_out.transpose(1, 2).reshape(...): free when the kernel's output is physically
+        # [b, s, nh, hd] (CUDA flash / mem-efficient always; the CPU kernel follows the query's layout, so a query
+        # that is contiguous [b, nh, s, hd] -- Phi-3's rotary ends with torch.cat -- costs a copy there)
+        return f"{p}attn_out", any_rg, not (c.device == "cpu" and q_contig)
     # eager: scores = q @ k^T (q copied to [b*nh,s,hd] unless contiguous; k repeated to nh heads)
     rs = rq or rk
     if rq:
@@ -316,7 +319,10 @@ def estimate(c: Setup) -> dict:
         if c.attn == "eager":
             n_masks = 2 if c.family == "gemma2" else 1  # gemma2: full + sliding-window masks
             for m in range(n_masks):
-                Sr.add(f"mask{m}", c.b * c.s * c.s * c.d, "4-D additive causal mask (checkpoint kwargs)")
+                if c.family == "gpt2":  # GPT-2 passes the mask positionally: packed with layer 0's inputs
+                    layers[0] += c.b * c.s * c.s * c.d
+                else:
+                    Sr.add(f"mask{m}", c.b * c.s * c.s * c.d, "4-D additive causal mask (checkpoint kwargs)")
         # GPT-2: the wte output is a leaf (input grads) kept by its AccumulateGrad node, separate from layer 0's
         # input; position_ids go through the checkpoint kwargs; embedding dropout mask
         if c.family == "gpt2":

@@ -249,6 +249,8 @@ def optimizer_factories():
 
     facs = {
         "adamw_torch": lambda ps: torch.optim.AdamW(ps, lr=1e-4),
+        # HF Trainer's default optim since torch 2.8: "adamw_torch_fused" (step tensors live on the param device)
+        "adamw_torch_fused": lambda ps: torch.optim.AdamW(ps, lr=1e-4, fused=True),
         "sgd": lambda ps: torch.optim.SGD(ps, lr=1e-3),
         "sgd_momentum": lambda ps: torch.optim.SGD(ps, lr=1e-3, momentum=0.9),
         # HF Trainer optim="adafactor": Adafactor(scale_parameter=False, relative_step=False, warmup_init=False,
@@ -478,7 +480,10 @@ def run_case(case, detail=False, optim_cache=None):
     input_ids = torch.randint(0, dims["vocab"], (b, s))
     labels = input_ids.clone()
     excluded_inputs = {storage_of(input_ids)[0], storage_of(labels)[0]}
-    tracker.excluded = excluded | excluded_inputs  # views of the inputs are not activations (packed ones are added)
+    # views of the inputs are not activations (packed ones are added). Parameters are excluded again after the
+    # forward by their storages *then* (a parameter whose data is replaced must not hide a reused address).
+    tracker.excluded = excluded_inputs
+    rec.excluded = set()
 
     # early stop off (read when the checkpoint frame is created, i.e. in the forward) so that the recomputation
     # runs to the end of the layer and the probe sees its complete saved set; it does not change what is saved.
@@ -490,7 +495,9 @@ def run_case(case, detail=False, optim_cache=None):
     del out
     gc.collect()
     loss_ptr = storage_of(loss)[0]
-    alive = tracker.alive(exclude_ptrs=[loss_ptr])
+    excluded = {storage_of(p)[0] for p in pm.parameters()} | {storage_of(x)[0] for x in pm.buffers()}
+    rec.excluded = excluded
+    alive = tracker.alive(exclude_ptrs=[loss_ptr, *excluded])
     alive_ptrs = {e.ptr: e for e in alive}
     packed = rec.unique()
 
@@ -610,10 +617,18 @@ def run_case(case, detail=False, optim_cache=None):
     layers_part = split_packed["layers"]
     head_part = split_packed["head"]
     rest_part = activations_cpu - layers_part - head_part
-    gpu_adjust = -(mask_cpu - mask_cuda) + (ln_cuda - ln_cpu)
+    # CPU-vs-CUDA: the CPU flash kernel allocates its output like the query; a query that is contiguous
+    # [b, nh, s, hd] (Phi-3) makes attn_out.transpose(1, 2).contiguous() a copy, which an fp32 o_proj LoRA then
+    # saves; CUDA flash / mem-efficient outputs are [b, s, nh, hd] already (no copy)
+    sdpa_out_copy = 0
+    if case["attn"] == "sdpa":
+        sdpa_out_copy = sum(r.nbytes for r in packed.values()
+                            if r.creator.startswith("clone") and r.module.endswith("o_proj.lora_A.default"))
+    gpu_adjust = -(mask_cpu - mask_cuda) + (ln_cuda - ln_cpu) - sdpa_out_copy
     result = {
         "id": case["id"],
         "family": fam,
+        "config_file": f"validation/configs/small/{fam}.json",
         "dims": dims,
         "inputs": {k: case[k] for k in ("batch", "seq", "dtype", "attn", "targets", "r", "lora_dropout", "gc")}
         | {
@@ -655,6 +670,7 @@ def run_case(case, detail=False, optim_cache=None):
             "model_dropout_mask_count": len(dropout_masks) - len(lora_masks),
             "layernorm_stat_bytes_cpu": ln_cpu,
             "layernorm_stat_bytes_cuda": ln_cuda,
+            "sdpa_output_copy_bytes_cpu": sdpa_out_copy,
             "sdpa_cpu_kernel": sdpa_kernel,
             "sdpa_saved_logsumexp": [[list(sh), dt] for sh, dt in sdpa_saved_lse],
             "adjustment_bytes": gpu_adjust,
@@ -803,6 +819,7 @@ def main():
     if args.recheck:
         doc = json.loads(OUT_JSON.read_text())
         for r in doc["cases"]:
+            r.setdefault("config_file", f"validation/configs/small/{r['family']}.json")
             r["formula"] = formula.check_case(r)
         doc["summary"] = formula.summarize(doc["cases"])
         print(json.dumps(doc["summary"], indent=1))

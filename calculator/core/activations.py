@@ -1,13 +1,13 @@
 """Bytes the forward pass keeps for backward, from a symbolic replay of each layer's autograd graph.
 
-Autograd saves a tensor only when a gradient that needs it will be computed: a frozen linear layer
-saves nothing (its weight is frozen and its input's gradient only needs the weight), while LoRA's
-``lora_A`` saves its (fp32-cast, dropped-out) input and ``lora_B`` the rank-r activation. So what a
-layer keeps depends on which tensors require grad, and the first layer differs from the others (its
-input, the frozen embedding's output, does not). We replay each layer's forward with that rule per
-operand, counting every storage once, and model the CUDA kernels (1-byte dropout masks, fused
-attention saving q, k, v, output and a float32 log-sum-exp). Validated against measurements in
-``tests/core/golden/memory_measured.json`` (see docs/accuracy.md).
+Autograd saves a tensor only for a gradient that will be computed: a frozen linear layer keeps nothing
+(its input's gradient needs only the frozen weight), while LoRA's ``lora_A`` keeps its (fp32-cast or
+dropped-out) input and ``lora_B`` the rank-r activation. What a layer keeps therefore depends on which
+tensors require grad, and the first layer differs from the others (its input, the frozen embedding's
+output, does not). We replay each layer's forward with that rule applied per operand, count every storage
+once, and model the CUDA kernels: 1-byte dropout masks, fused attention keeping q, k, v, the output and a
+float32 log-sum-exp, float32 LayerNorm statistics. Checked against measurements of real models
+(`tests/core/golden/memory_measured.json`, see docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from itertools import count as counter
 
 from .architecture import Architecture
-from .dtypes import FLOAT_BYTES, compute_dtype
+from .dtypes import FLOAT_BYTES, ceil_div, compute_dtype
 from .lora import LoraCount
 from .training import TrainingSettings
 
 FP32 = 4
 INT64 = 8
-CUDA_DROPOUT_MASK = 1  # CUDA's fused dropout keeps a bool mask; the CPU keeps one in the input dtype
+CUDA_MASK = 1  # CUDA's native_dropout keeps a bool mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,27 +34,38 @@ class Tensor:
 
 
 @dataclass(frozen=True, slots=True)
+class LoraModule:
+    r: int
+    dropout: float
+    dora: bool
+
+
+LayerPlan = tuple[tuple[str, LoraModule | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Activations:
-    layers_bytes: int  # all decoder layers, what they keep for backward
-    outside_bytes: int  # embeddings, final norm, rotary tables: outside the layers, before the head
+    layers_bytes: int  # the decoder layers (with checkpointing: what the checkpoints keep)
+    outside_bytes: int  # outside the layers before the head: final norm, rotary tables, checkpoint kwargs
     logits_bytes: int  # output head and loss
-    recompute_bytes: int  # with gradient checkpointing: one layer's activations rebuilt in backward
-    per_layer_bytes: int  # a typical (not the first) layer without checkpointing
-    head_transient_bytes: int  # logits-sized buffers alive at the loss besides what is saved
+    recompute_bytes: int  # with checkpointing: one layer rebuilt during backward (part of the peak)
+    per_layer_bytes: int  # the largest layer without checkpointing
+    head_transient_bytes: int  # logits-sized buffers alive around the loss besides what is saved
 
 
 class Graph:
-    """Records saved storages of one forward replay."""
+    """The storages one replay saves, plus the context every op needs."""
 
-    def __init__(
-        self, tokens: int, act_bytes: int, adapter_bytes: int, training: TrainingSettings, full: bool = False
-    ) -> None:
-        self.full = full  # full fine-tuning: every weight trains, so every linear keeps its input
-        self.tokens = tokens
-        self.p = act_bytes
-        self.a = adapter_bytes
+    def __init__(self, arch: Architecture, training: TrainingSettings, full: bool = False) -> None:
+        self.arch = arch
         self.training = training
+        self.tokens = training.tokens
+        self.p = FLOAT_BYTES[compute_dtype(training.base_dtype)]
+        self.a = FLOAT_BYTES[training.adapter_dtype]
+        self.int8 = training.base_dtype == "int8"
+        self.full = full  # full fine-tuning: every weight trains, so every linear keeps its input
         self.saved: dict[int, int] = {}
+        self.rope_needed = False
         self._ids = counter()
 
     def new(self, numel: int, elem_bytes: int, requires_grad: bool) -> Tensor:
@@ -62,8 +73,7 @@ class Graph:
 
     def act(self, features: int, requires_grad: bool, elem_bytes: int | None = None) -> Tensor:
         """A (tokens x features) activation."""
-        e = self.p if elem_bytes is None else elem_bytes
-        return self.new(self.tokens * features, e, requires_grad)
+        return self.new(self.tokens * features, self.p if elem_bytes is None else elem_bytes, requires_grad)
 
     def save(self, *tensors: Tensor) -> None:
         for t in tensors:
@@ -77,120 +87,256 @@ class Graph:
     def total(self) -> int:
         return sum(self.saved.values())
 
-    # --- ops -----------------------------------------------------------------------------------
+    # --- ops ---------------------------------------------------------------------------------------
 
-    def mul(self, a: Tensor, b: Tensor, out: Tensor) -> Tensor:
-        """Elementwise product of two tensors: each operand is saved for the other's gradient."""
-        self.save_if(b.requires_grad, a)
-        self.save_if(a.requires_grad, b)
-        return out
+    def dropout(self, x: Tensor, p: float) -> Tensor:
+        """nn.Dropout in training: keeps only its mask, and only when the input needs a gradient."""
+        if p <= 0:
+            return x
+        numel = x.nbytes // x.elem_bytes
+        self.save_if(x.requires_grad, self.new(numel, CUDA_MASK, False))
+        return self.new(numel, x.elem_bytes, x.requires_grad)
 
     def rms_norm(self, x: Tensor, size: int, *, gemma: bool = False) -> Tensor:
-        """transformers' RMSNorm: upcast to fp32, x * rsqrt(mean(x²) + eps), weight (frozen) applied.
-
-        Saves the fp32 input (the input itself when already fp32) and the per-row rsqrt; Gemma's
-        ``1 + weight`` is a fresh (non-parameter) tensor saved for the product.
-        """
+        """transformers' RMSNorm: x.float() (the input itself when fp32) and rsqrt per row are kept;
+        Gemma's ``1 + weight.float()`` is a fresh tensor kept for the product. The weight is frozen."""
         rows = x.nbytes // x.elem_bytes // size
         if x.requires_grad:
-            upcast = x if x.elem_bytes == FP32 else self.new(rows * size, FP32, True)
-            self.save(upcast, self.new(rows, FP32, True))
+            self.save(x if x.elem_bytes == FP32 else self.new(rows * size, FP32, True))
+            self.save(self.new(rows, FP32, True))
             if gemma:
                 self.save(self.new(size, FP32, False))
-        if self.full:  # a trainable norm weight keeps the normalised input for its gradient
+        if self.full:  # a trainable norm weight keeps the normalised input for its own gradient
             self.save(self.new(rows * size, FP32 if gemma else self.p, True))
         return self.new(rows * size, self.p, x.requires_grad or self.full)
 
     def layer_norm(self, x: Tensor, size: int) -> Tensor:
-        """native_layer_norm saves its input, mean and rstd (fp32 per row)."""
+        """native_layer_norm keeps its input and float32 mean and rstd per row (CUDA)."""
         rows = x.nbytes // x.elem_bytes // size
-        if x.requires_grad:
+        if x.requires_grad or self.full:
             self.save(x, self.new(rows, FP32, True), self.new(rows, FP32, True))
-        return self.new(rows * size, self.p, x.requires_grad)
-
-    def dropout(self, x: Tensor, p: float) -> Tensor:
-        if p <= 0:
-            return x
-        if x.requires_grad:
-            self.save(self.new(x.nbytes // x.elem_bytes, CUDA_DROPOUT_MASK, False))
-        return self.new(x.nbytes // x.elem_bytes, x.elem_bytes, x.requires_grad)
+        return self.new(rows * size, self.p, x.requires_grad or self.full)
 
     def linear(self, x: Tensor, in_features: int, out_features: int, lora: LoraModule | None) -> Tensor:
-        """A frozen linear layer, with PEFT's LoRA branch when the module is adapted."""
+        """A frozen linear layer (bitsandbytes int8 keeps its input), plus PEFT's LoRA branch:
+        ``base(x) + lora_B(lora_A(dropout(x.to(adapter dtype)))) * scaling``."""
         if self.full:
             self.save(x)
             return self.act(out_features, True)
+        if self.int8 and x.requires_grad:
+            self.save(x)  # MatMul8bitLt keeps its input in ctx.tensors
         base_out = self.act(out_features, x.requires_grad)
         if lora is None:
             return base_out
-        xc = x if x.elem_bytes == self.a else self.act(in_features, x.requires_grad, self.a)
-        xd = self.dropout(xc, lora.dropout)
-        self.save(xd)  # lora_A's weight needs its input
-        hidden = self.act(lora.r, True, self.a)
-        self.save(hidden)  # lora_B's weight needs lora_A's output
-        lora_out = self.act(out_features, True, self.a)
+        cast = x if x.elem_bytes == self.a else self.act(in_features, x.requires_grad, self.a)
+        lora_in = self.dropout(cast, lora.dropout)
+        self.save(lora_in)  # lora_A's weight gradient needs its input
+        self.save(self.act(lora.r, True, self.a))  # lora_B's needs lora_A's output
         if lora.dora:
-            # DoRA rescales: (m/‖W‖ - 1)·base + m/‖W‖·lora·s saves both products' other operand.
-            self.save(base_out, lora_out, self.new(out_features, self.a, True))
+            # DoRA's (m/‖W‖)·(base + lora·s) keeps the base output, the LoRA output and the scale.
+            self.save(base_out, self.act(out_features, True, self.a), self.new(out_features, self.a, True))
         return self.act(out_features, True)
 
-    def silu_mul(self, gate: Tensor, up: Tensor, features: int) -> Tensor:
-        """act(gate) * up, with act a single kernel (SiLU, tanh-GELU) that saves its input."""
+    def gated_mlp(self, gate: Tensor, up: Tensor, features: int) -> Tensor:
+        """act(gate) * up with a one-kernel activation (SiLU, tanh-GELU) that keeps its input."""
         self.save_if(gate.requires_grad, gate)
         activated = self.act(features, gate.requires_grad)
-        return self.mul(activated, up, self.act(features, activated.requires_grad or up.requires_grad))
+        self.save_if(up.requires_grad, activated)
+        self.save_if(activated.requires_grad, up)
+        return self.act(features, activated.requires_grad or up.requires_grad)
+
+    def attention(self, q: Tensor, k: Tensor, v: Tensor, *, softcap: bool = False, fp32_softmax: bool = True) -> Tensor:
+        """Scaled dot-product attention as the chosen kernel stores it; returns the output."""
+        d = self.arch.dims
+        b, s = self.training.batch_size, self.training.seq_len
+        heads, hd = d.num_attention_heads, d.head_dim
+        width = heads * hd
+        needed = q.requires_grad or k.requires_grad or v.requires_grad
+        if self.training.attn_implementation != "eager":
+            # flash / memory-efficient / cuDNN: q, k, v as passed (GQA: kv heads only), output, logsumexp
+            if not needed:
+                return self.act(width, False)
+            out = self.act(width, True)
+            lse_len = s
+            if self.training.attn_implementation == "sdpa" and self.p == FP32:
+                lse_len = ceil_div(s, 32) * 32  # fp32 runs the memory-efficient kernel, which pads it
+            self.save(q, k, v, out, self.new(b * heads * lse_len, FP32, True))
+            return out
+        # eager: scores = q @ k^T with k repeated to all heads, softmax, probs @ v with v repeated
+        scores_rg = q.requires_grad or k.requires_grad
+        self.save_if(k.requires_grad, self.act(width, True))  # the query operand (a copy)
+        self.save_if(q.requires_grad, self.act(width, True))  # the key repeated to every head
+        scores = b * heads * s * s
+        if softcap:
+            self.save_if(scores_rg, self.new(scores, self.p, True))  # tanh keeps its output
+        softmax_bytes = FP32 if fp32_softmax else self.p
+        probs = self.new(scores, softmax_bytes, scores_rg)
+        self.save_if(scores_rg, probs)
+        if softmax_bytes != self.p:
+            probs = self.new(scores, self.p, scores_rg)  # .to(query.dtype)
+        probs = self.dropout(probs, d.attention_dropout)
+        self.save_if(v.requires_grad, probs)
+        self.save_if(scores_rg, self.act(width, True))  # the value repeated to every head
+        return self.act(width, needed)
+
+
+def _decoder_layer(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
+    """Llama-style layer: llama, mistral, mixtral, qwen2 (frozen q/k/v biases keep nothing), qwen3
+    (q/k norms), gemma, gemma2 (four norms, soft-capping), phi3 (fused qkv and gate_up)."""
+    arch = g.arch
+    d, mt = arch.dims, arch.model_type
+    h, hd = d.hidden_size, d.head_dim
+    q_out, kv_out = d.num_attention_heads * hd, d.num_key_value_heads * hd
+    gemma = mt in ("gemma", "gemma2")
+    normed = g.rms_norm(x, h, gemma=gemma)
+    if mt == "phi3":
+        qkv = g.linear(normed, h, q_out + 2 * kv_out, lora.get("self_attn.qkv_proj"))
+        q = k = v = qkv  # views of one storage: keeping v keeps all of it
+    else:
+        q = g.linear(normed, h, q_out, lora.get("self_attn.q_proj"))
+        k = g.linear(normed, h, kv_out, lora.get("self_attn.k_proj"))
+        v = g.linear(normed, h, kv_out, lora.get("self_attn.v_proj"))
+    if mt == "qwen3":
+        q = g.rms_norm(q, hd)
+        k = g.rms_norm(k, hd)
+    # RoPE: q·cos + rotate_half(q)·sin keeps only the cos/sin tables, shared by all layers (counted outside).
+    g.rope_needed = g.rope_needed or q.requires_grad or k.requires_grad or g.full
+    q = g.act(q_out, q.requires_grad or g.full)
+    k = g.act(kv_out, k.requires_grad or g.full)
+    attn = g.attention(q, k, v, softcap=mt == "gemma2")
+    o = g.linear(attn, q_out, h, lora.get("self_attn.o_proj"))
+    if mt == "gemma2":
+        o = g.rms_norm(o, h, gemma=True)
+    o = g.dropout(o, d.residual_dropout)  # Phi-3's resid_attn_dropout
+    x = g.act(h, x.requires_grad or o.requires_grad)
+    normed = g.rms_norm(x, h, gemma=gemma)
+    i = d.intermediate_size
+    if mt == "mixtral":
+        m = _moe(g, normed)
+    elif mt == "phi3":
+        gate_up = g.linear(normed, h, 2 * i, lora.get("mlp.gate_up_proj"))
+        m = g.linear(g.gated_mlp(gate_up, gate_up, i), i, h, lora.get("mlp.down_proj"))
+    else:
+        gate = g.linear(normed, h, i, lora.get("mlp.gate_proj"))
+        up = g.linear(normed, h, i, lora.get("mlp.up_proj"))
+        m = g.linear(g.gated_mlp(gate, up, i), i, h, lora.get("mlp.down_proj"))
+    if mt == "gemma2":
+        m = g.rms_norm(m, h, gemma=True)
+    m = g.dropout(m, d.residual_dropout)  # Phi-3's resid_mlp_dropout
+    return g.act(h, x.requires_grad or m.requires_grad)
+
+
+def _moe(g: Graph, x: Tensor) -> Tensor:
+    """Mixtral (transformers 5): fp32 router softmax, then every token through its top-k experts, whose
+    fused gate_up/down weights are frozen 3-D parameters (not measured; from the code path)."""
+    d = g.arch.dims
+    h, i, k, e = d.hidden_size, d.intermediate_size, d.num_experts_per_tok, d.num_local_experts
+    if not (x.requires_grad or g.full):
+        return g.act(h, False)
+    tokens, routed = g.tokens, g.tokens * k
+    g.save(g.new(tokens * e, FP32, True))  # router softmax output
+    g.save(g.new(tokens * k, INT64, False), g.new(tokens * k, FP32, True))  # top-k indices and weights
+    g.save(g.new(routed, INT64, False))  # token index of each routed row
+    g.save(g.new(routed * 2 * i, g.p, True), g.new(routed * i, g.p, True))  # gate_up output, act output
+    g.save(g.new(routed * h, g.p, True))  # expert output scaled by its routing weight
+    if g.full:
+        g.save(g.new(routed * h, g.p, True))  # expert inputs for the weight gradients
+    return g.act(h, True)
+
+
+def _gpt2_layer(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
+    """GPT-2 block: LayerNorm, fused Conv1D c_attn (q, k, v views of one output), softmax in the compute
+    dtype, gelu_new as separate kernels, residual dropouts."""
+    d = g.arch.dims
+    h, i = d.hidden_size, d.intermediate_size
+    qkv = g.linear(g.layer_norm(x, h), h, 3 * h, lora.get("attn.c_attn"))
+    attn = g.attention(qkv, qkv, qkv, fp32_softmax=False)
+    o = g.dropout(g.linear(attn, h, h, lora.get("attn.c_proj")), d.residual_dropout)
+    x = g.act(h, x.requires_grad or o.requires_grad)
+    fc = g.linear(g.layer_norm(x, h), h, i, lora.get("mlp.c_fc"))
+    if fc.requires_grad:
+        # 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))): x, tanh, 1 + tanh and 0.5·x are kept
+        g.save(fc, g.act(i, True), g.act(i, True), g.act(i, True))
+    m = g.dropout(g.linear(g.act(i, fc.requires_grad), i, h, lora.get("mlp.c_proj")), d.residual_dropout)
+    return g.act(h, x.requires_grad or m.requires_grad)
+
+
+def _layer(g: Graph, x: Tensor, plan: LayerPlan) -> Tensor:
+    lora = dict(plan)
+    return _gpt2_layer(g, x, lora) if g.arch.model_type == "gpt2" else _decoder_layer(g, x, lora)
+
+
+def _layer_plans(arch: Architecture, count: LoraCount) -> list[LayerPlan]:
+    """For each layer, which of its modules are adapted and with what rank."""
+    per_layer: list[dict[str, LoraModule | None]] = [{} for _ in range(arch.num_layers)]
+    prefix = f"{arch.layer_prefix}."
+    for key, _module, r in count.adapted_keys:
+        if not key.startswith(prefix):
+            continue
+        index_text, _, relative = key[len(prefix) :].partition(".")
+        if index_text.isdigit() and int(index_text) < arch.num_layers:
+            per_layer[int(index_text)][relative] = LoraModule(r, count.lora_dropout, count.use_dora)
+    return [tuple(sorted(d.items())) for d in per_layer]
 
 
 @dataclass(frozen=True, slots=True)
-class LoraModule:
-    r: int
-    dropout: float
-    dora: bool
+class _LayerReplay:
+    saved_bytes: int
+    input_saved_bytes: int  # part of saved_bytes that is the layer's own input storage
+    output_requires_grad: bool
+    rope_needed: bool
 
 
-LayerPlan = tuple[tuple[str, LoraModule | None], ...]
+def _replay(
+    arch: Architecture, training: TrainingSettings, plan: LayerPlan, input_rg: bool, full: bool
+) -> _LayerReplay:
+    g = Graph(arch, training, full)
+    x = g.act(arch.dims.hidden_size, input_rg)
+    out = _layer(g, x, plan)
+    return _LayerReplay(g.total, g.saved.get(x.storage, 0), out.requires_grad, g.rope_needed)
 
 
 def estimate_activations(
     arch: Architecture, count: LoraCount, training: TrainingSettings, *, full: bool = False
 ) -> Activations:
-    """Saved activations for one micro-batch; ``full`` models full fine-tuning instead of LoRA."""
+    """Saved activations for one micro-batch; ``full`` models full fine-tuning instead of LoRA.
+
+    With gradient checkpointing the embedding output requires grad (transformers/PEFT call
+    ``enable_input_require_grads``), every layer keeps only its input, and one layer is rebuilt during
+    backward at a time.
+    """
     p = FLOAT_BYTES[compute_dtype(training.base_dtype)]
-    a = FLOAT_BYTES[training.adapter_dtype]
-    dropout = count.lora_dropout
-    plans = _layer_plans(arch, count, dropout)
+    tokens, h, s = training.tokens, arch.dims.hidden_size, training.seq_len
+    checkpointing = training.gradient_checkpointing
     embedding_trainable = full or _embedding_trainable(arch, count)
-    first_rg = embedding_trainable or training.gradient_checkpointing
+    rg = embedding_trainable or checkpointing
+    cache: dict[tuple[LayerPlan, bool], _LayerReplay] = {}
 
-    def replay(plan: LayerPlan, input_rg: bool) -> tuple[int, bool]:
-        graph = Graph(training.tokens, p, a, training, full)
-        x = graph.act(arch.dims.hidden_size, input_rg)
-        out = _layer_forward(arch, graph, x, dict(plan))
-        return graph.total, out.requires_grad
-
-    cache: dict[tuple[LayerPlan, bool], tuple[int, bool]] = {}
-    layers_bytes = 0
-    rg = first_rg
-    typical = 0
-    recompute = 0
-    rope_rg = False
-    for plan in plans:
-        key = (plan, rg)
+    def replay(plan: LayerPlan, input_rg: bool) -> _LayerReplay:
+        key = (plan, input_rg)
         if key not in cache:
-            cache[key] = replay(plan, rg)
-        layer_bytes, out_rg = cache[key]
-        rope_rg = rope_rg or _rope_needs_tables(plan, rg)
-        if not training.gradient_checkpointing:
-            layers_bytes += layer_bytes
-        else:
-            # The checkpoint keeps the layer's input; the layer is rebuilt once during backward.
-            layers_bytes += training.tokens * arch.dims.hidden_size * p
-            recompute = max(recompute, cache.setdefault((plan, True), replay(plan, True))[0])
-        typical = max(typical, layer_bytes)
-        rg = out_rg
+            cache[key] = _replay(arch, training, plan, input_rg, full)
+        return cache[key]
 
-    outside = _outside_bytes(arch, training, p, final_rg=rg, rope=rope_rg and arch.model_type != "gpt2")
-    logits, transient = _head_bytes(arch, count, training, p, a, rg, dropout, full)
+    layers_bytes = typical = recompute = 0
+    rope = False
+    for plan in _layer_plans(arch, count):
+        layer = replay(plan, rg)
+        rope = rope or layer.rope_needed
+        typical = max(typical, layer.saved_bytes)
+        if checkpointing:
+            layers_bytes += tokens * h * p + _int8_checkpoint_leak(arch, training)
+            recompute = max(recompute, layer.saved_bytes - layer.input_saved_bytes)
+        else:
+            layers_bytes += layer.saved_bytes
+        rg = layer.output_requires_grad
+
+    outside = _final_norm_bytes(arch, training, p) if rg else 0
+    if rope and arch.model_type != "gpt2":
+        outside += 2 * s * arch.dims.head_dim * p  # cos, sin: one pair for all layers
+    if checkpointing:
+        outside += _checkpoint_kwargs_bytes(arch, training, p)
+    logits, transient = _head_bytes(arch, count, training, rg, full)
     return Activations(
         layers_bytes=layers_bytes,
         outside_bytes=outside,
@@ -201,189 +347,71 @@ def estimate_activations(
     )
 
 
-def _layer_plans(arch: Architecture, count: LoraCount, dropout: float) -> list[LayerPlan]:
-    """For each layer, which of its modules are adapted and with what rank."""
-    per_layer: list[dict[str, LoraModule | None]] = [{} for _ in range(arch.num_layers)]
-    prefix = f"{arch.layer_prefix}."
-    for key, _module, r in count.adapted_keys:
-        if not key.startswith(prefix):
-            continue
-        index_text, _, relative = key[len(prefix) :].partition(".")
-        if index_text.isdigit() and int(index_text) < arch.num_layers:
-            per_layer[int(index_text)][relative] = LoraModule(r, dropout, count.use_dora)
-    return [tuple(sorted(d.items())) for d in per_layer]
-
-
 def _embedding_trainable(arch: Architecture, count: LoraCount) -> bool:
     if any(key == arch.input_embedding for key, _, _ in count.adapted_keys):
         return True
     return arch.input_embedding in count.saved_modules
 
 
-def _rope_needs_tables(plan: LayerPlan, input_rg: bool) -> bool:
-    """cos/sin are saved (once, shared by all layers) when q or k requires grad somewhere."""
-    names = {name for name, lora in plan if lora is not None}
-    return input_rg or bool(names & {"self_attn.q_proj", "self_attn.k_proj", "self_attn.qkv_proj"})
-
-
-def _outside_bytes(arch: Architecture, training: TrainingSettings, p: int, *, final_rg: bool, rope: bool) -> int:
+def _final_norm_bytes(arch: Architecture, training: TrainingSettings, p: int) -> int:
     tokens, h = training.tokens, arch.dims.hidden_size
-    total = 0
-    if final_rg and arch.model_type == "gpt2":
-        total += tokens * h * p + 2 * tokens * FP32  # ln_f: input, mean, rstd
-    elif final_rg:
-        total += tokens * h * FP32 + tokens * FP32  # final RMSNorm: fp32 input, rsqrt
-        if arch.model_type in ("gemma", "gemma2"):
-            total += h * FP32
-    if rope:
-        total += 2 * training.seq_len * arch.dims.head_dim * p
+    if arch.model_type == "gpt2":
+        return tokens * h * p + 2 * tokens * FP32  # ln_f: input, mean, rstd
+    gemma = h * FP32 if arch.model_type in ("gemma", "gemma2") else 0
+    return tokens * h * FP32 + tokens * FP32 + gemma  # fp32 input, rsqrt
+
+
+def _checkpoint_kwargs_bytes(arch: Architecture, training: TrainingSettings, p: int) -> int:
+    """What the checkpointed forward keeps besides the layer inputs: the arguments every layer gets
+    (position ids, the eager 4-D mask; rotary tables are counted with the layers' use of them) and, for
+    GPT-2, the embedding output that requires grad plus its dropout mask."""
+    tokens, h, b, s = training.tokens, arch.dims.hidden_size, training.batch_size, training.seq_len
+    total = INT64 * s  # position_ids
+    if training.attn_implementation == "eager":
+        masks = 2 if arch.model_type == "gemma2" else 1  # Gemma 2: full and sliding-window masks
+        total += masks * b * s * s * p
+    if arch.model_type == "gpt2":
+        total += tokens * h * p  # the wte output leaf, separate from wte + wpe
+        if arch.dims.embedding_dropout > 0:
+            total += tokens * h * CUDA_MASK
     return total
 
 
+def _int8_checkpoint_leak(arch: Architecture, training: TrainingSettings) -> int:
+    """bitsandbytes int8 layers keep their inputs as ctx attributes, which non-reentrant checkpointing
+    cannot drop: the inputs of every int8 linear layer stay alive."""
+    if training.base_dtype != "int8":
+        return 0
+    d = arch.dims
+    attn_width = d.hidden_size if arch.model_type == "gpt2" else d.num_attention_heads * d.head_dim
+    p = FLOAT_BYTES[compute_dtype(training.base_dtype)]
+    return training.tokens * p * (2 * d.hidden_size + attn_width + d.intermediate_size)
+
+
 def _head_bytes(
-    arch: Architecture,
-    count: LoraCount,
-    training: TrainingSettings,
-    p: int,
-    a: int,
-    final_rg: bool,
-    dropout: float,
-    full: bool = False,
+    arch: Architecture, count: LoraCount, training: TrainingSettings, final_rg: bool, full: bool
 ) -> tuple[int, int]:
-    """Output head and loss: transformers upcasts the logits to fp32 and cross-entropy keeps the
-    fp32 log-probabilities, the shifted labels (int64) and a scalar."""
+    """Output head and loss: transformers upcasts the logits to fp32; cross-entropy keeps the fp32
+    log-probabilities, the shifted labels (int64) and a scalar; Gemma 2's final soft-capping keeps a
+    tanh. Returns (saved bytes, transient bytes around the loss)."""
+    b, s = training.batch_size, training.seq_len
     tokens, vocab, h = training.tokens, arch.dims.vocab_size, arch.dims.hidden_size
-    graph = Graph(tokens, p, a, training)
-    x = graph.act(h, final_rg)
-    head_lora = next((r for key, _, r in count.adapted_keys if key == arch.output_head), None)
+    g = Graph(arch, training, full)
+    g.int8 = False  # the output head is never quantized
+    x = g.act(h, final_rg)
+    head_r = next((r for key, _, r in count.adapted_keys if key == arch.output_head), None)
     if full or arch.output_head in count.saved_modules:
-        graph.save(x)
-        logits = graph.act(vocab, True)
+        g.save(x)  # a trainable head keeps its input
+        logits = g.act(vocab, True)
     else:
-        lora = LoraModule(head_lora, dropout, count.use_dora) if head_lora else None
-        logits = graph.linear(x, h, vocab, lora)
+        lora = LoraModule(head_r, count.lora_dropout, count.use_dora) if head_r else None
+        logits = g.linear(x, h, vocab, lora)
     if not logits.requires_grad:
         return 0, 0
     if arch.model_type == "gemma2":
-        graph.save(graph.act(vocab, True))  # final_logit_softcapping: tanh keeps its output
-    graph.save(graph.act(vocab, True, FP32), graph.new(tokens, INT64, False), graph.new(1, FP32, False))
-    # At the loss backward the fp32 gradient of the log-probs and of the logits coexist with them.
-    transient = 2 * tokens * vocab * FP32
-    return graph.total, transient
-
-
-def _layer_forward(arch: Architecture, g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
-    if arch.model_type == "gpt2":
-        return _gpt2_layer(arch, g, x, lora)
-    return _decoder_layer(arch, g, x, lora)
-
-
-def _attention_core(arch: Architecture, g: Graph, q: Tensor, k: Tensor, v: Tensor, *, softcap: bool) -> Tensor:
-    """Scaled dot-product attention as the chosen kernel stores it for backward."""
-    d = arch.dims
-    b, s = g.training.batch_size, g.training.seq_len
-    heads, kv_heads, hd = d.num_attention_heads, d.num_key_value_heads, d.head_dim
-    needs = q.requires_grad or k.requires_grad or v.requires_grad
-    out_features = heads * hd
-    if g.training.attn_implementation == "eager":
-        # repeat_kv expands k and v to all heads; matmul keeps each operand the other needs.
-        k_full = g.act(out_features, k.requires_grad) if kv_heads != heads else k
-        v_full = g.act(out_features, v.requires_grad) if kv_heads != heads else v
-        g.save_if(k.requires_grad, q)
-        g.save_if(q.requires_grad, k_full)
-        scores_rg = q.requires_grad or k.requires_grad
-        scores = b * heads * s * s
-        if softcap and scores_rg:
-            g.save(g.new(scores, g.p, True))  # tanh keeps its output
-        softmax_out = g.new(scores, FP32, scores_rg)  # softmax runs in fp32 and keeps its result
-        g.save_if(scores_rg, softmax_out)
-        probs = softmax_out if g.p == FP32 else g.new(scores, g.p, scores_rg)
-        g.save_if(v.requires_grad, probs)
-        g.save_if(scores_rg, v_full)
-        return g.act(out_features, needs)
-    # sdpa / flash-attention: q, k, v (not expanded), the output and a fp32 log-sum-exp per row.
-    if needs:
-        g.save(q, k, v, g.new(b * heads * s, FP32, True))
-        out = g.act(out_features, True)
-        g.save(out)
-        return out
-    return g.act(out_features, False)
-
-
-def _decoder_layer(arch: Architecture, g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
-    d = arch.dims
-    h, hd = d.hidden_size, d.head_dim
-    q_out, kv_out = d.num_attention_heads * hd, d.num_key_value_heads * hd
-    gemma = arch.model_type in ("gemma", "gemma2")
-    normed = g.rms_norm(x, h, gemma=gemma)
-    if arch.model_type == "phi3":
-        qkv = g.linear(normed, h, q_out + 2 * kv_out, lora.get("self_attn.qkv_proj"))
-        q = k = v = qkv  # views of one storage
-    else:
-        q = g.linear(normed, h, q_out, lora.get("self_attn.q_proj"))
-        k = g.linear(normed, h, kv_out, lora.get("self_attn.k_proj"))
-        v = g.linear(normed, h, kv_out, lora.get("self_attn.v_proj"))
-    if arch.model_type == "qwen3":
-        q = g.rms_norm(q, hd)
-        k = g.rms_norm(k, hd)
-    # RoPE: q*cos + rotate_half(q)*sin keeps only the (shared) cos/sin tables; new q, k.
-    q = g.act(q_out, q.requires_grad)
-    k = g.act(kv_out, k.requires_grad)
-    attn = _attention_core(arch, g, q, k, v, softcap=arch.model_type == "gemma2")
-    o = g.linear(attn, q_out, h, lora.get("self_attn.o_proj"))
-    if arch.model_type == "gemma2":
-        o = g.rms_norm(o, h, gemma=True)
-    x = g.act(h, x.requires_grad or o.requires_grad)
-    normed = g.rms_norm(x, h, gemma=gemma)
-    if arch.model_type == "mixtral":
-        m = _moe(arch, g, normed)
-    elif arch.model_type == "phi3":
-        i = d.intermediate_size
-        gate_up = g.linear(normed, h, 2 * i, lora.get("mlp.gate_up_proj"))
-        hidden = g.silu_mul(gate_up, gate_up, i)
-        m = g.linear(hidden, i, h, lora.get("mlp.down_proj"))
-    else:
-        i = d.intermediate_size
-        gate = g.linear(normed, h, i, lora.get("mlp.gate_proj"))
-        up = g.linear(normed, h, i, lora.get("mlp.up_proj"))
-        hidden = g.silu_mul(gate, up, i)
-        m = g.linear(hidden, i, h, lora.get("mlp.down_proj"))
-    if arch.model_type == "gemma2":
-        m = g.rms_norm(m, h, gemma=True)
-    return g.act(h, x.requires_grad or m.requires_grad)
-
-
-def _moe(arch: Architecture, g: Graph, x: Tensor) -> Tensor:
-    """Mixtral (transformers 5): router softmax in fp32, then each token through top-k experts whose
-    fused gate_up/down weights are frozen 3-D parameters."""
-    d = arch.dims
-    h, i, k, e = d.hidden_size, d.intermediate_size, d.num_experts_per_tok, d.num_local_experts
-    if not x.requires_grad:
-        return g.act(h, False)
-    tokens = g.tokens
-    g.save(g.new(tokens * e, FP32, True))  # router softmax result
-    g.save(g.new(tokens * k, INT64, False), g.new(tokens * k, FP32, True))  # top-k indices, weights
-    routed = tokens * k
-    g.save(g.new(routed, INT64, False))  # token index per routed row
-    g.save(g.new(routed * 2 * i, g.p, True))  # gate_up output (act input and up operand)
-    g.save(g.new(routed * i, g.p, True))  # act output
-    g.save(g.new(routed * h, g.p, True))  # expert output, scaled by its routing weight
-    return g.act(h, True)
-
-
-def _gpt2_layer(arch: Architecture, g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
-    d = arch.dims
-    h, i = d.hidden_size, d.intermediate_size
-    normed = g.layer_norm(x, h)
-    qkv = g.linear(normed, h, 3 * h, lora.get("attn.c_attn"))
-    attn = _attention_core(arch, g, qkv, qkv, qkv, softcap=False)
-    o = g.linear(attn, h, h, lora.get("attn.c_proj"))
-    x = g.act(h, x.requires_grad or o.requires_grad)
-    normed = g.layer_norm(x, h)
-    fc = g.linear(normed, h, i, lora.get("mlp.c_fc"))
-    if fc.requires_grad:
-        # gelu_new = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) as separate kernels
-        g.save(fc, g.act(i, True), g.act(i, True), g.act(i, True))
-    hidden = g.act(i, fc.requires_grad)
-    m = g.linear(hidden, i, h, lora.get("mlp.c_proj"))
-    return g.act(h, x.requires_grad or m.requires_grad)
+        g.save(g.act(vocab, True))  # final_logit_softcapping's tanh output
+    labels = INT64 * (s + 1 if b == 1 else tokens)  # shifted labels; with b = 1 a view of the padded row
+    g.save(g.act(vocab, True, FP32), g.new(labels, 1, False), g.new(1, FP32, False))
+    # At log_softmax's backward its output (saved), the incoming gradient and the outgoing fp32 gradient
+    # coexist: two more fp32 logits-sized buffers at the peak.
+    return g.total, 2 * tokens * vocab * FP32

@@ -77,6 +77,10 @@ class Dimensions:
     num_local_experts: int = 0
     num_experts_per_tok: int = 0
     max_position_embeddings: int = 0
+    # The model's own dropout probabilities (active in training): they add masks to what is saved.
+    attention_dropout: float = 0.0
+    residual_dropout: float = 0.0
+    embedding_dropout: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

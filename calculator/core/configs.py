@@ -57,3 +57,13 @@ class ConfigReader:
             self.errors.add(self.field(key), f"Expected true or false, got {value!r}.")
             return default
         return value
+
+    def probability(self, *keys: str, default: float) -> float:
+        """A dropout probability in [0, 1)."""
+        key, value = self.raw(*keys)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            self.errors.add(self.field(key), f"Expected a probability in [0, 1), got {value!r}.")
+            return default
+        return float(value)

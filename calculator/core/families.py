@@ -100,6 +100,9 @@ def read_decoder_dims(reader: ConfigReader, defaults: FamilyDefaults) -> Dimensi
         vocab_size=vocab,
         tie_word_embeddings=tie,
         max_position_embeddings=positions,
+        attention_dropout=reader.probability("attention_dropout", default=0.0),
+        residual_dropout=reader.probability("resid_pdrop", default=0.0),
+        embedding_dropout=reader.probability("embd_pdrop", default=0.0),
     )
 
 
@@ -305,6 +308,9 @@ def build_gpt2(r: ConfigReader) -> Architecture:
         vocab_size=vocab,
         tie_word_embeddings=tie,
         max_position_embeddings=positions,
+        attention_dropout=r.probability("attn_pdrop", default=0.1),
+        residual_dropout=r.probability("resid_pdrop", default=0.1),
+        embedding_dropout=r.probability("embd_pdrop", default=0.1),
     )
     layer = (
         container(""),

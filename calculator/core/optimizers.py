@@ -1,14 +1,15 @@
 """Optimizer state bytes after the first step, per trainable tensor, as each implementation allocates.
 
-- ``adamw``: ``torch.optim.AdamW`` keeps ``exp_avg`` and ``exp_avg_sq`` like the parameter (same dtype)
-  and a float32 scalar ``step`` tensor per parameter.
+- ``adamw``: ``torch.optim.AdamW`` keeps ``exp_avg`` and ``exp_avg_sq`` like the parameter (same dtype);
+  its float32 ``step`` scalars live on the host (foreach implementation), not on the GPU.
 - ``adamw_8bit`` / ``paged_adamw_8bit``: bitsandbytes' ``Optimizer2State`` with 8-bit block-wise states:
   two uint8 tensors like the parameter plus one float32 absmax per 256 elements each, and two shared
   256-entry float32 maps; tensors under 4096 elements keep two float32 states (``min_8bit_size``).
   Paged states live in CUDA unified memory: the same bytes, but they can be evicted to the host.
 - ``sgd``: no state. ``sgd_momentum``: one ``momentum_buffer`` like the parameter.
 - ``adafactor``: transformers' ``Adafactor`` (the HF Trainer's default settings, beta1=None): factored
-  float32 row and column second moments for matrices, a full float32 second moment for vectors.
+  float32 row and column second moments for matrices, a full float32 second moment for vectors, and a
+  float32 ``RMS`` scalar per parameter.
 - ``lion``: bitsandbytes' 32-bit ``Lion``: one float32 momentum per element.
 """
 
@@ -30,7 +31,7 @@ OPTIMIZERS: dict[str, str] = {
     "lion": "Lion (bitsandbytes, 32-bit)",
 }
 
-TORCH_STEP_BYTES = 4  # AdamW's per-parameter float32 ``step`` scalar
+ADAFACTOR_RMS_BYTES = 4  # transformers' Adafactor keeps a 0-d float32 RMS per parameter
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,7 @@ def optimizer_state_bytes(optimizer: str, tensors: Iterable[StateTensor]) -> int
     for t in tensors:
         n = t.numel
         if optimizer == "adamw":
-            per = 2 * n * t.element_bytes + TORCH_STEP_BYTES
+            per = 2 * n * t.element_bytes
         elif optimizer in ("adamw_8bit", "paged_adamw_8bit"):
             if n < BNB_MIN_8BIT_SIZE:
                 per = 2 * 4 * n
@@ -65,7 +66,7 @@ def optimizer_state_bytes(optimizer: str, tensors: Iterable[StateTensor]) -> int
         elif optimizer == "sgd_momentum":
             per = n * t.element_bytes
         elif optimizer == "adafactor":
-            per = 4 * _adafactor_elements(t.shape)
+            per = 4 * _adafactor_elements(t.shape) + ADAFACTOR_RMS_BYTES
         elif optimizer == "lion":
             per = 4 * n
         else:
