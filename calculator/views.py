@@ -8,22 +8,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.template.loader import get_template
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from pydantic import ValidationError
 
+from calculator.api.views import AnonSaveThrottle
 from calculator.core import InputError
 from calculator.models import SavedConfiguration
 from calculator.schemas import SaveRequest
 from calculator.services import catalog, save_configuration, saved_estimate
 from calculator.web import fields as F
 from calculator.web import learn as learn_content
+from calculator.web.formatting import short_count
 from calculator.web.query import Parsed, parse, request_query
-from calculator.web.render import RESPONSES, form_context, oob, results_html
+from calculator.web.render import PAGES, RESPONSES, form_context, oob, results_html
 
 FORM_ONLY_PARAMS = ("src", "names", "pick", "set_r")
 
@@ -39,7 +45,7 @@ def calculator(request: HttpRequest) -> HttpResponse:
     if _is_htmx(request):
         cached = RESPONSES.get(raw)
         if cached is None:
-            p = parse(request.GET)
+            p = parse(request.GET, htmx=True)
             body = results_html(p) + oob(p)
             cached = (200 if p.ok else 400, body.encode(), f"{request.path}?{p.canonical}" if p.ok else "")
             RESPONSES.put(raw, cached)
@@ -48,15 +54,27 @@ def calculator(request: HttpRequest) -> HttpResponse:
         if push:
             response["HX-Push-Url"] = push
         return response
-    p = parse(request.GET)
-    if p.ok and any(k in request.GET for k in FORM_ONLY_PARAMS) and raw != p.canonical:
-        # A form submitted without JavaScript: land on the clean, shareable URL of the same state.
-        return HttpResponseRedirect(f"{request.path}?{p.canonical}")
-    return _page(request, p, status=200 if p.ok else 400)
+    cached = PAGES.get(raw)
+    if cached is None:
+        p = parse(request.GET)
+        if p.ok and any(k in request.GET for k in FORM_ONLY_PARAMS) and raw != p.canonical:
+            # A form submitted without JavaScript: land on the clean, shareable URL of the same state.
+            cached = (302, f"{request.path}?{p.canonical}")
+        else:
+            cached = (200 if p.ok else 400, _page_html(p))
+        PAGES.put(raw, cached)
+    status, content = cached
+    if status == 302:
+        return HttpResponseRedirect(content)
+    # The page is rendered once per state; only the CSRF token of the Save form is per visitor.
+    return HttpResponse(content.replace(CSRF_PLACEHOLDER, get_token(request)), status=status)
 
 
-def _page(request: HttpRequest, p: Parsed, *, status: int = 200, save: dict[str, str] | None = None) -> HttpResponse:
-    context = {
+CSRF_PLACEHOLDER = "csrf0placeholder0for0the0cached0page"
+
+
+def _context(p: Parsed, save: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
         **form_context(p),
         "results": results_html(p),
         "gpus": catalog.gpus,
@@ -66,7 +84,14 @@ def _page(request: HttpRequest, p: Parsed, *, status: int = 200, save: dict[str,
         "save": save or {},
         "canonical": p.canonical,
     }
-    return render(request, "calculator/index.html", context, status=status)
+
+
+def _page_html(p: Parsed) -> str:
+    return get_template("calculator/index.html").render({**_context(p), "csrf_token": CSRF_PLACEHOLDER})
+
+
+def _page(request: HttpRequest, p: Parsed, *, status: int = 200, save: dict[str, str] | None = None) -> HttpResponse:
+    return render(request, "calculator/index.html", _context(p, save), status=status)
 
 
 @require_POST
@@ -84,17 +109,15 @@ def save(request: HttpRequest) -> HttpResponse:
     except ValidationError as error:
         messages = [f"{e['loc'][-1]}: {e['msg']}" for e in error.errors(include_url=False)]
         return _page(request, p, status=400, save={**form, "error": "; ".join(messages)})
-    if not request.user.is_authenticated:
-        from calculator.api.views import AnonSaveThrottle
-
-        if not AnonSaveThrottle().allow_request(request, None):  # type: ignore[arg-type]
-            return _page(request, p, status=429, save={**form, "error": "Too many saves from here; try later."})
+    message = "Saving is unavailable right now (the database cannot be reached); computing still works."
     try:
-        configuration = save_configuration(save_request, request.user if request.user.is_authenticated else None)
+        owner = request.user if request.user.is_authenticated else None
+        if owner is None and not AnonSaveThrottle().allow_request(request, None):  # type: ignore[arg-type]
+            return _page(request, p, status=429, save={**form, "error": "Too many saves from here; try later."})
+        configuration = save_configuration(save_request, owner)
     except InputError:
         return _page(request, p, status=400, save={**form, "error": "These inputs cannot be computed."})
     except DatabaseError:
-        message = "Saving is unavailable right now (the database cannot be reached); computing still works."
         return _page(request, p, status=503, save={**form, "error": message})
     return HttpResponseRedirect(configuration.get_absolute_url())
 
@@ -112,7 +135,7 @@ def presets(request: HttpRequest) -> HttpResponse:
                 "name": entry.name,
                 "family": entry.family,
                 "model_type": arch.model_type,
-                "params": f"{entry.published_params / 1e9:.2f} B",
+                "params": short_count(entry.published_params),
                 "params_exact": f"{entry.published_params:,}",
                 "hidden": f"{d.hidden_size:,}",
                 "intermediate": f"{d.intermediate_size:,}",
@@ -124,7 +147,7 @@ def presets(request: HttpRequest) -> HttpResponse:
                 "source_url": entry.source_url,
             }
         )
-    return render(request, "calculator/presets.html", {"rows": rows})
+    return render(request, "calculator/presets.html", {"rows": rows, "nav": "presets"})
 
 
 @require_GET

@@ -36,10 +36,9 @@ def short_count(n: int) -> str:
 def percent(x: float) -> str:
     if x == 0:
         return "0%"
-    if x < 0.01:
-        return f"{x:.4f}%"
     if x < 1:
-        return f"{x:.3f}%"
+        text = f"{x:.3g}"
+        return "<0.001%" if "e" in text else f"{text}%"
     return f"{x:.2f}%" if x < 10 else f"{x:.1f}%"
 
 

@@ -204,7 +204,7 @@ def _serving(s: ServingEstimate, gpu: Gpu) -> dict[str, Any]:
     return {
         "adapters": str(s.adapters),
         "plural": s.adapters != 1,
-        "base": fmt.gib(s.base_weights_bytes),
+        "base": fmt.size(s.base_weights_bytes),
         "adapter": fmt.size(s.adapter_bytes),
         "adapters_total": fmt.size(s.adapters_bytes),
         "kv": fmt.size(s.kv_cache_bytes),
@@ -212,7 +212,7 @@ def _serving(s: ServingEstimate, gpu: Gpu) -> dict[str, Any]:
         "overhead": fmt.size(s.overhead_bytes),
         "total": fmt.gib(s.total_bytes),
         "fits": s.total_bytes <= gpu.memory_bytes,
-        "merged": fmt.gib(s.merged_weights_bytes),
+        "merged": fmt.size(s.merged_weights_bytes),
         "merged_total": fmt.gib(s.merged_total_bytes),
         "merged_fits": s.merged_total_bytes <= gpu.memory_bytes,
         "dequant": s.merged_needs_dequantization,

@@ -229,9 +229,15 @@ def dims_of(arch: Architecture) -> dict[str, Any]:
     }
 
 
-def parse(query: QueryDict) -> Parsed:
+def parse(query: QueryDict, *, htmx: bool = False) -> Parsed:
+    """``htmx``: the request came from the live form, where quick picks set the fields in the browser
+    (htmx may still send a focused quick-pick button's name and value: they are ignored)."""
     catalog.refresh()
-    if "set_r" in query:  # a rank chip pressed without JavaScript
+    if htmx and ("set_r" in query or "pick" in query):
+        query = query.copy()
+        query.pop("set_r", None)
+        query.pop("pick", None)
+    elif "set_r" in query:  # a rank chip pressed without JavaScript
         query = query.copy()
         query.setlist("r", query.getlist("set_r")[-1:])
     errors: dict[str, list[str]] = {}
@@ -377,9 +383,8 @@ def _lora_training(query: QueryDict, p: Parsed, model: dict[str, Any] | None) ->
         values["target_modules_shown"] = list(targets or ())
     if targets is not None:
         lora["target_modules"] = targets
-    if model is None or p.errors:
-        return
-    _compute(p, {"model": model, "lora": lora, "training": training})
+    # Validate everything even when some fields already failed, so every wrong field shows at once.
+    _compute(p, {"model": model or {"preset": "-"}, "lora": lora, "training": training}, compute=model is not None)
 
 
 def _final_arch(model: dict[str, Any] | None) -> Architecture | None:
@@ -391,15 +396,23 @@ def _final_arch(model: dict[str, Any] | None) -> Architecture | None:
         return None
 
 
-def _compute(p: Parsed, data: dict[str, Any]) -> None:
+def _compute(p: Parsed, data: dict[str, Any], *, compute: bool) -> None:
     try:
         request = EstimateRequest.model_validate(data)
-        p.result = run_estimate(request)
-        p.request = request
+        if not compute:
+            return
+        result = run_estimate(request)
     except ValidationError as error:
-        _map_errors(p, pydantic_errors(error))
+        flat = pydantic_errors(error)
+        if not compute:  # the placeholder model says nothing about the user's model
+            flat = {k: v for k, v in flat.items() if not k.startswith("model")}
+        _map_errors(p, flat)
+        return
     except InputError as error:
         _map_errors(p, error.errors)
+        return
+    if not p.errors:
+        p.result, p.request = result, request
 
 
 def form_field(path: str, overrides: tuple[str, ...] = ()) -> tuple[str, str]:

@@ -45,14 +45,32 @@ def browser():
         instance.close()
 
 
+@pytest.fixture
+def seeded(transactional_db):
+    """live_server needs a transactional database, which is emptied after every test: seed it again
+    with the data migration's own function (serialized_rollback is not reliable across the suite)."""
+    import importlib
+
+    from django.apps import apps
+
+    from calculator.models import ModelPreset
+
+    if not ModelPreset.objects.exists():
+        importlib.import_module("calculator.migrations.0002_seed_catalogs").seed(apps, None)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_caches():
+    from django.core.cache import cache
+
     from calculator.services import invalidate_catalog
-    from calculator.web.render import FRAGMENTS, RESPONSES
+    from calculator.web.render import FRAGMENTS, PAGES, RESPONSES
 
     invalidate_catalog()
     FRAGMENTS.clear()
     RESPONSES.clear()
+    PAGES.clear()
+    cache.clear()  # the anonymous-save rate limit counts in the default cache
     yield
     invalidate_catalog()
 
@@ -68,7 +86,7 @@ def _new_page(browser, **options):
 
 
 @pytest.fixture
-def page(browser, live_server):
+def page(browser, live_server, seeded):
     context, page = _new_page(browser)
     page.base = live_server.url
     yield page
@@ -77,7 +95,7 @@ def page(browser, live_server):
 
 
 @pytest.fixture
-def nojs_page(browser, live_server):
+def nojs_page(browser, live_server, seeded):
     context, page = _new_page(browser, java_script_enabled=False)
     page.base = live_server.url
     yield page

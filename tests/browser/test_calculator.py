@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def trainable(page):
@@ -77,6 +77,10 @@ def test_back_and_forward_restore_the_state(page):
     page.go_forward()
     page.wait_for_url(re.compile(r"r=16"))
     page.wait_for_function("() => document.querySelector('#r').value === '16'")
+    assert trainable(page) == r16
+    page.reload()
+    assert page.input_value("#r") == "16"
+    assert trainable(page) == r16
     assert trainable(page) == r16
 
 
@@ -227,3 +231,35 @@ def test_save_and_share_opens_the_permalink(page):
     page.get_by_role("link", name="Open in the calculator").click()
     page.wait_for_url(re.compile(r"r=32"))
     assert page.input_value("#r") == "32"
+
+
+@pytest.mark.parametrize("path", ["/", "/presets/", "/learn/", "/?preset=gpt2&r=0"])
+def test_pages_fit_a_phone_width_without_sideways_scrolling(page, path):
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(page.base + path)
+    overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+
+
+def test_the_calculator_is_usable_with_the_keyboard(page):
+    page.goto(page.base + "/?preset=llama-3.1-8b")
+    before = trainable(page)
+    page.focus("#r")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("24")
+    page.keyboard.press("Tab")
+    page.wait_for_url(re.compile(r"r=24"))
+    settle(page)
+    assert trainable(page) != before
+    # A quick pick reached by Tab and pressed with Space.
+    page.focus("#targets button[value=all]")
+    page.keyboard.press("Space")
+    page.wait_for_url(re.compile(r"target_modules=down_proj"))
+    # Enter in a field recomputes (the form's default button), it does not press a quick pick.
+    page.focus("#seq_len")
+    page.keyboard.press("Control+A")
+    page.keyboard.type("1024")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"seq_len=1024"))
+    settle(page)
+    assert page.input_value("#r") == "24"

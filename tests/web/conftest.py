@@ -1,7 +1,8 @@
 import pytest
+from django.core.cache import cache
 
 from calculator.services import invalidate_catalog
-from calculator.web.render import FRAGMENTS, RESPONSES
+from calculator.web.render import FRAGMENTS, PAGES, RESPONSES
 
 
 @pytest.fixture(autouse=True)
@@ -10,5 +11,7 @@ def _fresh_caches(db):
     invalidate_catalog()
     FRAGMENTS.clear()
     RESPONSES.clear()
+    PAGES.clear()
+    cache.clear()  # the anonymous-save rate limit counts in the default cache
     yield
     invalidate_catalog()

@@ -270,7 +270,34 @@ def test_saving_requires_csrf(client):
 
     strict = Client(enforce_csrf_checks=True)
     assert strict.post("/save/", {"state": "preset=gpt2", "name": "x"}).status_code == 403
+    page = text(strict.get("/?preset=gpt2"))  # the page is cached per state; its token is per visitor
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
+    assert "placeholder" not in token
+    response = strict.post("/save/", {"state": "preset=gpt2", "name": "x", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
 
 
 def test_an_unknown_permalink_is_a_404(client):
     assert client.get("/c/doesnotexist/").status_code == 404
+
+
+def test_every_wrong_field_is_reported_at_once(client):
+    response = client.get("/?preset=llama-3.1-8b&r=0&seq_len=abc&base_dtype=int3")
+    body = text(response)
+    for field in ("r", "seq_len", "base_dtype"):
+        assert re.search(rf'id="e-{field}"[^>]*>[^<]+<', body), field
+
+
+def test_a_permalink_says_so_when_the_database_is_down(client):
+    with mock.patch("calculator.views.SavedConfiguration.objects.get", side_effect=DatabaseError("down")):
+        response = client.get("/c/abcdefghij/")
+    assert response.status_code == 503
+    assert "calculator still works" in text(response)
+
+
+def test_anonymous_saves_are_rate_limited(client):
+    with mock.patch("calculator.views.AnonSaveThrottle.allow_request", return_value=False):
+        response = client.post("/save/", {"state": "preset=gpt2", "name": "x"})
+    assert response.status_code == 429
+    assert "Too many saves" in text(response)
+    assert not SavedConfiguration.objects.exists()

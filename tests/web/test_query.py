@@ -1,0 +1,168 @@
+"""The query string <-> API request mapping, the canonical URL, and the layout helpers."""
+
+import json
+
+import pytest
+from django.http import QueryDict
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calculator.core import Gpu
+from calculator.schemas import EstimateRequest
+from calculator.services import catalog, run_estimate
+from calculator.web import formatting as fmt
+from calculator.web.chart import capacity_groups, memory_chart
+from calculator.web.query import _layers, _layers_text, form_field, parse, query_from_request, reduce_config
+from calculator.web.targets import carry_over, quick_picks
+
+LLAMA = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+PHI3 = ("o_proj", "qkv_proj", "gate_up_proj", "down_proj")
+GPT2 = ("c_attn", "c_proj", "c_fc")
+
+
+def q(text):
+    return QueryDict(text)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "preset=llama-3.1-8b",
+        "preset=llama-3.1-8b&target_modules=q_proj&target_modules=v_proj&r=16",
+        "preset=llama-3.1-8b&num_hidden_layers=16&target_modules=all-linear&r=64&lora_alpha=128&use_rslora=true",
+        "preset=gemma-2-2b&tie_word_embeddings=false&bias=all&modules_to_save=lm_head&layers_to_transform=0-3,8",
+        "preset=qwen2.5-7b&base_dtype=nf4&double_quant=false&optimizer=paged_adamw_8bit&batch_size=4&seq_len=4096"
+        "&gradient_checkpointing=true&attn_implementation=eager&adapters=5",
+        "hidden_size=1024&intermediate_size=4096&num_hidden_layers=8&num_attention_heads=16&vocab_size=32000",
+    ],
+)
+def test_the_canonical_query_is_a_fixed_point(db, query):
+    parsed = parse(q(query))
+    assert parsed.ok, parsed.errors
+    assert parsed.canonical == query
+    assert parse(q(parsed.canonical)).canonical == query
+
+
+def test_defaults_are_left_out_of_the_canonical_query(db):
+    parsed = parse(q("preset=llama-3.1-8b&r=8&lora_alpha=8.0&bias=none&seq_len=2048&hidden_size=4096"))
+    assert parsed.canonical == "preset=llama-3.1-8b"
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    r=st.integers(1, 512),
+    alpha=st.sampled_from([1, 8, 16.5, 32]),
+    targets=st.sets(st.sampled_from(LLAMA), min_size=1),
+    base=st.sampled_from(["bf16", "fp16", "nf4", "int8"]),
+    seq=st.integers(1, 16384),
+    checkpointing=st.booleans(),
+)
+def test_a_flat_query_means_the_same_as_the_nested_api_request(
+    django_db_setup, django_db_blocker, r, alpha, targets, base, seq, checkpointing
+):
+    request = {
+        "model": {"preset": "llama-3.2-1b"},
+        "lora": {"r": r, "lora_alpha": alpha, "target_modules": sorted(targets)},
+        "training": {"base_dtype": base, "seq_len": seq, "gradient_checkpointing": checkpointing},
+    }
+    with django_db_blocker.unblock():
+        catalog.refresh(force=True)
+        parsed = parse(q(query_from_request(request)))
+        assert parsed.ok, parsed.errors
+        assert parsed.result == run_estimate(EstimateRequest.model_validate(request))
+
+
+def test_reduce_config_keeps_only_the_keys_that_change_the_numbers():
+    config = {"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "torch_dtype": "float32", "architectures": ["x"]}
+    reduced, error = reduce_config(json.dumps(config))
+    assert error == ""
+    assert reduced == {"model_type": "gpt2", "n_embd": 768, "n_layer": 12}
+
+
+@pytest.mark.parametrize("text", ["{oops", "[]", '"x"', "{" + " " * 300_000 + "}"])
+def test_reduce_config_explains_what_is_wrong(text):
+    reduced, error = reduce_config(text)
+    assert reduced is None
+    assert error
+
+
+@pytest.mark.parametrize(
+    ("path", "overrides", "expected"),
+    [
+        ("lora.r", (), ("r", "")),
+        ("training.seq_len", (), ("seq_len", "")),
+        ("model.preset", (), ("preset", "")),
+        ("model", (), ("preset", "")),
+        ("model.custom.hidden_size", (), ("hidden_size", "")),
+        ("model.hf_config.hidden_size", (), ("hf_config", "hidden_size: ")),
+        ("model.hf_config.hidden_size", ("hidden_size",), ("hidden_size", "")),
+        ("model.hf_config.n_embd", ("hidden_size",), ("hidden_size", "")),
+        ("model.hf_config.model_type", (), ("hf_config", "model_type: ")),
+        ("something", (), ("form", "")),
+    ],
+)
+def test_error_paths_map_to_form_fields(path, overrides, expected):
+    assert form_field(path, overrides) == expected
+
+
+def test_layer_ranges_read_and_write():
+    assert _layers("0-3, 8,10-11") == [0, 1, 2, 3, 8, 10, 11]
+    assert _layers_text([0, 1, 2, 3, 8, 10, 11]) == "0-3,8,10-11"
+    assert _layers("3-1") is None
+    assert _layers("x") is None
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (LLAMA, {"qv": ("q_proj", "v_proj"), "attention": LLAMA[:4], "all": LLAMA}),
+        (PHI3, {"qv": ("qkv_proj",), "attention": ("o_proj", "qkv_proj"), "all": PHI3}),
+        (GPT2, {"qv": ("c_attn",), "attention": ("c_attn", "c_proj"), "all": GPT2}),
+    ],
+)
+def test_quick_picks_use_each_families_names(names, expected):
+    assert quick_picks(names) == expected
+
+
+@pytest.mark.parametrize(
+    ("selected", "names", "expected"),
+    [
+        (["q_proj", "v_proj"], LLAMA, ["q_proj", "v_proj"]),
+        (["q_proj", "v_proj"], PHI3, ["qkv_proj"]),
+        (["q_proj", "v_proj"], GPT2, ["c_attn"]),
+        (list(LLAMA), PHI3, list(PHI3)),
+        (["qkv_proj", "o_proj"], LLAMA, ["q_proj", "k_proj", "v_proj", "o_proj"]),
+        (["c_fc"], LLAMA, ["gate_proj", "up_proj", "down_proj"]),
+        (["all-linear"], GPT2, ["all-linear"]),
+        (["unknown"], LLAMA, ["q_proj", "v_proj"]),
+    ],
+)
+def test_a_module_choice_carries_over_to_another_family(selected, names, expected):
+    assert carry_over(selected, names) == expected
+
+
+def test_similar_gpus_share_one_capacity_line():
+    gib = 2**30
+    gpus = (Gpu("A 24 GB", 23 * gib), Gpu("B 24 GB", 24 * gib), Gpu("C 80 GB", 80 * gib))
+    assert capacity_groups(gpus) == [(23 * gib, ["A 24 GB", "B 24 GB"]), (80 * gib, ["C 80 GB"])]
+    chart = memory_chart([("a", "A", 10 * gib), ("b", "B", 6 * gib), ("c", "C", 0)], 16 * gib, gpus, gpus[1])
+    assert [s["key"] for s in chart["segments"]] == ["a", "b"]
+    assert [line["label"] for line in chart["lines"]] == ["24 GB"]  # 80 GB lies beyond the axis
+    assert chart["lines"][0]["chosen"]
+    assert chart["lines"][0]["fits"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, "0 B"), (1023, "1023 B"), (1536, "1.50 KiB"), (160 * 2**20, "160 MiB"), (int(48.99 * 2**30), "49.0 GiB")],
+)
+def test_sizes_are_short_binary_units(value, expected):
+    assert fmt.size(value) == expected
+
+
+def test_counts_and_percentages():
+    assert fmt.count(41943040) == "41,943,040"
+    assert fmt.short_count(8_030_261_248) == "8.03 B"
+    assert fmt.short_count(124_439_808) == "124 M"
+    assert fmt.percent(0.0424) == "0.0424%"
+    assert fmt.percent(0.522) == "0.522%"
