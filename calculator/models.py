@@ -7,6 +7,7 @@ Models are adapters to the pure core: `ModelPreset.to_spec()` gives the core's `
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.urls import reverse
 
 from calculator.core import Architecture, architecture_from_config
 
+PRESETS_FILE = Path(__file__).resolve().parent / "data" / "presets.json"  # the seed catalog
 SLUG_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0)
 SLUG_LENGTH = 10  # 32**10 ≈ 1.1e15: unguessable, still short enough to paste
 

@@ -70,11 +70,31 @@ class _Catalog:
                 )
             gpus = tuple(Gpu(g.name, g.memory_bytes) for g in GpuModel.objects.filter(is_active=True))
         except DatabaseError:
-            # Computing keeps working while the database is down: keep the last snapshot.
+            # Computing keeps working while the database is down: keep the last snapshot, or start from
+            # the seed catalog the data migration loads.
+            if not self.presets:
+                self.presets = _seed_presets()
             self.loaded_at = now - CATALOG_TTL_SECONDS + 1.0
             return
         self.presets, self.gpus, self.loaded_at = presets, gpus or DEFAULT_GPUS, now
         self.version = hash((tuple((e.slug, repr(e.architecture), e.name) for e in presets.values()), self.gpus))
+
+
+def _seed_presets() -> dict[str, PresetEntry]:
+    from calculator.models import PRESETS_FILE
+
+    entries = {}
+    for item in json.loads(PRESETS_FILE.read_text()):
+        entries[item["slug"]] = PresetEntry(
+            item["slug"],
+            item["name"],
+            item["family"],
+            item["published_params"],
+            item.get("source_url", ""),
+            item["config"],
+            architecture_from_config(item["config"], field="config"),
+        )
+    return entries
 
 
 catalog = _Catalog()

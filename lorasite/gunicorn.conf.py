@@ -8,3 +8,5 @@ worker_class = "sync"
 timeout = 30
 accesslog = "-" if os.environ.get("ACCESS_LOG", "1") == "1" else None
 preload_app = True
+# The calculator's state lives in the URL (a pasted config.json included): allow long request lines.
+limit_request_line = 8190

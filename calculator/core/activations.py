@@ -266,17 +266,28 @@ def _layer(g: Graph, x: Tensor, plan: LayerPlan) -> Tensor:
     return _gpt2_layer(g, x, lora) if g.arch.model_type == "gpt2" else _decoder_layer(g, x, lora)
 
 
-def _layer_plans(arch: Architecture, count: LoraCount) -> list[LayerPlan]:
-    """For each layer, which of its modules are adapted and with what rank."""
-    per_layer: list[dict[str, LoraModule | None]] = [{} for _ in range(arch.num_layers)]
-    prefix = f"{arch.layer_prefix}."
-    for key, _module, r in count.adapted_keys:
-        if not key.startswith(prefix):
-            continue
-        index_text, _, relative = key[len(prefix) :].partition(".")
-        if index_text.isdigit() and int(index_text) < arch.num_layers:
-            per_layer[int(index_text)][relative] = LoraModule(r, count.lora_dropout, count.use_dora)
-    return [tuple(sorted(d.items())) for d in per_layer]
+def _layer_plans(arch: Architecture, count: LoraCount) -> list[tuple[LayerPlan, int]]:
+    """Runs of consecutive layers with the same adapted modules and ranks: (plan, number of layers)."""
+    shared: dict[str, LoraModule] = {}
+    specific: dict[int, dict[str, LoraModule]] = {}
+    for path, layer, r in count.layer_adapters:
+        module = LoraModule(r, count.lora_dropout, count.use_dora)
+        if layer is None:
+            shared[path] = module
+        elif layer < arch.num_layers:
+            specific.setdefault(layer, {})[path] = module
+    common: LayerPlan = tuple(sorted(shared.items()))
+    if not specific:
+        return [(common, arch.num_layers)]
+    runs: list[tuple[LayerPlan, int]] = []
+    for index in range(arch.num_layers):
+        extra = specific.get(index)
+        plan = tuple(sorted({**shared, **extra}.items())) if extra else common
+        if runs and runs[-1][0] == plan:
+            runs[-1] = (plan, runs[-1][1] + 1)
+        else:
+            runs.append((plan, 1))
+    return runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,16 +331,20 @@ def estimate_activations(
 
     layers_bytes = typical = recompute = 0
     rope = False
-    for plan in _layer_plans(arch, count):
-        layer = replay(plan, rg)
-        rope = rope or layer.rope_needed
-        typical = max(typical, layer.saved_bytes)
-        if checkpointing:
-            layers_bytes += tokens * h * p + _int8_checkpoint_leak(arch, training)
-            recompute = max(recompute, layer.saved_bytes - layer.input_saved_bytes)
-        else:
-            layers_bytes += layer.saved_bytes
-        rg = layer.output_requires_grad
+    for plan, layers in _layer_plans(arch, count):
+        while layers:
+            layer = replay(plan, rg)
+            # Once a layer's output needs a gradient exactly when its input does, the rest of the run repeats.
+            repeats = layers if layer.output_requires_grad == rg else 1
+            rope = rope or layer.rope_needed
+            typical = max(typical, layer.saved_bytes)
+            if checkpointing:
+                layers_bytes += repeats * (tokens * h * p + _int8_checkpoint_leak(arch, training))
+                recompute = max(recompute, layer.saved_bytes - layer.input_saved_bytes)
+            else:
+                layers_bytes += repeats * layer.saved_bytes
+            rg = layer.output_requires_grad
+            layers -= repeats
 
     outside = _final_norm_bytes(arch, training, p) if rg else 0
     if rope and arch.model_type != "gpt2":
@@ -348,7 +363,7 @@ def estimate_activations(
 
 
 def _embedding_trainable(arch: Architecture, count: LoraCount) -> bool:
-    if any(key == arch.input_embedding for key, _, _ in count.adapted_keys):
+    if any(path == arch.input_embedding for path, _ in count.global_adapters):
         return True
     return arch.input_embedding in count.saved_modules
 
@@ -399,7 +414,7 @@ def _head_bytes(
     g = Graph(arch, training, full)
     g.int8 = False  # the output head is never quantized
     x = g.act(h, final_rg)
-    head_r = next((r for key, _, r in count.adapted_keys if key == arch.output_head), None)
+    head_r = next((r for path, r in count.global_adapters if path == arch.output_head), None)
     if full or arch.output_head in count.saved_modules:
         g.save(x)  # a trainable head keeps its input
         logits = g.act(vocab, True)

@@ -8,7 +8,6 @@ then the raw tensor bytes, sorted by dtype (largest first) and name. PEFT saves 
 
 from __future__ import annotations
 
-import json
 import math
 
 from .dtypes import FLOAT_BYTES
@@ -44,19 +43,20 @@ def saved_tensors(count: LoraCount, adapter_dtype: str, base_dtype: str) -> list
 
 
 def safetensors_file_bytes(tensors: list[tuple[str, tuple[int, ...], str]]) -> int:
-    """Exact size of the safetensors file holding ``tensors`` (``{"format": "pt"}`` metadata)."""
+    """Exact size of the safetensors file holding ``tensors`` (``{"format": "pt"}`` metadata).
+
+    The header is compact JSON; its length is summed entry by entry rather than built as one string.
+    """
     order = sorted(tensors, key=lambda t: (-FLOAT_BYTES[t[2]], t[0]))
-    header: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    header_bytes = len('{"__metadata__":{"format":"pt"}}')
     offset = 0
     for name, shape, dtype in order:
         size = math.prod(shape) * FLOAT_BYTES[dtype]
-        header[name] = {
-            "dtype": SAFETENSORS_DTYPE[dtype],
-            "shape": list(shape),
-            "data_offsets": [offset, offset + size],
-        }
+        shape_text = ",".join(map(str, shape))
+        kind = SAFETENSORS_DTYPE[dtype]
+        entry = f',"{name}":{{"dtype":"{kind}","shape":[{shape_text}],"data_offsets":[{offset},{offset + size}]}}'
+        header_bytes += len(entry.encode())
         offset += size
-    header_bytes = len(json.dumps(header, separators=(",", ":")).encode())
     padded = header_bytes + (-header_bytes % 8)
     return 8 + padded + offset
 

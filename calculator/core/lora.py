@@ -106,6 +106,9 @@ class LoraCount:
     tensors: tuple[TensorGroup, ...]  # every trainable tensor (shapes), for optimizer/file bytes
     saved_modules: tuple[str, ...]  # names of modules_to_save copies
     adapted_keys: tuple[tuple[str, Module, int], ...]  # (full module name, module, r) of every wrapped module
+    # Per decoder-layer module: (relative path, layer index or None for every layer, r); for the activations.
+    layer_adapters: tuple[tuple[str, int | None, int], ...]
+    global_adapters: tuple[tuple[str, int], ...]  # (path, r) of adapted modules outside the layers
     parameter_keys: tuple[tuple[str, tuple[int, ...], int], ...]  # target_parameters: (name, shape, r)
     bias_keys: tuple[tuple[str, tuple[int, ...]], ...]  # base biases made trainable
     copy_keys: tuple[tuple[str, tuple[int, ...]], ...]  # modules_to_save copies' parameters
@@ -331,10 +334,12 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
     saved = _modules_to_save(arch, lora)
 
     adapted_keys: list[tuple[str, Module, int]] = []
+    layer_adapters: list[tuple[str, int | None, int]] = []
+    global_adapters: list[tuple[str, int]] = []
     parameter_keys: list[tuple[str, tuple[int, ...], int]] = []
     bias_keys: list[tuple[str, tuple[int, ...]]] = []
 
-    def adapt(key: str, module: Module, times: int) -> None:
+    def adapt(key: str, module: Module, times: int, layer: int | None = None, is_global: bool = False) -> None:
         nonlocal bias_params
         if module.kind not in LORA_MODULE_KINDS:
             unsupported.add(f"{module.path or key} ({module.kind})")
@@ -342,6 +347,10 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
         r, alpha = matcher.rank_and_alpha(key)
         keys = [key] if times == 1 else [arch.layer_key(i, module.path) for i in range(times)]
         adapted_keys.extend((k, module, r) for k in keys)
+        if is_global:
+            global_adapters.append((module.path, r))
+        else:
+            layer_adapters.append((module.path, None if times > 1 else layer, r))
         params, shapes = adapter_params(module, r, lora)
         row = (module.name, module.in_features, module.out_features, r, alpha, 1)
         rows[row] = rows.get(row, 0) + times
@@ -352,7 +361,7 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
         if lora.bias == "lora_only" and module.has_bias:
             bias_params += times * module.out_features
             add_tensor((module.out_features,), times, BIAS)
-            bias_keys.extend((f"{k}.bias", (module.out_features,)) for k in keys)
+            bias_keys.extend((f"{k}.base_layer.bias", (module.out_features,)) for k in keys)
 
     for module in arch.layer_modules:
         if not module.path:
@@ -360,15 +369,15 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
         if matcher.layer_invariant(module.path):
             decision = matcher.matches(arch.layer_key(0, module.path), module)
             if decision is True:
-                adapt(arch.layer_key(0, module.path), module, arch.num_layers)
+                adapt(arch.layer_key(0, module.path), module, arch.num_layers, None if arch.num_layers > 1 else 0)
             continue
         for index in range(arch.num_layers):
             key = arch.layer_key(index, module.path)
             if matcher.matches(key, module) is True:
-                adapt(key, module, 1)
+                adapt(key, module, 1, index)
     for module in arch.global_modules:
         if matcher.matches(module.path, module) is True:
-            adapt(module.path, module, 1)
+            adapt(module.path, module, 1, is_global=True)
 
     for key, module, param in _matched_parameters(arch, lora):
         r, alpha = matcher.rank_and_alpha(key)
@@ -409,10 +418,13 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
     if lora.bias == "all":
         bias_params = 0
         bias_keys = []
+        wrapped = {key for key, _, _ in adapted_keys}
         for name, shape in _base_biases(arch):
             bias_params += math.prod(shape)
             add_tensor(shape, 1, BIAS)
-            bias_keys.append((name, shape))
+            module_key = name.rsplit(".", 1)[0]
+            # PEFT saves an adapted module's own bias under its base_layer
+            bias_keys.append((f"{module_key}.base_layer.bias" if module_key in wrapped else name, shape))
 
     saved_params = 0
     copy_keys: list[tuple[str, tuple[int, ...]]] = []
@@ -452,6 +464,8 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
         tensors=tuple(TensorGroup(shape, count, origin) for (shape, origin), count in tensors.items()),
         saved_modules=tuple(m.path for m, _ in saved),
         adapted_keys=tuple(adapted_keys),
+        layer_adapters=tuple(layer_adapters),
+        global_adapters=tuple(global_adapters),
         parameter_keys=tuple(parameter_keys),
         bias_keys=tuple(bias_keys),
         copy_keys=tuple(copy_keys),

@@ -1,0 +1,37 @@
+"""When the database cannot be reached, computing still works and saving fails clearly."""
+
+from unittest import mock
+
+import pytest
+from django.db import DatabaseError
+
+from calculator import services
+
+BODY = {"model": {"preset": "llama-3.1-8b"}, "lora": {"r": 32}}
+
+
+@pytest.fixture
+def database_down():
+    services.invalidate_catalog()
+    services.catalog.presets = {}  # a fresh worker that never reached the database
+    with mock.patch("calculator.models.ModelPreset.objects.published", side_effect=DatabaseError("down")):
+        yield
+    services.invalidate_catalog()
+
+
+@pytest.mark.django_db
+def test_estimate_with_a_preset_works_from_the_seed_catalog(client, database_down):
+    response = client.post("/api/v1/estimate/", BODY, content_type="application/json")
+    assert response.status_code == 200
+    assert response.json()["lora"]["trainable_params"] == 4 * 3_407_872
+
+
+@pytest.mark.django_db
+def test_saving_fails_with_a_clear_503(client, database_down):
+    with (
+        mock.patch("calculator.services.SavedConfiguration", create=True),
+        mock.patch("calculator.api.views.save_configuration", side_effect=DatabaseError("down")),
+    ):
+        response = client.post("/api/v1/configurations/", {**BODY, "name": "x"}, content_type="application/json")
+    assert response.status_code == 503
+    assert "database" in response.json()["detail"]
