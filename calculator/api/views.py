@@ -75,12 +75,14 @@ class EstimateView(APIView):
 class PresetViewSet(viewsets.ReadOnlyModelViewSet):
     """The published preset catalog."""
 
-    queryset = ModelPreset.objects.published()
     serializer_class = PresetSerializer
     lookup_field = "slug"
     authentication_classes: list[type] = []
     permission_classes = [permissions.AllowAny]
     pagination_class = None
+
+    def get_queryset(self) -> Any:
+        return ModelPreset.objects.published()
 
 
 class AnonSaveThrottle(AnonRateThrottle):
