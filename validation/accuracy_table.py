@@ -1,6 +1,6 @@
 """Print the measured-vs-estimated activation table for docs/accuracy.md (no torch needed).
 
-    .venv/bin/python validation/accuracy_table.py > /tmp/table.md
+.venv/bin/python validation/accuracy_table.py > /tmp/table.md
 """
 
 from __future__ import annotations

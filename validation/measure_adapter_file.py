@@ -31,8 +31,13 @@ GRID = [
     {"r": 8, "lora_alpha": 8, "target_modules": "all-linear", "modules_to_save": ["lm_head"]},
     {"r": 8, "lora_alpha": 8, "target_modules": "all-linear", "bias": "lora_only"},
     {"r": 8, "lora_alpha": 8, "target_modules": "all-linear", "lora_bias": True},
-    {"r": 8, "lora_alpha": 8, "target_modules": "all-linear", "layers_to_transform": None,
-     "rank_pattern": {"q_proj": 2}},
+    {
+        "r": 8,
+        "lora_alpha": 8,
+        "target_modules": "all-linear",
+        "layers_to_transform": None,
+        "rank_pattern": {"q_proj": 2},
+    },
 ]
 
 
@@ -73,7 +78,9 @@ def main() -> None:
                 size = (Path(tmp) / "adapter_model.safetensors").stat().st_size
             ours = adapter_file_bytes(count_lora(arch, to_settings(kwargs)), "fp32", "bf16")
             cases.append({"config": path.stem, "lora": kwargs, "file_bytes": size})
-            print(f"{path.stem:8} {json.dumps(kwargs):110} measured {size:>10,} core {ours:>10,} {'OK' if ours == size else 'DIFF'}")
+            print(
+                f"{path.stem:8} {json.dumps(kwargs):110} measured {size:>10,} core {ours:>10,} {'OK' if ours == size else 'DIFF'}"
+            )
     out = {
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "adapter_dtype": "fp32",

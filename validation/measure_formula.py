@@ -455,7 +455,7 @@ def summarize(results: list) -> dict:
         ]
         if not vals:
             return None
-        a, v, i = max(vals)
+        _a, v, i = max(vals)
         return {"rel_error": v, "case": i}
 
     return {

@@ -61,121 +61,121 @@ TORCH_THREADS = 2
 # ----------------------------------------------------------------------------------------------------------------
 FAMILIES = {
     "llama": {
-        "config": dict(
-            model_type="llama",
-            vocab_size=8192,
-            hidden_size=256,
-            intermediate_size=688,
-            num_hidden_layers=3,
-            num_attention_heads=8,
-            num_key_value_heads=2,
-            max_position_embeddings=1024,
-            rms_norm_eps=1e-5,
-            tie_word_embeddings=False,
-            attention_bias=False,
-            mlp_bias=False,
-            attention_dropout=0.0,
-            hidden_act="silu",
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=None,
-        ),
+        "config": {
+            "model_type": "llama",
+            "vocab_size": 8192,
+            "hidden_size": 256,
+            "intermediate_size": 688,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 1024,
+            "rms_norm_eps": 1e-5,
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "mlp_bias": False,
+            "attention_dropout": 0.0,
+            "hidden_act": "silu",
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": None,
+        },
         "qv": ["q_proj", "v_proj"],
         "attn_kernels": ["eager", "sdpa"],
     },
     "qwen2": {
-        "config": dict(
-            model_type="qwen2",
-            vocab_size=12000,
-            hidden_size=256,
-            intermediate_size=704,
-            num_hidden_layers=2,
-            num_attention_heads=8,
-            num_key_value_heads=4,
-            max_position_embeddings=1024,
-            rms_norm_eps=1e-6,
-            tie_word_embeddings=True,
-            attention_dropout=0.0,
-            hidden_act="silu",
-            use_sliding_window=False,
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=None,
-        ),
+        "config": {
+            "model_type": "qwen2",
+            "vocab_size": 12000,
+            "hidden_size": 256,
+            "intermediate_size": 704,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 1024,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": True,
+            "attention_dropout": 0.0,
+            "hidden_act": "silu",
+            "use_sliding_window": False,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": None,
+        },
         "qv": ["q_proj", "v_proj"],
         "attn_kernels": ["eager", "sdpa"],
     },
     "gemma2": {
         # head_dim 96 != hidden/heads (64); GQA 4/2; tied embeddings; 4 norms per layer; soft-capping.
-        "config": dict(
-            model_type="gemma2",
-            vocab_size=16384,
-            hidden_size=256,
-            intermediate_size=1024,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            head_dim=96,
-            query_pre_attn_scalar=96,
-            max_position_embeddings=1024,
-            sliding_window=128,
-            attn_logit_softcapping=50.0,
-            final_logit_softcapping=30.0,
-            rms_norm_eps=1e-6,
-            tie_word_embeddings=True,
-            attention_dropout=0.0,
-            hidden_activation="gelu_pytorch_tanh",
-            bos_token_id=2,
-            eos_token_id=1,
-            pad_token_id=0,
-        ),
+        "config": {
+            "model_type": "gemma2",
+            "vocab_size": 16384,
+            "hidden_size": 256,
+            "intermediate_size": 1024,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 96,
+            "query_pre_attn_scalar": 96,
+            "max_position_embeddings": 1024,
+            "sliding_window": 128,
+            "attn_logit_softcapping": 50.0,
+            "final_logit_softcapping": 30.0,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": True,
+            "attention_dropout": 0.0,
+            "hidden_activation": "gelu_pytorch_tanh",
+            "bos_token_id": 2,
+            "eos_token_id": 1,
+            "pad_token_id": 0,
+        },
         "qv": ["q_proj", "v_proj"],
         # transformers: Gemma2PreTrainedModel._supports_sdpa = False (sdpa has no soft-capping)
         "attn_kernels": ["eager"],
     },
     "gpt2": {
-        "config": dict(
-            model_type="gpt2",
-            vocab_size=8192,
-            n_embd=256,
-            n_layer=2,
-            n_head=4,
-            n_positions=1024,
-            n_inner=None,
-            activation_function="gelu_new",
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            attn_pdrop=0.0,
-            layer_norm_epsilon=1e-5,
-            tie_word_embeddings=True,
-            bos_token_id=0,
-            eos_token_id=0,
-        ),
+        "config": {
+            "model_type": "gpt2",
+            "vocab_size": 8192,
+            "n_embd": 256,
+            "n_layer": 2,
+            "n_head": 4,
+            "n_positions": 1024,
+            "n_inner": None,
+            "activation_function": "gelu_new",
+            "resid_pdrop": 0.0,
+            "embd_pdrop": 0.0,
+            "attn_pdrop": 0.0,
+            "layer_norm_epsilon": 1e-5,
+            "tie_word_embeddings": True,
+            "bos_token_id": 0,
+            "eos_token_id": 0,
+        },
         "qv": ["c_attn"],
         "attn_kernels": ["eager", "sdpa"],
         "dropout_keys": ["resid_pdrop", "embd_pdrop", "attn_pdrop"],
     },
     "phi3": {
-        "config": dict(
-            model_type="phi3",
-            vocab_size=6144,
-            hidden_size=256,
-            intermediate_size=640,
-            num_hidden_layers=2,
-            num_attention_heads=8,
-            num_key_value_heads=4,
-            max_position_embeddings=1024,
-            original_max_position_embeddings=1024,
-            rms_norm_eps=1e-5,
-            tie_word_embeddings=False,
-            attention_dropout=0.0,
-            resid_pdrop=0.0,
-            embd_pdrop=0.0,
-            hidden_act="silu",
-            bos_token_id=1,
-            eos_token_id=2,
-            pad_token_id=0,
-        ),
+        "config": {
+            "model_type": "phi3",
+            "vocab_size": 6144,
+            "hidden_size": 256,
+            "intermediate_size": 640,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 4,
+            "max_position_embeddings": 1024,
+            "original_max_position_embeddings": 1024,
+            "rms_norm_eps": 1e-5,
+            "tie_word_embeddings": False,
+            "attention_dropout": 0.0,
+            "resid_pdrop": 0.0,
+            "embd_pdrop": 0.0,
+            "hidden_act": "silu",
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": 0,
+        },
         "qv": ["qkv_proj"],
         "attn_kernels": ["eager", "sdpa"],
         "dropout_keys": ["resid_pdrop", "embd_pdrop", "attention_dropout"],
@@ -206,29 +206,29 @@ def dims_of(cfg) -> dict:
     """The dimensions the formulas need, read from the config the model was built with."""
     if cfg.model_type == "gpt2":
         h = cfg.n_embd
-        return dict(
-            model_type="gpt2",
-            hidden=h,
-            intermediate=cfg.n_inner or 4 * h,
-            layers=cfg.n_layer,
-            heads=cfg.n_head,
-            kv_heads=cfg.n_head,
-            head_dim=h // cfg.n_head,
-            vocab=cfg.vocab_size,
-            tied=bool(cfg.tie_word_embeddings),
-        )
+        return {
+            "model_type": "gpt2",
+            "hidden": h,
+            "intermediate": cfg.n_inner or 4 * h,
+            "layers": cfg.n_layer,
+            "heads": cfg.n_head,
+            "kv_heads": cfg.n_head,
+            "head_dim": h // cfg.n_head,
+            "vocab": cfg.vocab_size,
+            "tied": bool(cfg.tie_word_embeddings),
+        }
     hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    return dict(
-        model_type=cfg.model_type,
-        hidden=cfg.hidden_size,
-        intermediate=cfg.intermediate_size,
-        layers=cfg.num_hidden_layers,
-        heads=cfg.num_attention_heads,
-        kv_heads=cfg.num_key_value_heads,
-        head_dim=hd,
-        vocab=cfg.vocab_size,
-        tied=bool(cfg.tie_word_embeddings),
-    )
+    return {
+        "model_type": cfg.model_type,
+        "hidden": cfg.hidden_size,
+        "intermediate": cfg.intermediate_size,
+        "layers": cfg.num_hidden_layers,
+        "heads": cfg.num_attention_heads,
+        "kv_heads": cfg.num_key_value_heads,
+        "head_dim": hd,
+        "vocab": cfg.vocab_size,
+        "tied": bool(cfg.tie_word_embeddings),
+    }
 
 
 def layer_prefix_of(family: str) -> tuple[str, str]:
@@ -341,7 +341,7 @@ def measure_optimizers(params: list[torch.nn.Parameter]) -> dict:
         }
         del opt
         with torch.no_grad():
-            for p, g, b in zip(params, saved_grads, backup):
+            for p, g, b in zip(params, saved_grads, backup, strict=False):
                 p.grad = g
                 p.copy_(b)
     out["_unavailable"] = unavailable
@@ -377,13 +377,21 @@ def build(case):
 
         hf_logging.disable_progress_bar()
         if case["quant"] == "nf4":
-            qc = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                    bnb_4bit_compute_dtype=torch.bfloat16)
+            qc = BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
         else:
             qc = BitsAndBytesConfig(load_in_8bit=True)
-        model = AutoModelForCausalLM.from_pretrained(random_checkpoint(fam), quantization_config=qc,
-                                                     dtype=torch.bfloat16, device_map="cpu",
-                                                     attn_implementation=case["attn"])
+        model = AutoModelForCausalLM.from_pretrained(
+            random_checkpoint(fam),
+            quantization_config=qc,
+            dtype=torch.bfloat16,
+            device_map="cpu",
+            attn_implementation=case["attn"],
+        )
         if case.get("kbit_prep"):
             from peft import prepare_model_for_kbit_training
 
@@ -395,14 +403,14 @@ def build(case):
             gradient_checkpointing_kwargs={"use_reentrant": bool(case.get("reentrant", False))}
         )
     targets = FAMILIES[fam]["qv"] if case["targets"] == "qv" else "all-linear"
-    lora_kwargs = dict(
-        r=case["r"],
-        lora_alpha=2 * case["r"],
-        lora_dropout=case["lora_dropout"],
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
+    lora_kwargs = {
+        "r": case["r"],
+        "lora_alpha": 2 * case["r"],
+        "lora_dropout": case["lora_dropout"],
+        "target_modules": targets,
+        "bias": "none",
+        "task_type": "CAUSAL_LM",
+    }
     pm = get_peft_model(model, LoraConfig(**lora_kwargs))
     if case["gc"] or case.get("input_grads"):
         pm.enable_input_require_grads()
@@ -623,8 +631,11 @@ def run_case(case, detail=False, optim_cache=None):
     # saves; CUDA flash / mem-efficient outputs are [b, s, nh, hd] already (no copy)
     sdpa_out_copy = 0
     if case["attn"] == "sdpa":
-        sdpa_out_copy = sum(r.nbytes for r in packed.values()
-                            if r.creator.startswith("clone") and r.module.endswith("o_proj.lora_A.default"))
+        sdpa_out_copy = sum(
+            r.nbytes
+            for r in packed.values()
+            if r.creator.startswith("clone") and r.module.endswith("o_proj.lora_A.default")
+        )
     gpu_adjust = -(mask_cpu - mask_cuda) + (ln_cuda - ln_cpu) - sdpa_out_copy
     result = {
         "id": case["id"],
@@ -693,15 +704,19 @@ def detail_listing(rec, packed, saved_names, alive, layer_inputs, case, dims):
     """Saved storages of layer 1 (a full layer: its input requires grad), the head/loss and the rest."""
     lines = []
     by_region: dict[str, list] = {}
-    for p, r in packed.items():
+    for _p, r in packed.items():
         by_region.setdefault(r.region, []).append(r)
     for reg in ("layer:1", "rest", "head"):
         rs = sorted(by_region.get(reg, []), key=lambda r: r.seq)
         lines.append(f"  [{reg}] {sum(r.nbytes for r in rs)} bytes in {len(rs)} storages")
         for r in rs:
             names = ",".join(sorted(set(saved_names.get(r.ptr, []))))
-            mod = r.module.replace("base_model.model.", "").replace("model.layers.1.", "").replace(
-                "transformer.h.1.", "").replace(".default", "")
+            mod = (
+                r.module.replace("base_model.model.", "")
+                .replace("model.layers.1.", "")
+                .replace("transformer.h.1.", "")
+                .replace(".default", "")
+            )
             lines.append(f"    {r.nbytes:>9} {r.dtype:<8} {list(r.shape)!s:<17} {mod:<30} {names}")
     return lines
 
@@ -712,9 +727,9 @@ LISTING_END = "<!-- END generated -->"
 
 def write_listing(lines):
     doc = ACTIVATIONS_MD.read_text()
-    block = (LISTING_BEGIN + "\n```text\n" + "\n".join(lines) + "\n```\n" + LISTING_END)
+    block = LISTING_BEGIN + "\n```text\n" + "\n".join(lines) + "\n```\n" + LISTING_END
     if LISTING_BEGIN in doc:
-        doc = doc[: doc.index(LISTING_BEGIN)] + block + doc[doc.index(LISTING_END) + len(LISTING_END):]
+        doc = doc[: doc.index(LISTING_BEGIN)] + block + doc[doc.index(LISTING_END) + len(LISTING_END) :]
     else:
         doc = doc.rstrip("\n") + "\n\n" + block + "\n"
     ACTIVATIONS_MD.write_text(doc)
@@ -723,7 +738,7 @@ def write_listing(lines):
 # ----------------------------------------------------------------------------------------------------------------
 # Grid
 # ----------------------------------------------------------------------------------------------------------------
-BASE = dict(batch=2, seq=64, dtype="bf16", targets="qv", r=8, lora_dropout=0.0, gc=False)
+BASE = {"batch": 2, "seq": 64, "dtype": "bf16", "targets": "qv", "r": 8, "lora_dropout": 0.0, "gc": False}
 
 
 def grid(families, quick=False):
@@ -825,13 +840,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--family", action="append")
-    ap.add_argument("--detail", action="store_true",
-                    help="also write the per-layer saved-tensor listing (appendix of validation/ACTIVATIONS.md)")
-    ap.add_argument("--listing", action="store_true",
-                    help="only run the representative cases and rewrite the ACTIVATIONS.md appendix")
+    ap.add_argument(
+        "--detail",
+        action="store_true",
+        help="also write the per-layer saved-tensor listing (appendix of validation/ACTIVATIONS.md)",
+    )
+    ap.add_argument(
+        "--listing",
+        action="store_true",
+        help="only run the representative cases and rewrite the ACTIVATIONS.md appendix",
+    )
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--recheck", action="store_true",
-                    help="only re-evaluate measure_formula.py against the stored measurements and rewrite the JSON")
+    ap.add_argument(
+        "--recheck",
+        action="store_true",
+        help="only re-evaluate measure_formula.py against the stored measurements and rewrite the JSON",
+    )
     args = ap.parse_args()
     if args.recheck:
         doc = json.loads(OUT_JSON.read_text())
@@ -848,11 +872,15 @@ def main():
     if args.listing:
         lines = []
         for fam in families:
-            for kw in (dict(attn="eager", targets="all", lora_dropout=0.1),
-                       dict(attn="sdpa" if "sdpa" in FAMILIES[fam]["attn_kernels"] else "eager", dtype="fp32")):
+            for kw in (
+                {"attn": "eager", "targets": "all", "lora_dropout": 0.1},
+                {"attn": "sdpa" if "sdpa" in FAMILIES[fam]["attn_kernels"] else "eager", "dtype": "fp32"},
+            ):
                 c = dict(BASE) | kw | {"family": fam}
-                c["id"] = (f"{fam} b{c['batch']} s{c['seq']} {c['dtype']} {c['attn']} {c['targets']} r{c['r']} "
-                           f"lora_dropout {c['lora_dropout']}")
+                c["id"] = (
+                    f"{fam} b{c['batch']} s{c['seq']} {c['dtype']} {c['attn']} {c['targets']} r{c['r']} "
+                    f"lora_dropout {c['lora_dropout']}"
+                )
                 r = run_case(c, detail=True)
                 lines.append(f"== {c['id']}   dims {json.dumps(r['dims'])}")
                 lines.extend(r["_detail"])
@@ -883,12 +911,15 @@ def main():
         f = formula.check_case(r)
         r["formula"] = f
         results.append(r)
-        print(f"[{i + 1}/{len(cases)}] {r['id']:<56} meas={r['saved']['total_cpu']:>9} "
-              f"f_cpu={f['cpu']['total']:>9} err={f['rel_error_total']:+.1e} "
-              f"(lay {f['rel_error_layers']:+.1e} rest {f['rel_error_rest']:+.1e} head {f['rel_error_head']:+.1e}"
-              f"{' rec %+.1e' % f['rel_error_recompute'] if 'rel_error_recompute' in f else ''}) "
-              f"gpu_adj={r['activations_gpu_adjusted']:>9} f_cuda={f['activations_bytes'] + f['logits_bytes']:>9} "
-              f"{r['seconds']}s", flush=True)
+        print(
+            f"[{i + 1}/{len(cases)}] {r['id']:<56} meas={r['saved']['total_cpu']:>9} "
+            f"f_cpu={f['cpu']['total']:>9} err={f['rel_error_total']:+.1e} "
+            f"(lay {f['rel_error_layers']:+.1e} rest {f['rel_error_rest']:+.1e} head {f['rel_error_head']:+.1e}"
+            f"{' rec {:+.1e}'.format(f['rel_error_recompute']) if 'rel_error_recompute' in f else ''}) "
+            f"gpu_adj={r['activations_gpu_adjusted']:>9} f_cuda={f['activations_bytes'] + f['logits_bytes']:>9} "
+            f"{r['seconds']}s",
+            flush=True,
+        )
     worst = formula.summarize(results)
     print(json.dumps(worst, indent=1))
     print(f"total {time.time() - t_all:.0f}s")
