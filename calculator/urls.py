@@ -8,5 +8,6 @@ urlpatterns = [
     path("presets/", views.presets, name="presets"),
     path("learn/", views.learn, name="learn"),
     path("learn/quiz/", views.quiz, name="quiz"),
+    path("learn/accuracy/", views.accuracy, name="accuracy"),
     path("c/<str:slug>/", views.permalink, name="permalink"),
 ]

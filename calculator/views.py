@@ -156,6 +156,12 @@ def learn(request: HttpRequest) -> HttpResponse:
     return render(request, "calculator/learn.html", learn_content.context(p))
 
 
+@require_GET
+def accuracy(request: HttpRequest) -> HttpResponse:
+    """docs/accuracy.md, the repository's own account of every formula and its error, as a page."""
+    return render(request, "calculator/accuracy.html", {"body": learn_content.accuracy_html(), "nav": "learn"})
+
+
 @require_http_methods(["POST"])
 def quiz(request: HttpRequest) -> HttpResponse:
     checked = learn_content.check_quiz(request.POST)

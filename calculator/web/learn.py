@@ -3,15 +3,15 @@ formulas (all from the core), and a short quiz checked on the server."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from functools import cache
+from pathlib import Path
 from typing import Any
 
+import markdown
 from django.http import QueryDict
 
-from calculator.core.dtypes import BNB_4BIT_BLOCKSIZE, BNB_NESTED_BLOCKSIZE, FLOAT_BYTES, compute_dtype
-from calculator.core.lora import count_lora
-from calculator.core.memory import base_weights_bytes
-from calculator.core.serving import kv_cache_bytes, serving_estimate
+from calculator.core.dtypes import BNB_4BIT_BLOCKSIZE, BNB_NESTED_BLOCKSIZE
+from calculator.core.explain import learn_numbers
 from calculator.services import catalog
 from calculator.web import formatting as fmt
 from calculator.web.query import Parsed
@@ -29,33 +29,34 @@ def context(p: Parsed) -> dict[str, Any]:
     n["name"] = result.name or arch.family
     n["r"] = str(lora.r)
     n["alpha"] = fmt.number(lora.lora_alpha)
-    n["scaling"] = f"{lora.lora_alpha / lora.r:.4g}"
-    n["rs_scaling"] = f"{lora.lora_alpha / lora.r**0.5:.4g}"
+    x = learn_numbers(result, catalog.gpus)
+    n["scaling"] = f"{x.scaling:.4g}"
+    n["rs_scaling"] = f"{x.rslora_scaling:.4g}"
     n["rslora"] = lora.use_rslora
-    if count.modules:
-        m = count.modules[0]
+    if x.example is not None:
+        m = x.example
         n["mod"] = {
             "name": m.name,
             "in": fmt.count(m.in_features),
             "out": fmt.count(m.out_features),
-            "sum": fmt.count(m.in_features + m.out_features),
+            "sum": fmt.count(m.in_plus_out),
             "r": str(m.r),
             "per_layer": fmt.count(m.params_per_layer),
             "layers": str(m.layers),
             "total": fmt.count(m.params),
-            "full": fmt.count(m.in_features * m.out_features),
-            "ratio": fmt.percent(100 * m.params_per_layer / (m.in_features * m.out_features)),
+            "full": fmt.count(m.full_matrix_params),
+            "ratio": fmt.percent(m.percent_of_matrix),
         }
     n["trainable"] = fmt.count(count.trainable_params)
     n["hidden"] = fmt.count(d.hidden_size)
     n["heads"] = str(d.num_attention_heads)
     n["kv_heads"] = str(d.num_key_value_heads)
     n["head_dim"] = str(d.head_dim)
-    n["q_out"] = fmt.count(d.num_attention_heads * d.head_dim)
-    n["kv_out"] = fmt.count(d.num_key_value_heads * d.head_dim)
+    n["q_out"] = fmt.count(x.q_out_features)
+    n["kv_out"] = fmt.count(x.kv_out_features)
     n["gqa"] = d.num_key_value_heads < d.num_attention_heads
-    n["k_lora"] = fmt.count(lora.r * (d.hidden_size + d.num_key_value_heads * d.head_dim))
-    n["q_lora"] = fmt.count(lora.r * (d.hidden_size + d.num_attention_heads * d.head_dim))
+    n["k_lora"] = fmt.count(x.k_lora_params)
+    n["q_lora"] = fmt.count(x.q_lora_params)
     full = result.comparison[0].memory
     n["base_params"] = fmt.count(arch.base_params)
     n["full_dtype"] = result.comparison[0].base_dtype
@@ -66,32 +67,25 @@ def context(p: Parsed) -> dict[str, Any]:
     n["lora_optim"] = fmt.size(result.memory.optimizer_states_bytes)
     n["lora_peak"] = fmt.gib(result.memory.total_bytes)
     n["optimizer"] = training.optimizer
-    cd = compute_dtype(training.base_dtype)
-    base_count = count_lora(arch, lora)
-    bf16 = base_weights_bytes(arch, base_count, replace(training, base_dtype=cd))
-    nf4 = base_weights_bytes(arch, base_count, replace(training, base_dtype="nf4", double_quant=False))
-    nf4dq = base_weights_bytes(arch, base_count, replace(training, base_dtype="nf4", double_quant=True))
-    n["cd"] = cd
-    n["bf16_weights"] = fmt.gib(bf16)
-    n["nf4_weights"] = fmt.gib(nf4)
-    n["nf4dq_weights"] = fmt.gib(nf4dq)
-    n["dq_saving"] = fmt.size(nf4 - nf4dq)
-    n["bits_nf4"] = f"{4 + 32 / BNB_4BIT_BLOCKSIZE:.3f}"
-    n["bits_dq"] = f"{4 + 8 / BNB_4BIT_BLOCKSIZE + 32 / (BNB_4BIT_BLOCKSIZE * BNB_NESTED_BLOCKSIZE):.3f}"
+    n["cd"] = x.compute_dtype
+    n["bf16_weights"] = fmt.gib(x.float_base_bytes)
+    n["nf4_weights"] = fmt.gib(x.nf4_base_bytes)
+    n["nf4dq_weights"] = fmt.gib(x.nf4_double_quant_base_bytes)
+    n["dq_saving"] = fmt.size(x.nf4_base_bytes - x.nf4_double_quant_base_bytes)
+    n["bits_nf4"] = f"{x.nf4_bits_per_weight:.3f}"
+    n["bits_dq"] = f"{x.double_quant_bits_per_weight:.3f}"
     n["block"] = str(BNB_4BIT_BLOCKSIZE)
     n["nested"] = str(BNB_NESTED_BLOCKSIZE)
-    zoo = 10
-    s = serving_estimate(arch, lora, training, zoo, catalog.gpus)
-    n["zoo"] = str(zoo)
-    n["serve_base"] = fmt.gib(s.base_weights_bytes)
-    n["adapter"] = fmt.size(s.adapter_bytes)
-    n["zoo_total"] = fmt.gib(s.total_bytes)
-    n["zoo_copies"] = fmt.gib(zoo * bf16)
-    n["extra_flops"] = fmt.percent(100 * s.extra_flops_fraction)
-    n["kv"] = fmt.size(kv_cache_bytes(arch, training.seq_len, training.base_dtype))
+    n["zoo"] = str(x.zoo_size)
+    n["serve_base"] = fmt.gib(x.zoo.base_weights_bytes)
+    n["adapter"] = fmt.size(x.zoo.adapter_bytes)
+    n["zoo_total"] = fmt.gib(x.zoo.total_bytes)
+    n["zoo_copies"] = fmt.gib(x.zoo_as_full_copies_bytes)
+    n["extra_flops"] = fmt.percent(100 * x.zoo.extra_flops_fraction)
+    n["kv"] = fmt.size(x.kv_cache_bytes)
     n["seq_len"] = fmt.count(training.seq_len)
     n["layers"] = str(d.num_hidden_layers)
-    n["kv_elem"] = str(FLOAT_BYTES[cd])
+    n["kv_elem"] = str(x.kv_element_bytes)
     n["file"] = fmt.size(result.adapter_file_bytes)
     return ctx
 
@@ -196,3 +190,12 @@ def quiz_questions(answers: QueryDict | None = None) -> dict[str, Any]:
 
 def check_quiz(post: QueryDict) -> dict[str, Any]:
     return quiz_questions(post)
+
+
+ACCURACY_FILE = Path(__file__).resolve().parents[2] / "docs" / "accuracy.md"
+
+
+@cache
+def accuracy_html() -> str:
+    """docs/accuracy.md rendered once per process (it only changes with a deploy)."""
+    return markdown.markdown(ACCURACY_FILE.read_text(), extensions=["tables", "fenced_code"])

@@ -301,3 +301,15 @@ def test_anonymous_saves_are_rate_limited(client):
     assert response.status_code == 429
     assert "Too many saves" in text(response)
     assert not SavedConfiguration.objects.exists()
+
+
+def test_accuracy_page_renders_docs_accuracy(client):
+    response = client.get("/learn/accuracy/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<table>" in html
+    assert "How far to trust each number" in html
+
+
+def test_learn_page_links_the_accuracy_page(client):
+    assert 'href="/learn/accuracy/"' in client.get("/learn/").content.decode()
