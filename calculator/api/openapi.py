@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
+from calculator.representation import MEMORY_FIELDS
 from calculator.schemas import LoraInput, ModelChoice, TrainingInput
 
 
@@ -53,17 +54,8 @@ class LoraOut(BaseModel):
     modules: list[ModuleOut]
 
 
-class MemoryOut(BaseModel):
-    base_weights_bytes: int
-    adapter_weights_bytes: int
-    gradients_bytes: int
-    optimizer_states_bytes: int
-    activations_bytes: int
-    logits_bytes: int
-    overhead_bytes: int
-    transient_bytes: int
-    total_bytes: int
-    per_layer_activation_bytes: int
+# One integer (bytes) per memory field, named as the response names them.
+MemoryOut = create_model("MemoryOut", **dict.fromkeys(MEMORY_FIELDS, (int, ...)))  # type: ignore[call-overload]
 
 
 class FitOut(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from calculator.core.families import CUSTOM_FIELDS
 from calculator.core.optimizers import OPTIMIZERS
 
 
@@ -17,18 +18,7 @@ class Field:
     choices: tuple[tuple[str, str], ...] = ()
 
 
-DIM_FIELDS: tuple[str, ...] = (
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "vocab_size",
-    "tie_word_embeddings",
-    "num_local_experts",
-    "num_experts_per_tok",
-)
+DIM_FIELDS: tuple[str, ...] = CUSTOM_FIELDS  # the architecture fields the form shows, as the core names them
 DIM_LABELS = {
     "hidden_size": "hidden_size",
     "intermediate_size": "intermediate_size",
