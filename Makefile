@@ -59,9 +59,23 @@ check-deploy: setup
 bench: serve-setup
 	$(PY) benchmarks/bench_http.py
 
-# Regenerates the PEFT golden file; needs the torch venv described in validation/README.md.
-golden:
-	$(MAKE) -C validation golden
+# Regenerates the golden files of tests/core/golden/ with the real libraries (torch, transformers, peft,
+# bitsandbytes) in their own Python 3.11 venv (torch 2.13.0's CPU wheel); about 20 minutes on 2 cores.
+VAL_VENV ?= validation/.venv
+VAL_PY := $(VAL_VENV)/bin/python
+
+$(VAL_VENV)/.installed: validation/requirements.txt
+	@py=$$(command -v python3.11 || ls -d $$(pyenv root 2>/dev/null || echo $$HOME/.pyenv)/versions/3.11*/bin/python3 2>/dev/null | tail -1); \
+	  test -n "$$py" || { echo "ERROR: the validation scripts need Python 3.11 (torch 2.13.0 wheel)."; exit 1; }; \
+	  $$py -m venv $(VAL_VENV)
+	$(VAL_PY) -m pip install --quiet -r validation/requirements.txt
+	@touch $@
+
+golden: $(VAL_VENV)/.installed
+	$(VAL_PY) validation/check_presets.py
+	$(VAL_PY) validation/peft_golden.py
+	$(VAL_PY) validation/measure_memory.py
+	$(VAL_PY) validation/measure_adapter_file.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -2,8 +2,8 @@
 
 Run with the validation venv (see validation/README.md):
 
-    /work/venvs/val/bin/python validation/check_presets.py            # presets + extra configs
-    /work/venvs/val/bin/python validation/check_presets.py gpt2 ...   # only these slugs
+    validation/.venv/bin/python validation/check_presets.py            # presets + extra configs
+    validation/.venv/bin/python validation/check_presets.py gpt2 ...   # only these slugs
 
 For each entry of calculator/data/presets.json and validation/configs/*.json, builds the model with
 transformers on the meta device (no weights are allocated) and compares

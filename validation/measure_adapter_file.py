@@ -1,7 +1,7 @@
 """Measure PEFT's saved adapter file (adapter_model.safetensors) for small real models, and compare
 with the core's `adapter_file_bytes`. Writes tests/core/golden/adapter_files.json.
 
-    /work/venvs/val/bin/python validation/measure_adapter_file.py
+    validation/.venv/bin/python validation/measure_adapter_file.py
 """
 
 from __future__ import annotations

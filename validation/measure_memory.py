@@ -1,6 +1,6 @@
 """Measured reference data for lorasite's memory estimator (LoRA / QLoRA training memory).
 
-Run:  /work/venvs/val/bin/python validation/measure_memory.py [--quick] [--family llama ...] [--detail]
+Run:  validation/.venv/bin/python validation/measure_memory.py [--quick] [--family llama ...] [--detail]
 Writes tests/core/golden/memory_measured.json; --listing (or --detail) rewrites the appendix of
 validation/ACTIVATIONS.md: the saved tensors of one full layer, the rest and the head for representative cases;
 --recheck re-evaluates measure_formula.py against the stored measurements without measuring again.

@@ -1,7 +1,7 @@
 """What bitsandbytes keeps resident for a quantized Linear weight (CPU backend), as a function of n = in*out.
 
 Used by measure_memory.py (section "quantization" of tests/core/golden/memory_measured.json); also runnable alone:
-    /work/venvs/val/bin/python validation/measure_quant.py
+    validation/.venv/bin/python validation/measure_quant.py
 For every layer shape and setting, every tensor reachable from the quantized parameter (packed data, QuantState
 absmax / code / offset / nested state2.absmax / state2.code; Int8Params CB / SCB) is listed with its bytes, and
 storages shared between two layers are detected by data_ptr.  The measured bytes are compared with

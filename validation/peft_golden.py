@@ -3,8 +3,8 @@ LoRA configurations.
 
 Run with the validation venv (see validation/README.md):
 
-    /work/venvs/val/bin/python validation/peft_golden.py                 # everything (several minutes)
-    /work/venvs/val/bin/python validation/peft_golden.py --arch gpt2 --stdout   # one architecture, print only
+    validation/.venv/bin/python validation/peft_golden.py                 # everything (several minutes)
+    validation/.venv/bin/python validation/peft_golden.py --arch gpt2 --stdout   # one architecture, print only
 
 For each architecture (calculator/data/presets.json + validation/configs/*.json) the model is built by
 transformers on the meta device (no weights). For each case a FRESH model is built and
