@@ -13,6 +13,7 @@ float32 log-sum-exp, float32 LayerNorm statistics. Checked against measurements 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import count as counter
 
 from .architecture import Architecture
@@ -299,6 +300,23 @@ class _LayerReplay:
 
 
 def _replay(
+    arch: Architecture, training: TrainingSettings, plan: LayerPlan, input_rg: bool, full: bool
+) -> _LayerReplay:
+    # Key the cache on the only settings a layer's saved tensors depend on, so an advice search that
+    # changes the optimizer, checkpointing, quantization format or GPU count reuses every replay.
+    base = training.base_dtype if training.base_dtype == "int8" else compute_dtype(training.base_dtype)
+    layer_settings = TrainingSettings(
+        base_dtype=base,
+        adapter_dtype=training.adapter_dtype,
+        batch_size=training.batch_size,
+        seq_len=training.seq_len,
+        attn_implementation=training.attn_implementation,
+    )
+    return _replay_layer(arch, layer_settings, plan, input_rg, full)
+
+
+@lru_cache(maxsize=4096)
+def _replay_layer(
     arch: Architecture, training: TrainingSettings, plan: LayerPlan, input_rg: bool, full: bool
 ) -> _LayerReplay:
     g = Graph(arch, training, full)
