@@ -10,38 +10,16 @@ inventory, layer by layer only when a rule can tell layers apart.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 from .architecture import LINEAR_KINDS, LORA_MODULE_KINDS, Architecture, Kind, Module, Param
 from .errors import ErrorCollector, InputError
+from .lora_settings import LoraSettings, scaling, validate_settings
 from .moe_conversion import TARGET_MAPPING, convert_moe_targets
+from .targeting import Matcher
 
-ALL_LINEAR = "all-linear"
-BIAS_MODES = ("none", "all", "lora_only")
-
-
-@dataclass(frozen=True, slots=True)
-class LoraSettings:
-    """The numbers-relevant subset of ``peft.LoraConfig``, with its names and defaults."""
-
-    r: int = 8
-    lora_alpha: float = 8
-    target_modules: tuple[str, ...] | str | None = None
-    lora_dropout: float = 0.0
-    bias: str = "none"
-    use_dora: bool = False
-    use_rslora: bool = False
-    lora_bias: bool = False
-    modules_to_save: tuple[str, ...] | None = None
-    layers_to_transform: tuple[int, ...] | int | None = None
-    layers_pattern: tuple[str, ...] | str | None = None
-    rank_pattern: tuple[tuple[str, int], ...] = ()
-    alpha_pattern: tuple[tuple[str, float], ...] = ()
-    target_parameters: tuple[str, ...] | None = None
-    exclude_modules: tuple[str, ...] | str | None = None
+__all__ = ["LoraCount", "LoraSettings", "count_lora", "scaling"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,15 +64,6 @@ class TensorGroup:
 
 
 @dataclass(frozen=True, slots=True)
-class SavedTensor:
-    """A tensor of the saved adapter file: name (as in PEFT's state dict), shape, where it comes from."""
-
-    name: str
-    shape: tuple[int, ...]
-    origin: str
-
-
-@dataclass(frozen=True, slots=True)
 class LoraCount:
     base_params: int
     trainable_params: int
@@ -123,161 +92,6 @@ class LoraCount:
     @property
     def adapted_layers_total(self) -> int:
         return sum(m.layers for m in self.modules)
-
-
-def scaling(lora_alpha: float, r: int, use_rslora: bool) -> float:
-    """PEFT's multiplier of B·A: alpha / r, or alpha / sqrt(r) with rsLoRA."""
-    return lora_alpha / math.sqrt(r) if use_rslora else lora_alpha / r
-
-
-class _Excluded:
-    """Marker: the module matched an exclusion (exclude_modules / modules_to_save)."""
-
-
-EXCLUDED = _Excluded()
-
-
-@lru_cache(maxsize=512)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-class Matcher:
-    """``check_target_module_exists`` for one config, plus the rank/alpha pattern lookups."""
-
-    def __init__(self, arch: Architecture, lora: LoraSettings, errors: ErrorCollector) -> None:
-        self.arch = arch
-        self.lora = lora
-        targets = lora.target_modules
-        self.all_linear = isinstance(targets, str) and targets.lower() == ALL_LINEAR
-        if targets is None and lora.target_parameters is None:
-            targets = arch.default_target_modules
-            if targets is None:
-                errors.add(
-                    "lora.target_modules",
-                    f"PEFT has no default target modules for model_type {arch.model_type!r}; "
-                    f"name them, e.g. {list(arch.lora_module_names)} or 'all-linear'.",
-                )
-                targets = ()
-        if targets is None:  # only target_parameters: no module is wrapped
-            targets = ()
-        self.targets: tuple[str, ...] | str = targets
-        self.regex: re.Pattern[str] | None = None
-        if isinstance(targets, str) and not self.all_linear:
-            self.regex = _checked_regex(targets, "lora.target_modules", errors)
-        self.exclude_regex: re.Pattern[str] | None = None
-        if isinstance(lora.exclude_modules, str):
-            self.exclude_regex = _checked_regex(lora.exclude_modules, "lora.exclude_modules", errors)
-        self.save_regexes = tuple(
-            _checked_regex(rf"(^|.*\.){m}($|\..*)", "lora.modules_to_save", errors) for m in lora.modules_to_save or ()
-        )
-        self.rank_keys = tuple(
-            (_checked_regex(rf"(.*\.)?({k})$", "lora.rank_pattern", errors), v) for k, v in lora.rank_pattern
-        )
-        self.alpha_keys = tuple(
-            (_checked_regex(rf"(.*\.)?({k})$", "lora.alpha_pattern", errors), v) for k, v in lora.alpha_pattern
-        )
-        patterns = lora.layers_pattern
-        self.layer_regexes: tuple[re.Pattern[str], ...]
-        if not patterns:
-            self.layer_regexes = (re.compile(r".*?\.[^.]*\.(\d+)\."),)
-        else:
-            names = (patterns,) if isinstance(patterns, str) else patterns
-            self.layer_regexes = tuple(
-                _checked_regex(rf".*?\.{p}\.(\d+)\.", "lora.layers_pattern", errors) for p in names
-            )
-        self.longest_name = max((len(t) for t in self._plain_strings()), default=0)
-
-    def _plain_strings(self) -> Iterator[str]:
-        if isinstance(self.targets, tuple):
-            yield from self.targets
-        if isinstance(self.lora.exclude_modules, tuple):
-            yield from self.lora.exclude_modules
-
-    def layer_invariant(self, relative_path: str) -> bool:
-        """True when no rule can tell layer i's copy of this module from layer j's.
-
-        A suffix rule ``key.endswith("." + t)`` only looks at the layer prefix when ``t`` is longer
-        than the relative path; regexes and layer indexes always may.
-        """
-        if self.regex or self.exclude_regex or self.save_regexes or self.rank_keys or self.alpha_keys:
-            return False
-        if self.lora.layers_to_transform is not None:
-            return False
-        return self.longest_name <= len(relative_path)
-
-    def matches_key(self, key: str) -> bool:
-        """The name-only decision (regex targets), for keys that are parameters or vanished modules."""
-        return self.matches(key, Module(key, Kind.CONTAINER)) is True
-
-    def matches(self, key: str, module: Module) -> bool | _Excluded:
-        lora = self.lora
-        exclude = lora.exclude_modules
-        if exclude:
-            if self.exclude_regex is not None:
-                if self.exclude_regex.fullmatch(key):
-                    return EXCLUDED
-            elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
-                return EXCLUDED
-        if any(r.match(key) for r in self.save_regexes):
-            return EXCLUDED
-        if self.all_linear:
-            return module.kind in LINEAR_KINDS and key != self.arch.output_head
-        if self.regex is not None:
-            return self.regex.fullmatch(key) is not None
-        targets = self.targets
-        assert isinstance(targets, tuple)
-        if key in targets:
-            return True
-        found = any(key.endswith(f".{t}") for t in targets)
-        layers = lora.layers_to_transform
-        if found and layers is not None and (not isinstance(layers, tuple) or len(layers) > 0):
-            index = self.layer_index(key)
-            if index is None:
-                return False
-            return index == layers if isinstance(layers, int) else index in layers
-        return found
-
-    def layer_index(self, key: str) -> int | None:
-        for regex in self.layer_regexes:
-            match = regex.match(key)
-            if match:
-                return int(match.group(1))
-        return None
-
-    def rank_and_alpha(self, key: str) -> tuple[int, float]:
-        r = next((v for regex, v in self.rank_keys if regex.match(key)), self.lora.r)
-        alpha = next((v for regex, v in self.alpha_keys if regex.match(key)), self.lora.lora_alpha)
-        return r, alpha
-
-
-def _checked_regex(pattern: str, field: str, errors: ErrorCollector) -> re.Pattern[str]:
-    try:
-        return _compile(pattern)
-    except re.error as error:
-        errors.add(field, f"Invalid regular expression {pattern!r}: {error}.")
-        return _compile(r"(?!)")
-
-
-def validate_settings(lora: LoraSettings, errors: ErrorCollector) -> None:
-    """The checks ``LoraConfig.__post_init__`` and layer creation make, as field errors."""
-    if lora.r < 1:
-        errors.add("lora.r", f"`r` should be a positive integer value but the value passed is {lora.r}.")
-    for key, value in lora.rank_pattern:
-        if value < 1:
-            errors.add("lora.rank_pattern", f"Rank for {key!r} must be a positive integer, got {value}.")
-    if lora.bias not in BIAS_MODES:
-        errors.add("lora.bias", f"Must be one of {', '.join(BIAS_MODES)}.")
-    if not 0.0 <= lora.lora_dropout < 1.0:
-        errors.add("lora.lora_dropout", "Must be at least 0 and below 1.")
-    if isinstance(lora.target_modules, str) and lora.layers_to_transform is not None:
-        errors.add("lora.layers_to_transform", "Cannot be used when `target_modules` is a str.")
-    if isinstance(lora.target_modules, str) and lora.layers_pattern:
-        errors.add("lora.layers_pattern", "Cannot be used when `target_modules` is a str.")
-    if lora.layers_pattern and lora.layers_to_transform is None:
-        errors.add("lora.layers_pattern", "When `layers_pattern` is specified, `layers_to_transform` must be too.")
-    if lora.lora_bias and lora.use_dora:
-        errors.add("lora.lora_bias", "lora_bias=True is not supported for DoRA; set use_dora=False.")
 
 
 def adapter_params(module: Module, r: int, lora: LoraSettings) -> tuple[int, list[tuple[int, ...]]]:

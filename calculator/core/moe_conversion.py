@@ -14,13 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from .architecture import Architecture
 from .errors import InputError
-
-if TYPE_CHECKING:
-    from .lora import LoraSettings
+from .lora_settings import LoraSettings
 
 # model_type -> {transformers-4 name: transformers-5 target parameter}, in PEFT's order
 TARGET_MAPPING: dict[str, dict[str, str]] = {
