@@ -141,7 +141,54 @@ class Matcher:
 
 def _checked_regex(pattern: str, field: str, errors: ErrorCollector) -> re.Pattern[str]:
     try:
-        return _compile(pattern)
+        compiled = _compile(pattern)
     except re.error as error:
         errors.add(field, f"Invalid regular expression {pattern!r}: {error}.")
         return _compile(r"(?!)")
+    if _nested_repeat(pattern):
+        # e.g. "(.*)*x": exponential backtracking on a module name would hang the server
+        errors.add(field, f"Regular expression {pattern!r} repeats a repetition, which can take exponential time.")
+        return _compile(r"(?!)")
+    return compiled
+
+
+@lru_cache(maxsize=512)
+def _nested_repeat(pattern: str) -> bool:
+    """True when a repeated group itself contains a repeat: the shape of catastrophic backtracking."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    repeats = {_parser.MAX_REPEAT, _parser.MIN_REPEAT, getattr(_parser, "POSSESSIVE_REPEAT", None)}
+
+    def unbounded(op: object, value: object) -> bool:
+        return op in repeats and value[1] > 1  # type: ignore[index]
+
+    def contains_repeat(items: object) -> bool:
+        for op, value in items:  # type: ignore[attr-defined]
+            if unbounded(op, value) or any(contains_repeat(sub) for sub in _subpatterns(value)):
+                return True
+        return False
+
+    def nested(items: object) -> bool:
+        for op, value in items:  # type: ignore[attr-defined]
+            if unbounded(op, value) and contains_repeat(value[2]):
+                return True
+            if any(nested(sub) for sub in _subpatterns(value)):
+                return True
+        return False
+
+    return nested(_parser.parse(pattern))
+
+
+def _subpatterns(value: object) -> list[object]:
+    """The nested sub-patterns of one parsed regex item (groups, branches, repeats)."""
+    from re import _parser  # type: ignore[attr-defined]
+
+    found: list[object] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _parser.SubPattern):
+            found.append(item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return found

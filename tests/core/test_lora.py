@@ -145,6 +145,8 @@ def test_rslora_changes_scaling_not_parameters(llama8b):
         ({"r": 0}, "lora.r"),
         ({"bias": "some"}, "lora.bias"),
         ({"target_modules": "([unclosed"}, "lora.target_modules"),
+        ({"target_modules": "(.*)*x"}, "lora.target_modules"),  # exponential backtracking: refused
+        ({"rank_pattern": (("(a+)+", 4),)}, "lora.rank_pattern"),
     ],
 )
 def test_invalid_lora_settings_name_the_field(llama8b, kwargs, field):

@@ -1,0 +1,144 @@
+"""Bad input gets a 400 naming the problem, never a 500: generated request bodies and query strings."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+JSON_LEAF = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+JSON = st.recursive(
+    JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8,
+)
+
+LORA_KEYS = [
+    "r",
+    "lora_alpha",
+    "target_modules",
+    "lora_dropout",
+    "bias",
+    "use_dora",
+    "use_rslora",
+    "lora_bias",
+    "modules_to_save",
+    "layers_to_transform",
+    "layers_pattern",
+    "rank_pattern",
+    "alpha_pattern",
+    "target_parameters",
+    "exclude_modules",
+]
+TRAINING_KEYS = [
+    "base_dtype",
+    "double_quant",
+    "adapter_dtype",
+    "optimizer",
+    "batch_size",
+    "seq_len",
+    "gradient_checkpointing",
+    "attn_implementation",
+    "num_gpus",
+    "parallelism",
+    "quantize_scope",
+]
+CONFIG_KEYS = [
+    "model_type",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "vocab_size",
+    "tie_word_embeddings",
+    "num_local_experts",
+    "n_embd",
+    "n_layer",
+    "n_head",
+    "attention_dropout",
+    "resid_pdrop",
+]
+MODEL_TYPES = st.sampled_from(["llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2"])
+SMALL = st.one_of(st.integers(-4, 4096), JSON_LEAF)
+NAMES = st.one_of(
+    st.sampled_from(["q_proj", "v_proj", "all-linear", ".*", "(", "w1", "gate", "lm_head", "experts"]), JSON
+)
+
+bodies = st.fixed_dictionaries(
+    {
+        "model": st.one_of(
+            st.fixed_dictionaries({"preset": st.one_of(st.sampled_from(["gpt2", "phi-3-mini", "mixtral-8x7b"]), JSON)}),
+            st.fixed_dictionaries(
+                {
+                    "hf_config": st.dictionaries(st.sampled_from(CONFIG_KEYS), SMALL, max_size=8).map(
+                        lambda d: d if "model_type" in d else d
+                    )
+                }
+            ).flatmap(lambda m: MODEL_TYPES.map(lambda t: {"hf_config": {"model_type": t, **m["hf_config"]}})),
+            st.fixed_dictionaries({"custom": st.dictionaries(st.sampled_from(CONFIG_KEYS), SMALL, max_size=8)}),
+            JSON,
+        ),
+        "lora": st.dictionaries(st.sampled_from(LORA_KEYS), st.one_of(SMALL, NAMES), max_size=6),
+        "training": st.dictionaries(
+            st.sampled_from(TRAINING_KEYS), st.one_of(SMALL, st.sampled_from(["nf4", "eager", "fsdp"])), max_size=5
+        ),
+    }
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies)
+def test_estimate_never_fails_with_a_server_error(client, body):
+    response = client.post("/api/v1/estimate/", json.dumps(body, allow_nan=True), content_type="application/json")
+    assert response.status_code in (200, 400), response.content[:300]
+    if response.status_code == 400:
+        assert response.json()
+
+
+QUERY = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                "preset",
+                "r",
+                "lora_alpha",
+                "target_modules",
+                "seq_len",
+                "batch_size",
+                "base_dtype",
+                "hidden_size",
+                "num_key_value_heads",
+                "head_dim",
+                "layers_to_transform",
+                "rank_pattern",
+                "optimizer",
+                "gpu",
+                "config",
+                "vocab_size",
+                "modules_to_save",
+            ]
+        ),
+        st.text(max_size=10),
+    ),
+    max_size=6,
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(pairs=QUERY, htmx=st.booleans())
+def test_calculator_page_never_fails_with_a_server_error(client, pairs, htmx):
+    from urllib.parse import urlencode
+
+    headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
+    response = client.get("/?" + urlencode(pairs), **headers)
+    assert response.status_code in (200, 302, 400), response.content[:300]
