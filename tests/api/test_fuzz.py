@@ -76,13 +76,11 @@ bodies = st.fixed_dictionaries(
     {
         "model": st.one_of(
             st.fixed_dictionaries({"preset": st.one_of(st.sampled_from(["gpt2", "phi-3-mini", "mixtral-8x7b"]), JSON)}),
-            st.fixed_dictionaries(
-                {
-                    "hf_config": st.dictionaries(st.sampled_from(CONFIG_KEYS), SMALL, max_size=8).map(
-                        lambda d: d if "model_type" in d else d
-                    )
-                }
-            ).flatmap(lambda m: MODEL_TYPES.map(lambda t: {"hf_config": {"model_type": t, **m["hf_config"]}})),
+            st.builds(
+                lambda model_type, rest: {"hf_config": {"model_type": model_type, **rest}},
+                MODEL_TYPES,
+                st.dictionaries(st.sampled_from(CONFIG_KEYS), SMALL, max_size=8),
+            ),
             st.fixed_dictionaries({"custom": st.dictionaries(st.sampled_from(CONFIG_KEYS), SMALL, max_size=8)}),
             JSON,
         ),
