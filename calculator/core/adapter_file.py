@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .dtypes import FLOAT_BYTES
-from .lora import LoraCount
+from .lora import LoraCount, parameter_in_out
 
 SAFETENSORS_DTYPE = {"fp32": "F32", "bf16": "BF16", "fp16": "F16"}
 PREFIX = "base_model.model."
@@ -32,7 +32,7 @@ def saved_tensors(count: LoraCount, adapter_dtype: str, base_dtype: str) -> list
         if count.use_dora:
             tensors.append((f"{PREFIX}{key}.lora_magnitude_vector", (module.out_features,), adapter_dtype))
     for key, shape, r in count.parameter_keys:
-        experts, a, b = shape if len(shape) == 3 else (1, shape[1], shape[0])
+        experts, a, b = parameter_in_out(shape)
         module_key = key.rsplit(".", 1)[0]
         tensors.append((f"{PREFIX}{module_key}.lora_A.weight", (r * experts, a), adapter_dtype))
         tensors.append((f"{PREFIX}{module_key}.lora_B.weight", (b, r * experts), adapter_dtype))

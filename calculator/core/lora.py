@@ -195,7 +195,7 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
 
     for key, module, param in _matched_parameters(arch, lora):
         r, alpha = matcher.rank_and_alpha(key)
-        experts, a, b = param.shape if len(param.shape) == 3 else (1, param.shape[1], param.shape[0])
+        experts, a, b = parameter_in_out(param.shape)
         shapes: list[tuple[int, ...]] = [(r * experts, a), (b, r * experts)]
         if lora.lora_bias:
             shapes.append((b,))
@@ -287,6 +287,14 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
         lora_bias=lora.lora_bias,
         lora_dropout=lora.lora_dropout,
     )
+
+
+def parameter_in_out(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """(experts, in, out) of a target parameter as PEFT's ParamWrapper reads it: a 2-D weight is
+    (out, in); a 3-D expert tensor (experts, d1, d2) has in = d2 and out = d1 (lora.ParamWrapper)."""
+    if len(shape) == 3:
+        return shape[0], shape[2], shape[1]
+    return 1, shape[1], shape[0]
 
 
 def _expand(arch: Architecture, path: str, times: int) -> list[str]:

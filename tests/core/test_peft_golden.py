@@ -47,3 +47,14 @@ def test_trainable_and_all_params_match_peft(case):
 def test_configurations_peft_rejects_are_rejected(case):
     with pytest.raises((InputError, ValidationError)):
         count_lora(ARCHS[case["arch"]], LoraInput.model_validate(case["lora"]).to_core())
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.get("targeted_parameters")], ids=case_id)
+def test_expert_lora_tensor_shapes_match_peft(case):
+    """Shapes matter beyond the count: optimizer states (Adafactor, 8-bit) and the file header use them."""
+    count = count_lora(ARCHS[case["arch"]], LoraInput.model_validate(case["lora"]).to_core())
+    ours = {tuple(t.shape) for t in count.tensors}
+    theirs = {
+        tuple(s) for key, shapes in case["shapes"].items() if "experts" in key or "gate.weight" in key for s in shapes
+    }
+    assert theirs <= ours
