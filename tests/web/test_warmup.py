@@ -1,0 +1,10 @@
+from calculator.warmup import warm_up
+from calculator.web.render import PAGES, RESPONSES
+
+
+def test_warm_up_renders_the_default_page_into_the_caches():
+    PAGES.clear()
+    RESPONSES.clear()
+    warm_up()
+    assert PAGES.get("") is not None
+    assert RESPONSES.get("") is not None
