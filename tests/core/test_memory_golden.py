@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from calculator.core import LoraSettings, TrainingSettings, architecture_from_config, count_lora
+from calculator.core import TrainingSettings, architecture_from_config, count_lora
 from calculator.core.activations import estimate_activations
 from calculator.core.dtypes import linear_weight_bytes
 from calculator.core.memory import static_memory
@@ -148,7 +148,3 @@ def test_four_bit_weight_bytes_match_bitsandbytes(entry):
 @pytest.mark.parametrize("entry", GOLDEN["quantization"]["int8"], ids=lambda e: f"int8-{e['n']}")
 def test_int8_weight_bytes_match_bitsandbytes(entry):
     assert linear_weight_bytes(entry["n"], entry["out_features"], "int8", False) == entry["resident_bytes"]
-
-
-def test_lora_settings_from_the_golden_file_are_plain_peft_kwargs():
-    assert isinstance(LoraInput.model_validate(CASES[0]["lora_kwargs"]).to_core(), LoraSettings)
