@@ -145,6 +145,7 @@ class TrainingInput(BaseModel):
     parallelism: Literal["ddp", "fsdp"] = "ddp"
     quantize_scope: Literal["all_linear", "lora_targets"] = "all_linear"
     overhead_bytes: int = Field(default=DEFAULT_OVERHEAD_BYTES, ge=0, le=1 << 40)
+    prepare_model_for_kbit_training: bool = False
 
     def to_core(self) -> TrainingSettings:
         return TrainingSettings(**self.model_dump())

@@ -17,7 +17,7 @@ from functools import lru_cache
 from itertools import count as counter
 
 from .architecture import Architecture
-from .dtypes import FLOAT_BYTES, ceil_div, compute_dtype
+from .dtypes import FLOAT_BYTES, ceil_div
 from .lora import LoraCount
 from .training import TrainingSettings
 
@@ -61,7 +61,7 @@ class Graph:
         self.arch = arch
         self.training = training
         self.tokens = training.tokens
-        self.p = FLOAT_BYTES[compute_dtype(training.base_dtype)]
+        self.p = FLOAT_BYTES[training.float_dtype]
         self.a = FLOAT_BYTES[training.adapter_dtype]
         self.int8 = training.base_dtype == "int8"
         self.full = full  # full fine-tuning: every weight trains, so every linear keeps its input
@@ -304,13 +304,14 @@ def _replay(
 ) -> _LayerReplay:
     # Key the cache on the only settings a layer's saved tensors depend on, so an advice search that
     # changes the optimizer, checkpointing, quantization format or GPU count reuses every replay.
-    base = training.base_dtype if training.base_dtype == "int8" else compute_dtype(training.base_dtype)
+    base = training.base_dtype if training.base_dtype == "int8" else training.float_dtype
     layer_settings = TrainingSettings(
         base_dtype=base,
         adapter_dtype=training.adapter_dtype,
         batch_size=training.batch_size,
         seq_len=training.seq_len,
         attn_implementation=training.attn_implementation,
+        prepare_model_for_kbit_training=training.prepare_model_for_kbit_training,
     )
     return _replay_layer(arch, layer_settings, plan, input_rg, full)
 
@@ -334,7 +335,7 @@ def estimate_activations(
     ``enable_input_require_grads``), every layer keeps only its input, and one layer is rebuilt during
     backward at a time.
     """
-    p = FLOAT_BYTES[compute_dtype(training.base_dtype)]
+    p = FLOAT_BYTES[training.float_dtype]
     tokens, h, s = training.tokens, arch.dims.hidden_size, training.seq_len
     checkpointing = training.gradient_checkpointing
     embedding_trainable = full or _embedding_trainable(arch, count)
@@ -417,7 +418,7 @@ def _int8_checkpoint_leak(arch: Architecture, training: TrainingSettings) -> int
         return 0
     d = arch.dims
     attn_width = d.hidden_size if arch.model_type == "gpt2" else d.num_attention_heads * d.head_dim
-    p = FLOAT_BYTES[compute_dtype(training.base_dtype)]
+    p = FLOAT_BYTES[training.float_dtype]
     return training.tokens * p * (2 * d.hidden_size + attn_width + d.intermediate_size)
 
 

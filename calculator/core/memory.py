@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .architecture import LINEAR_KINDS, Architecture
-from .dtypes import FLOAT_BYTES, ceil_div, compute_dtype, linear_weight_bytes
+from .dtypes import FLOAT_BYTES, ceil_div, linear_weight_bytes
 from .lora import ADAPTER, BIAS, LoraCount
 from .optimizers import StateTensor, optimizer_state_bytes
 from .training import TrainingSettings
@@ -23,7 +23,7 @@ def base_weights_bytes(arch: Architecture, count: LoraCount, training: TrainingS
     """The base model as loaded: linear layers quantized (8/4-bit) or in the float dtype, the rest
     (embeddings, norms, the output head, MoE expert tensors) in the compute dtype."""
     dtype = training.base_dtype
-    float_bytes = FLOAT_BYTES[compute_dtype(dtype)]
+    float_bytes = FLOAT_BYTES[training.float_dtype]
     quantized = dtype not in FLOAT_BYTES
     adapted_layers: dict[str, int] = {}
     if quantized and training.quantize_scope == "lora_targets":
@@ -49,16 +49,14 @@ def base_weights_bytes(arch: Architecture, count: LoraCount, training: TrainingS
 def trainable_state_tensors(count: LoraCount, training: TrainingSettings) -> list[StateTensor]:
     """Trainable tensors with their element size: LoRA in the adapter dtype, the rest in the base's."""
     adapter = FLOAT_BYTES[training.adapter_dtype]
-    base = FLOAT_BYTES[compute_dtype(training.base_dtype)]
+    base = FLOAT_BYTES[training.float_dtype]
     return [StateTensor(t.shape, t.count, adapter if t.origin == ADAPTER else base) for t in count.tensors]
 
 
 def static_memory(arch: Architecture, count: LoraCount, training: TrainingSettings) -> StaticMemory:
     tensors = trainable_state_tensors(count, training)
     trainable_bytes = sum(t.numel * t.count * t.element_bytes for t in tensors)
-    bias_bytes = sum(
-        t.params * FLOAT_BYTES[compute_dtype(training.base_dtype)] for t in count.tensors if t.origin == BIAS
-    )
+    bias_bytes = sum(t.params * FLOAT_BYTES[training.float_dtype] for t in count.tensors if t.origin == BIAS)
     memory = StaticMemory(
         base_weights_bytes=base_weights_bytes(arch, count, training),
         # Trainable base biases are part of the loaded base model; everything else trainable is new.

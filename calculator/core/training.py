@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .bounds import MAX_BATCH_SIZE, MAX_GPUS, MAX_SEQ_LEN
-from .dtypes import BASE_DTYPES, FLOAT_DTYPES
+from .dtypes import BASE_DTYPES, FLOAT_DTYPES, QUANTIZED_DTYPES, compute_dtype
 from .errors import ErrorCollector
 from .optimizers import OPTIMIZERS
 
@@ -34,10 +34,20 @@ class TrainingSettings:
     parallelism: str = "ddp"  # ddp: every GPU holds everything; fsdp: weights/grads/states sharded
     quantize_scope: str = "all_linear"  # transformers+bitsandbytes; "lora_targets" is torchtune's QLoRA
     overhead_bytes: int = DEFAULT_OVERHEAD_BYTES
+    # peft.prepare_model_for_kbit_training (TRL applies it to quantized models): every parameter that is
+    # not quantized (embeddings, norms, output head, biases) is cast to fp32, so activations become fp32.
+    prepare_model_for_kbit_training: bool = False
 
     @property
     def tokens(self) -> int:
         return self.batch_size * self.seq_len
+
+    @property
+    def float_dtype(self) -> str:
+        """The dtype of unquantized parameters and of activations."""
+        if self.prepare_model_for_kbit_training and self.base_dtype in QUANTIZED_DTYPES:
+            return "fp32"
+        return compute_dtype(self.base_dtype)
 
 
 def validate_training(t: TrainingSettings, errors: ErrorCollector) -> None:

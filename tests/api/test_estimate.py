@@ -127,3 +127,12 @@ def test_no_csrf_token_needed(client):
 
     strict = Client(enforce_csrf_checks=True)
     assert post(strict, {"model": {"preset": "gpt2"}}).status_code == 200
+
+
+def test_kbit_preparation_is_an_option_of_training(client):
+    body = {"model": {"preset": "llama-3.1-8b"}, "training": {"base_dtype": "nf4"}}
+    plain = post(client, body).json()["memory"]
+    body["training"]["prepare_model_for_kbit_training"] = True
+    prepared = post(client, body).json()["memory"]
+    assert prepared["base_weights_bytes"] > plain["base_weights_bytes"]
+    assert prepared["activations_bytes"] > plain["activations_bytes"]  # fp32 activations

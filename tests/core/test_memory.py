@@ -103,3 +103,11 @@ def test_fsdp_shards_static_memory_across_gpus(llama8b):
     assert sharded.base_weights_bytes == single.base_weights_bytes // 4
     replicated = static(llama8b, TrainingSettings(num_gpus=4, parallelism="ddp"))
     assert replicated == single
+
+
+def test_kbit_preparation_keeps_unquantized_parameters_in_fp32(llama8b):
+    plain = static(llama8b, TrainingSettings(base_dtype="nf4"))
+    prepared = static(llama8b, TrainingSettings(base_dtype="nf4", prepare_model_for_kbit_training=True))
+    assert prepared.base_weights_bytes - plain.base_weights_bytes == OTHER * 2  # bf16 -> fp32
+    float_base = TrainingSettings(base_dtype="bf16", prepare_model_for_kbit_training=True)
+    assert static(llama8b, float_base).base_weights_bytes == BASE * 2  # only k-bit models are prepared

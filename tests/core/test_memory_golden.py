@@ -36,14 +36,9 @@ TOLERANCE = 0.05
 
 def modelled(case):
     """Cases inside the product's model: checkpointing implies input gradients (as transformers and PEFT
-    set it up), non-reentrant checkpointing, no prepare_model_for_kbit_training (norms stay bf16)."""
+    set it up) and is non-reentrant (transformers' default)."""
     i = case["inputs"]
-    return (
-        case["formula"].get("applicable")
-        and not i.get("kbit_prep")
-        and not i.get("reentrant")
-        and i["input_grads"] == i["gc"]
-    )
+    return case["formula"].get("applicable") and not i.get("reentrant") and i["input_grads"] == i["gc"]
 
 
 CASES = [c for c in GOLDEN["cases"] if modelled(c)]
@@ -63,6 +58,7 @@ def setup(case):
         seq_len=i["seq"],
         attn_implementation=i["attn"],
         gradient_checkpointing=i["gc"],
+        prepare_model_for_kbit_training=bool(i.get("kbit_prep")),
     )
     return arch, lora, training
 
@@ -148,3 +144,17 @@ def test_four_bit_weight_bytes_match_bitsandbytes(entry):
 @pytest.mark.parametrize("entry", GOLDEN["quantization"]["int8"], ids=lambda e: f"int8-{e['n']}")
 def test_int8_weight_bytes_match_bitsandbytes(entry):
     assert linear_weight_bytes(entry["n"], entry["out_features"], "int8", False) == entry["resident_bytes"]
+
+
+@pytest.mark.parametrize(
+    ("name", "dtype", "double_quant"), [("nf4_dq", "nf4", True), ("nf4", "nf4", False), ("int8", "int8", False)]
+)
+def test_a_whole_quantized_model_matches_bitsandbytes(name, dtype, double_quant):
+    """transformers' bitsandbytes integration on the small Llama: every decoder linear layer quantized."""
+    measured = GOLDEN["quantization"]["model_level"][name]
+    arch = architecture_from_config(CONFIGS["llama"])
+    count = count_lora(arch, LoraInput.model_validate({"r": 8}).to_core())
+    training = TrainingSettings(base_dtype=dtype, double_quant=double_quant)
+    unquantized = (arch.base_params - arch.num_layers * arch.linear_params_per_layer) * 2  # bf16
+    assert static_memory(arch, count, training).base_weights_bytes - unquantized == measured["quantized_bytes_total"]
+    assert measured["quantized_linear_layers"] == arch.num_layers * len(arch.lora_module_names)
