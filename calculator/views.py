@@ -4,16 +4,24 @@
   results fragment plus out-of-band swaps, and ``HX-Push-Url`` with the canonical URL of the state.
 - ``/save/``: "Save & share" (POST, CSRF) -> the permalink.
 - ``/presets/``, ``/learn/`` (+ ``/learn/quiz/``), ``/c/<slug>/``.
+- ``/compare/?c=<slug>&c=<slug>…``: two to four saved configurations side by side.
+- ``/mine/``: the signed-in user's saved configurations; ``/mine/<slug>/edit/`` and ``/mine/<slug>/delete/``
+  (owner only, POST with CSRF; deleting asks for confirmation first).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.middleware.csrf import get_token
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
 from django.template.loader import get_template
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -25,8 +33,10 @@ from calculator.core import InputError
 from calculator.models import SavedConfiguration
 from calculator.schemas import SaveRequest
 from calculator.services import catalog, save_configuration, saved_estimate
+from calculator.web import compare as compare_content
 from calculator.web import fields as F
 from calculator.web import learn as learn_content
+from calculator.web import saved
 from calculator.web.formatting import short_count
 from calculator.web.query import Parsed, parse, request_query
 from calculator.web.render import PAGES, RESPONSES, form_context, oob, results_html
@@ -66,11 +76,25 @@ def calculator(request: HttpRequest) -> HttpResponse:
     status, content = cached
     if status == 302:
         return HttpResponseRedirect(content)
-    # The page is rendered once per state; only the CSRF token of the Save form is per visitor.
-    return HttpResponse(content.replace(CSRF_PLACEHOLDER, get_token(request)), status=status)
+    # The page is rendered once per state; only the CSRF token of the Save form and the signed-in
+    # user's header link are per visitor.
+    content = content.replace(CSRF_PLACEHOLDER, get_token(request))
+    return HttpResponse(content.replace(USER_NAV_PLACEHOLDER, _user_nav(request)), status=status)
 
 
 CSRF_PLACEHOLDER = "csrf0placeholder0for0the0cached0page"
+USER_NAV_PLACEHOLDER = "<!--user0nav0placeholder-->"
+
+
+def _user_nav(request: HttpRequest) -> str:
+    """The header's account links for this visitor (the cached page is shared between visitors)."""
+    user = getattr(request, "user", None)  # absent on the warm-up's bare requests (no middleware)
+    try:
+        signed_in = user is not None and user.is_authenticated
+    except DatabaseError:
+        signed_in = False
+    context = {"user": user if signed_in else None, "csrf_token": get_token(request) if signed_in else ""}
+    return get_template("calculator/_user_nav.html").render(context)
 
 
 def _context(p: Parsed, save: dict[str, str] | None = None) -> dict[str, Any]:
@@ -87,7 +111,8 @@ def _context(p: Parsed, save: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def _page_html(p: Parsed) -> str:
-    return get_template("calculator/index.html").render({**_context(p), "csrf_token": CSRF_PLACEHOLDER})
+    context = {**_context(p), "csrf_token": CSRF_PLACEHOLDER, "user_nav": USER_NAV_PLACEHOLDER}
+    return get_template("calculator/index.html").render(context)
 
 
 def _page(request: HttpRequest, p: Parsed, *, status: int = 200, save: dict[str, str] | None = None) -> HttpResponse:
@@ -187,6 +212,8 @@ def permalink(request: HttpRequest, slug: str) -> HttpResponse:
         "results": "",
         "api_url": reverse("configuration-detail", args=[slug]),
         "url": request.build_absolute_uri(configuration.get_absolute_url()),
+        "is_owner": configuration.owner_id is not None and configuration.owner_id == request.user.id,
+        "compare_choices": _compare_choices(request, exclude=slug),
     }
     try:
         result = saved_estimate(configuration)
@@ -215,3 +242,115 @@ def _state_of(configuration: SavedConfiguration) -> str:
             {"hf_config": configuration.model_snapshot} if not model.get("custom") else {"custom": model["custom"]}
         )
     return query_from_request(inputs)
+
+
+def _compare_choices(request: HttpRequest, *, exclude: str) -> list[dict[str, str]]:
+    """The signed-in user's other configurations, offered as suggestions for "Compare with…"."""
+    if not request.user.is_authenticated:
+        return []
+    try:
+        rows = request.user.configurations.exclude(slug=exclude).values_list("slug", "name")[:50]  # type: ignore[union-attr]
+        return [{"slug": s, "name": n} for s, n in rows]
+    except DatabaseError:
+        return []
+
+
+@require_GET
+def compare(request: HttpRequest) -> HttpResponse:
+    """Two to four saved configurations side by side. ``c`` takes slugs or pasted permalinks."""
+    given = request.GET.getlist("c")
+    slugs = compare_content.requested_slugs(given)
+    if slugs and slugs != given:
+        # Pasted links, blanks or repeats: land on the clean, shareable URL of the same comparison.
+        return HttpResponseRedirect(compare_content.compare_url(slugs))
+    error = compare_content.count_error(slugs)
+    if error:
+        return _compare_error(request, error, slugs, status=400)
+    try:
+        found = {c.slug: c for c in SavedConfiguration.objects.filter(slug__in=slugs)}
+    except DatabaseError:
+        message = "Saved configurations are unavailable right now (the database cannot be reached)."
+        return _compare_error(request, message, slugs, status=503)
+    missing = [s for s in slugs if s not in found]
+    if missing:
+        return _compare_error(request, compare_content.unknown_error(missing), slugs, status=404, missing=missing)
+    context = compare_content.comparison([found[s] for s in slugs])
+    return render(request, "calculator/compare.html", {**context, "nav": "compare"})
+
+
+def _compare_error(
+    request: HttpRequest, message: str, slugs: list[str], *, status: int, missing: list[str] | None = None
+) -> HttpResponse:
+    shown = slugs[:10]
+    inputs = [{"value": s, "missing": s in (missing or ())} for s in shown]
+    inputs += [{"value": "", "missing": False}] * max(0, compare_content.MAX_COMPARED - len(inputs))
+    context = {"error": message, "inputs": inputs, "nav": "compare"}
+    return render(request, "calculator/compare.html", context, status=status)
+
+
+def _signed_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """``login_required`` (to LOGIN_URL with ``?next=``), but a clear 503 when the session store is down."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            return view(request, *args, **kwargs)
+        except Http404:
+            return render(request, "calculator/not_found.html", status=404)
+        except DatabaseError:
+            return render(request, "calculator/not_found.html", {"db_down": True}, status=503)
+
+    return wrapper
+
+
+MINE_PAGE_SIZE = 50
+
+
+@require_GET
+@_signed_in
+def mine(request: HttpRequest) -> HttpResponse:
+    """My configurations: the signed-in user's saved configurations, newest first."""
+    page = Paginator(request.user.configurations.all(), MINE_PAGE_SIZE).get_page(request.GET.get("page"))  # type: ignore[union-attr]
+    context = {"page": page, "rows": [saved.row(c) for c in page], "nav": "mine"}
+    return render(request, "calculator/mine.html", context)
+
+
+def _own(request: HttpRequest, slug: str) -> SavedConfiguration:
+    """The signed-in user's configuration; anyone else's (or none) is a 404, never a 403 that confirms it exists."""
+    return get_object_or_404(SavedConfiguration, slug=slug, owner_id=request.user.id)
+
+
+@require_http_methods(["GET", "POST"])
+@_signed_in
+def mine_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    """Rename / annotate (the inputs stay immutable). GET shows the form; POST saves it."""
+    configuration = _own(request, slug)
+    if request.method == "POST":
+        form = saved.RenameForm(request.POST, instance=configuration)
+        if form.is_valid():
+            form.save()
+            messages.success(request, f"Saved “{configuration.name}”.")
+            return HttpResponseRedirect(reverse("mine"))
+        configuration.refresh_from_db(fields=["name", "note"])
+        status = 400
+    else:
+        form = saved.RenameForm(instance=configuration)
+        status = 200
+    context = {"configuration": configuration, "row": saved.row(configuration), "form": form, "nav": "mine"}
+    return render(request, "calculator/mine_edit.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@_signed_in
+def mine_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET asks for confirmation; POST deletes (the permalink stops working for everyone)."""
+    configuration = _own(request, slug)
+    if request.method == "POST":
+        name = configuration.name
+        configuration.delete()
+        messages.success(request, f"Deleted “{name}”. Its permalink no longer works.")
+        return HttpResponseRedirect(reverse("mine"))
+    context = {"configuration": configuration, "row": saved.row(configuration), "nav": "mine"}
+    return render(request, "calculator/mine_delete.html", context)

@@ -103,7 +103,9 @@ STORAGES = {
     },
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "login"  # django.contrib.auth's views under /accounts/; accounts are made in the admin
+LOGIN_REDIRECT_URL = "mine"
+LOGOUT_REDIRECT_URL = "calculator"
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

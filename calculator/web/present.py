@@ -37,6 +37,12 @@ def memory_parts(memory: MemoryEstimate) -> list[tuple[str, str, int]]:
     return [(key, label, getattr(memory, attr)) for key, attr, label, _ in PARTS]
 
 
+def share_of_base(trainable: int, base: int) -> str:
+    """The "% of base model" figure: trainable parameters against the base model's (the calculator's
+    card and the Compare page alike)."""
+    return fmt.percent(100 * trainable / base if base else 0)
+
+
 def present(p: Parsed) -> dict[str, Any]:
     result = p.result
     assert result is not None
@@ -57,7 +63,7 @@ def present(p: Parsed) -> dict[str, Any]:
         "base_short": fmt.short_count(base),
         "trainable": fmt.count(count.trainable_params),
         "trainable_short": fmt.short_count(count.trainable_params),
-        "of_base": fmt.percent(100 * count.trainable_params / base if base else 0),
+        "of_base": share_of_base(count.trainable_params, base),
         "peft_percent": fmt.percent(count.trainable_percent),
         "all_params": fmt.count(count.all_params),
         "adapter_file": fmt.size(result.adapter_file_bytes),

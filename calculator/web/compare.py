@@ -1,0 +1,347 @@
+"""The Compare page: two to four saved configurations side by side, the cells that differ marked.
+
+Every number comes from the core (`services.saved_estimate`, one per configuration) and is formatted
+here; the template only prints. A row "differs" when its underlying values (not their rounded text)
+are not all equal, so 14.21 GiB and 14.24 GiB are marked even if both round alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from django.urls import reverse
+from pydantic import ValidationError
+
+from calculator.core import Estimate, InputError
+from calculator.core.optimizers import OPTIMIZERS
+from calculator.models import SavedConfiguration
+from calculator.schemas import EstimateRequest, LoraInput, TrainingInput
+from calculator.services import saved_estimate
+from calculator.web import fields as F
+from calculator.web import formatting as fmt
+from calculator.web.present import PARTS, share_of_base
+from calculator.web.query import _layers_text
+from calculator.web.saved import model_label
+
+MIN_COMPARED = 2
+MAX_COMPARED = 4
+MAX_SHOWN_LENGTH = 40  # of an unknown slug echoed in an error message
+
+BASE_DTYPE_LABELS = dict(F.BASE_DTYPES)
+ADAPTER_DTYPE_LABELS = dict(F.ADAPTER_DTYPES)
+QUANTIZED_4BIT = ("nf4", "fp4")
+
+
+def slug_from(text: str) -> str:
+    """A pasted permalink (``https://host/c/<slug>/``, ``/c/<slug>``) or a bare slug -> the slug."""
+    text = text.strip()
+    if "/c/" in text:
+        text = text.rsplit("/c/", 1)[1]
+    return re.split(r"[/?#\s]", text, maxsplit=1)[0].lower()
+
+
+def requested_slugs(values: Sequence[str]) -> list[str]:
+    """The ``c`` parameters as slugs: pasted links reduced, blanks and repeats dropped, order kept."""
+    slugs: list[str] = []
+    for value in values:
+        slug = slug_from(value)
+        if slug and slug not in slugs:
+            slugs.append(slug)
+    return slugs
+
+
+def compare_url(slugs: Sequence[str]) -> str:
+    return reverse("compare") + "?" + urlencode([("c", s) for s in slugs])
+
+
+def count_error(slugs: Sequence[str]) -> str:
+    """The message for a wrong number of configurations, or ``""``."""
+    if len(slugs) < MIN_COMPARED:
+        got = "none" if not slugs else "only one"
+        return (
+            f"Compare needs {MIN_COMPARED} to {MAX_COMPARED} different saved configurations; {got} given. "
+            "Add a permalink or slug below."
+        )
+    if len(slugs) > MAX_COMPARED:
+        return (
+            f"Compare shows at most {MAX_COMPARED} configurations side by side; {len(slugs)} given. Remove some below."
+        )
+    return ""
+
+
+def unknown_error(missing: Sequence[str]) -> str:
+    shown = ", ".join(f"“{s[:MAX_SHOWN_LENGTH]}”" for s in missing)
+    noun = "configuration" if len(missing) == 1 else "configurations"
+    return f"No saved {noun} at {shown}. Check the permalink or slug; a deleted configuration is gone for good."
+
+
+@dataclass(frozen=True)
+class _Item:
+    configuration: SavedConfiguration
+    request: EstimateRequest | None  # None when the stored inputs no longer validate
+    result: Estimate | None  # None when they no longer compute
+
+
+def _item(configuration: SavedConfiguration) -> _Item:
+    try:
+        request = EstimateRequest.model_validate(configuration.request_data())
+    except ValidationError:
+        return _Item(configuration, None, None)
+    try:
+        result = saved_estimate(configuration)
+    except (InputError, ValidationError):
+        result = None
+    return _Item(configuration, request, result)
+
+
+def _cell(text: str, key: object = None, *, sub: str = "", state: str = "", code: bool = False) -> dict[str, Any]:
+    return {"text": text, "key": text if key is None else key, "sub": sub, "state": state, "code": code}
+
+
+MISSING = {"text": "—", "key": None, "sub": "", "state": "", "code": False}
+
+
+def _row(label: str, cells: Sequence[dict[str, Any] | None], *, mark: bool = True, total: bool = False) -> dict:
+    filled = [dict(c) if c is not None else dict(MISSING) for c in cells]
+    differs = mark and len({repr(c["key"]) for c in filled}) > 1
+    for c in filled:
+        c["diff"] = differs
+    return {"label": label, "cells": filled, "differs": differs, "total": total}
+
+
+def _yes_no(value: bool) -> dict[str, Any]:
+    return _cell("yes" if value else "no", value)
+
+
+def _targets(lora: LoraInput, result: Estimate | None) -> dict[str, Any]:
+    spec = lora.target_modules
+    adapted = list(dict.fromkeys(m.name for m in result.count.modules)) if result else []
+    if spec is None:
+        text = "PEFT default"
+    elif isinstance(spec, str):
+        text = spec
+    else:
+        text = ", ".join(spec)
+    sub = ", ".join(adapted) if adapted and text != ", ".join(adapted) else ""
+    return _cell(text, (text, tuple(adapted)), sub=f"adapts {sub}" if sub else "", code=True)
+
+
+def _base_dtype(t: TrainingInput) -> dict[str, Any]:
+    double = t.base_dtype in QUANTIZED_4BIT and t.double_quant
+    text = BASE_DTYPE_LABELS.get(t.base_dtype, t.base_dtype) + (" + double quant" if double else "")
+    return _cell(text, (t.base_dtype, double))
+
+
+def _names(value: list[str] | None) -> dict[str, Any]:
+    return _cell(", ".join(value) if value else "—", tuple(value or ()), code=bool(value))
+
+
+def _layers(value: int | list[int] | None) -> dict[str, Any]:
+    if value is None:
+        return _cell("all", None)
+    layers = [value] if isinstance(value, int) else list(value)
+    return _cell(_layers_text(layers), tuple(sorted(set(layers))))
+
+
+def _pattern(value: dict[str, Any]) -> dict[str, Any]:
+    text = ", ".join(f"{k}: {fmt.number(v)}" for k, v in value.items()) or "—"
+    return _cell(text, tuple(sorted(value.items())), code=bool(value))
+
+
+def _inputs(items: Sequence[_Item], label: str, get: Callable[[_Item], dict[str, Any]]) -> dict[str, Any]:
+    return _row(label, [get(i) if i.request is not None else None for i in items])
+
+
+def _results(items: Sequence[_Item], label: str, get: Callable[[Estimate], dict[str, Any]], **kw: Any) -> dict:
+    return _row(label, [get(i.result) if i.result is not None else None for i in items], **kw)
+
+
+def _lora_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
+    def lora(i: _Item) -> LoraInput:
+        assert i.request is not None
+        return i.request.lora
+
+    given = [i for i in items if i.request is not None]
+    rows = [
+        _inputs(items, "r", lambda i: _cell(str(lora(i).r), lora(i).r)),
+        _inputs(items, "lora_alpha", lambda i: _cell(fmt.number(lora(i).lora_alpha), lora(i).lora_alpha)),
+        _results(
+            items,
+            "Scaling",
+            lambda r: _cell(
+                f"{r.scaling:.4g}",
+                r.scaling,
+                sub="lora_alpha / √r" if r.lora_settings.use_rslora else "lora_alpha / r",
+            ),
+        ),
+        _inputs(items, "target_modules", lambda i: _targets(lora(i), i.result)),
+        _inputs(items, "use_dora", lambda i: _yes_no(lora(i).use_dora)),
+        _inputs(items, "use_rslora", lambda i: _yes_no(lora(i).use_rslora)),
+        _inputs(items, "bias", lambda i: _cell(lora(i).bias, code=True)),
+        _inputs(items, "lora_dropout", lambda i: _cell(fmt.number(lora(i).lora_dropout), lora(i).lora_dropout)),
+    ]
+    # Rarely set: a row only when one of the compared configurations sets it.
+    if any(lora(i).modules_to_save for i in given):
+        rows.append(_inputs(items, "modules_to_save", lambda i: _names(lora(i).modules_to_save)))
+    if any(lora(i).layers_to_transform is not None for i in given):
+        rows.append(_inputs(items, "layers_to_transform", lambda i: _layers(lora(i).layers_to_transform)))
+    if any(lora(i).rank_pattern for i in given):
+        rows.append(_inputs(items, "rank_pattern", lambda i: _pattern(lora(i).rank_pattern)))
+    if any(lora(i).alpha_pattern for i in given):
+        rows.append(_inputs(items, "alpha_pattern", lambda i: _pattern(lora(i).alpha_pattern)))
+    return rows
+
+
+def _training_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
+    def t(i: _Item) -> TrainingInput:
+        assert i.request is not None
+        return i.request.training
+
+    given = [i for i in items if i.request is not None]
+    rows = [
+        _inputs(items, "Base precision", lambda i: _base_dtype(t(i))),
+        _inputs(items, "Adapter dtype", lambda i: _cell(ADAPTER_DTYPE_LABELS.get(t(i).adapter_dtype, "?"))),
+        _inputs(items, "Optimizer", lambda i: _cell(OPTIMIZERS.get(t(i).optimizer, t(i).optimizer))),
+        _inputs(items, "Micro-batch size", lambda i: _cell(fmt.count(t(i).batch_size), t(i).batch_size)),
+        _inputs(items, "Sequence length", lambda i: _cell(fmt.count(t(i).seq_len), t(i).seq_len)),
+        _inputs(items, "Gradient checkpointing", lambda i: _yes_no(t(i).gradient_checkpointing)),
+        _inputs(items, "Attention kernel", lambda i: _cell(t(i).attn_implementation, code=True)),
+    ]
+    if any(t(i).num_gpus > 1 for i in given):
+        rows.append(
+            _inputs(
+                items,
+                "GPUs (data parallel)",
+                lambda i: _cell(f"{t(i).num_gpus} \u00d7 {t(i).parallelism}", (t(i).num_gpus, t(i).parallelism)),
+            )
+        )
+    return rows
+
+
+def _result_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
+    return [
+        _results(
+            items,
+            "Trainable parameters",
+            lambda r: _cell(
+                fmt.count(r.count.trainable_params),
+                r.count.trainable_params,
+                sub=fmt.short_count(r.count.trainable_params),
+            ),
+        ),
+        _results(
+            items,
+            "% of base model",
+            lambda r: _cell(
+                share_of_base(r.count.trainable_params, r.architecture.base_params),
+                (r.count.trainable_params, r.architecture.base_params),
+                sub=f"of {fmt.short_count(r.architecture.base_params)}",
+            ),
+        ),
+        _results(
+            items,
+            "Adapter file",
+            lambda r: _cell(
+                fmt.size(r.adapter_file_bytes), r.adapter_file_bytes, sub=f"{r.training.adapter_dtype} safetensors"
+            ),
+        ),
+    ]
+
+
+def _memory_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
+    rows = []
+    for _key, attr, label, _what in PARTS:
+        rows.append(
+            _results(
+                items,
+                label,
+                lambda r, attr=attr: _cell(fmt.size(getattr(r.memory, attr)), getattr(r.memory, attr)),
+            )
+        )
+    rows.append(
+        _results(items, "Peak", lambda r: _cell(fmt.gib(r.memory.total_bytes), r.memory.total_bytes), total=True)
+    )
+    return rows
+
+
+def _fit_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
+    def summary(r: Estimate) -> dict[str, Any]:
+        fitting = [f for f in r.fits if f.fits]
+        smallest = min(fitting, key=lambda f: f.memory_bytes).gpu if fitting else ""
+        return _cell(
+            f"{len(fitting)} of {len(r.fits)} GPUs",
+            tuple(f.gpu for f in fitting),
+            sub=f"smallest: {smallest}" if smallest else "none in the catalog",
+        )
+
+    rows = [_results(items, "Fits", summary)]
+    gpus = list(dict.fromkeys(f.gpu for i in items if i.result is not None for f in i.result.fits))
+    for gpu in gpus:
+
+        def on(r: Estimate, gpu: str = gpu) -> dict[str, Any] | None:
+            fit = next((f for f in r.fits if f.gpu == gpu), None)
+            if fit is None:
+                return None
+            room = fmt.gib(abs(fit.headroom_bytes))
+            if fit.fits:
+                return _cell("✓ fits", True, sub=f"{room} to spare", state="yes")
+            return _cell("✗ no", False, sub=f"{room} too much", state="no")
+
+        rows.append(_row(gpu, [on(i.result) if i.result is not None else None for i in items]))
+    return rows
+
+
+def _model_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
+    cells = []
+    for i in items:
+        label = model_label(i.configuration)
+        if i.result is None:
+            cells.append(_cell(label, (label, None)))
+            continue
+        arch = i.result.architecture
+        sub = f"{arch.model_type} · {fmt.short_count(arch.base_params)} parameters"
+        cells.append(_cell(label, (label, arch.base_params), sub=sub))
+    return [_row("Model", cells)]
+
+
+def comparison(configurations: Sequence[SavedConfiguration]) -> dict[str, Any]:
+    """The page's context: one column per configuration, sections of rows, the differing cells marked."""
+    items = [_item(c) for c in configurations]
+    slugs = [c.slug for c in configurations]
+    columns = []
+    for item in items:
+        c = item.configuration
+        others = [s for s in slugs if s != c.slug]
+        columns.append(
+            {
+                "slug": c.slug,
+                "name": c.name,
+                "note": c.note,
+                "created": c.created,
+                "href": c.get_absolute_url(),
+                "error": "" if item.result is not None else "These inputs no longer compute.",
+                "remove_href": compare_url(others) if len(others) >= MIN_COMPARED else "",
+            }
+        )
+    sections = [
+        {"title": "Model", "rows": _model_rows(items)},
+        {"title": "LoRA", "rows": _lora_rows(items)},
+        {"title": "Training", "rows": _training_rows(items)},
+        {"title": "Results", "rows": _result_rows(items)},
+        {"title": "Memory per GPU", "rows": _memory_rows(items)},
+        {"title": "GPU fit", "rows": _fit_rows(items)},
+    ]
+    rows = [r for s in sections for r in s["rows"]]
+    return {
+        "columns": columns,
+        "sections": sections,
+        "span": len(columns) + 1,
+        "differing": sum(r["differs"] for r in rows),
+        "row_count": len(rows),
+        "slugs": slugs,
+        "can_add": len(slugs) < MAX_COMPARED,
+    }
