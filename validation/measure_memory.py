@@ -54,6 +54,16 @@ OUT_JSON = ROOT / "tests" / "core" / "golden" / "memory_measured.json"
 ACTIVATIONS_MD = ROOT / "validation" / "ACTIVATIONS.md"
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+DESCRIPTION = (
+    "Measured reference data for the memory estimator, produced by validation/measure_memory.py "
+    "(see validation/ACTIVATIONS.md). Small random-weight models on the CPU; LoRA via PEFT. "
+    "saved.total_cpu = bytes kept for backward by one forward of batch x seq tokens (labels = input_ids), "
+    "each storage once, parameters/buffers and the loss value excluded; activations_gpu_adjusted replaces "
+    "the CPU dropout masks (input dtype) by CUDA's 1-byte bool masks. formula.* = measure_formula.py. "
+    "Cases with formula.scope = 'extended' (DoRA, Mixtral MoE incl. LoRA on expert parameters, Qwen3, Gemma v1) "
+    "are checked against the extended closed form but have formula.applicable = false: they are outside the "
+    "product's tested feature set."
+)
 TORCH_THREADS = 2
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -180,7 +190,91 @@ FAMILIES = {
         "attn_kernels": ["eager", "sdpa"],
         "dropout_keys": ["resid_pdrop", "embd_pdrop", "attention_dropout"],
     },
+    # ---- extended families (grid_extended(): DoRA on llama, the MoE block, q/k norms, Gemma v1) ----------------
+    "mixtral": {
+        # transformers 5 MoE: router = MixtralTopKRouter (a (E, h) weight Parameter), experts = MixtralExperts with
+        # fused 3-D Parameters gate_up_proj (E, 2i, h) and down_proj (E, h, i); GQA 8/2
+        "config": {
+            "model_type": "mixtral",
+            "vocab_size": 8192,
+            "hidden_size": 256,
+            "intermediate_size": 512,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 8,
+            "num_key_value_heads": 2,
+            "num_local_experts": 4,
+            "num_experts_per_tok": 2,
+            "max_position_embeddings": 1024,
+            "rms_norm_eps": 1e-5,
+            "sliding_window": None,
+            "router_jitter_noise": 0.0,
+            "output_router_logits": False,
+            "tie_word_embeddings": False,
+            "attention_dropout": 0.0,
+            "hidden_act": "silu",
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": None,
+        },
+        "qv": ["q_proj", "v_proj"],
+        "attn_kernels": ["eager", "sdpa"],
+        "extended": True,
+    },
+    "qwen3": {
+        # q_norm / k_norm (RMSNorm over head_dim) before rotary; explicit head_dim 96 != 256/4; GQA 4/2; tied
+        "config": {
+            "model_type": "qwen3",
+            "vocab_size": 12000,
+            "hidden_size": 256,
+            "intermediate_size": 704,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 96,
+            "max_position_embeddings": 1024,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": True,
+            "attention_bias": False,
+            "attention_dropout": 0.0,
+            "hidden_act": "silu",
+            "use_sliding_window": False,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+            "pad_token_id": None,
+        },
+        "qv": ["q_proj", "v_proj"],
+        "attn_kernels": ["eager", "sdpa"],
+        "extended": True,
+    },
+    "gemma": {
+        # Gemma v1: RMSNorm (1 + weight), GELU-tanh MLP, explicit head_dim 96 != 256/4, MQA 4/1 (as Gemma-2B),
+        # tied, embedding scaled by sqrt(hidden)
+        "config": {
+            "model_type": "gemma",
+            "vocab_size": 16384,
+            "hidden_size": 256,
+            "intermediate_size": 1024,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "head_dim": 96,
+            "max_position_embeddings": 1024,
+            "rms_norm_eps": 1e-6,
+            "tie_word_embeddings": True,
+            "attention_bias": False,
+            "attention_dropout": 0.0,
+            "hidden_activation": "gelu_pytorch_tanh",
+            "bos_token_id": 2,
+            "eos_token_id": 1,
+            "pad_token_id": 0,
+        },
+        "qv": ["q_proj", "v_proj"],
+        "attn_kernels": ["eager", "sdpa"],
+        "extended": True,
+    },
 }
+LEGACY_FAMILIES = [f for f in FAMILIES if not FAMILIES[f].get("extended")]
+EXTENDED_FAMILIES = ["llama"] + [f for f in FAMILIES if FAMILIES[f].get("extended")]  # llama: the DoRA cases
 
 
 def make_config(family: str, model_dropout: float = 0.0):
@@ -218,7 +312,7 @@ def dims_of(cfg) -> dict:
             "tied": bool(cfg.tie_word_embeddings),
         }
     hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    return {
+    dims = {
         "model_type": cfg.model_type,
         "hidden": cfg.hidden_size,
         "intermediate": cfg.intermediate_size,
@@ -229,6 +323,9 @@ def dims_of(cfg) -> dict:
         "vocab": cfg.vocab_size,
         "tied": bool(cfg.tie_word_embeddings),
     }
+    if getattr(cfg, "num_local_experts", None):
+        dims |= {"experts": cfg.num_local_experts, "top_k": cfg.num_experts_per_tok}
+    return dims
 
 
 def layer_prefix_of(family: str) -> tuple[str, str]:
@@ -397,12 +494,17 @@ def build(case):
 
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
-        model = AutoModelForCausalLM.from_config(cfg, dtype=DTYPES[case["dtype"]], attn_implementation=case["attn"])
+        extra = {}
+        if case.get("experts_impl"):
+            extra["experts_implementation"] = case["experts_impl"].replace("grouped_mm_fallback", "grouped_mm")
+        model = AutoModelForCausalLM.from_config(
+            cfg, dtype=DTYPES[case["dtype"]], attn_implementation=case["attn"], **extra
+        )
     if case["gc"]:
         model.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": bool(case.get("reentrant", False))}
         )
-    targets = FAMILIES[fam]["qv"] if case["targets"] == "qv" else "all-linear"
+    targets = {"qv": FAMILIES[fam]["qv"], "all": "all-linear", "experts": None}[case["targets"]]
     lora_kwargs = {
         "r": case["r"],
         "lora_alpha": 2 * case["r"],
@@ -411,6 +513,11 @@ def build(case):
         "bias": "none",
         "task_type": "CAUSAL_LM",
     }
+    if case["targets"] == "experts":
+        # LoRA on the fused expert Parameters only (PEFT's ParamWrapper), no target_modules
+        lora_kwargs["target_parameters"] = ["experts.gate_up_proj", "experts.down_proj"]
+    if case.get("dora"):
+        lora_kwargs["use_dora"] = True
     pm = get_peft_model(model, LoraConfig(**lora_kwargs))
     if case["gc"] or case.get("input_grads"):
         pm.enable_input_require_grads()
@@ -418,15 +525,90 @@ def build(case):
     return cfg, pm, lora_kwargs
 
 
+def effective_peft_config(pm) -> dict:
+    """What PEFT made of the LoraConfig (all-linear resolved; on MoE models target_parameters and rank_pattern)."""
+    pc = pm.peft_config["default"]
+
+    def norm(v):
+        if isinstance(v, (set, frozenset, list, tuple)):
+            return sorted(v)
+        return v
+
+    return {
+        "target_modules": norm(pc.target_modules),
+        "target_parameters": norm(getattr(pc, "target_parameters", None)),
+        "rank_pattern": dict(pc.rank_pattern or {}),
+        "alpha_pattern": dict(pc.alpha_pattern or {}),
+        "use_dora": bool(pc.use_dora),
+    }
+
+
+def adapter_shapes(pm) -> list:
+    """(module[.parameter], shape) of every trainable tensor; ParamWrapper adapters are named by their parameter."""
+    out = set()
+    for name, mod in pm.named_modules():
+        if not isinstance(getattr(mod, "lora_A", None), torch.nn.ModuleDict):
+            continue
+        label = name.split(".")
+        label = [x for x in label if x != "base_layer"]
+        pname = getattr(mod, "parameter_name", None)
+        label = f"{label[-1]}.{pname}" if pname else label[-1]
+        for sub in ("lora_A", "lora_B", "lora_magnitude_vector"):
+            d = getattr(mod, sub, None)
+            if d is None or "default" not in d:
+                continue
+            for p in d["default"].parameters(recurse=True):
+                if p.requires_grad:
+                    out.add((f"{label}.{sub}", tuple(p.shape), str(p.dtype).replace("torch.", "")))
+    return sorted(out)
+
+
 def classify_extra(rec_entries):
     return rec_entries
 
 
+@contextlib.contextmanager
+def grouped_mm_fallback(active: bool):
+    """transformers' own grouped-mm fallback (a custom op looping over experts), what it runs when
+    torch's grouped_mm cannot (CUDA compute capability < 8.0, torch.compile with non-bf16 weights)."""
+    if not active:
+        yield
+        return
+    from transformers.integrations import moe
+
+    orig = moe._can_use_grouped_mm
+    moe._can_use_grouped_mm = lambda *a, **k: False
+    try:
+        yield
+    finally:
+        moe._can_use_grouped_mm = orig
+
+
 def run_case(case, detail=False, optim_cache=None):
+    with grouped_mm_fallback(case.get("experts_impl") == "grouped_mm_fallback"):
+        return _run_case(case, detail, optim_cache)
+
+
+def _run_case(case, detail=False, optim_cache=None):
     fam = case["family"]
     t0 = time.time()
     cfg, pm, lora_kwargs = build(case)
     dims = dims_of(cfg)
+    effective = effective_peft_config(pm) if case.get("extended") else None
+    experts_impl = getattr(pm.base_model.model.config, "_experts_implementation", None) if "experts" in dims else None
+    if experts_impl == "grouped_mm" and case.get("experts_impl") == "grouped_mm_fallback":
+        experts_impl = "grouped_mm_fallback"
+    routing: dict[str, list[int]] = {}
+    routing_handles = []
+    if "experts" in dims and case.get("extended"):
+        # tokens routed to each expert, per layer (the saved bytes are checked for routing independence)
+        for li, layer in enumerate(decoder_layers(pm, fam)):
+
+            def rhook(mod, args, out, li=li):
+                idx = out[2].reshape(-1)
+                routing.setdefault(str(li), torch.bincount(idx, minlength=dims["experts"]).tolist())
+
+            routing_handles.append(layer.mlp.gate.register_forward_hook(rhook))
     b, s = case["batch"], case["seq"]
     layer_prefix, head_module = layer_prefix_of(fam)
     excluded = {storage_of(p)[0] for p in pm.parameters()} | {storage_of(x)[0] for x in pm.buffers()}
@@ -485,7 +667,7 @@ def run_case(case, detail=False, optim_cache=None):
 
             layer._gradient_checkpointing_func = make(orig, i)
 
-    torch.manual_seed(1)
+    torch.manual_seed(case.get("input_seed", 1))
     input_ids = torch.randint(0, dims["vocab"], (b, s))
     labels = input_ids.clone()
     excluded_inputs = {storage_of(input_ids)[0], storage_of(labels)[0]}
@@ -509,6 +691,7 @@ def run_case(case, detail=False, optim_cache=None):
     alive = tracker.alive(exclude_ptrs=[loss_ptr, *excluded])
     alive_ptrs = {e.ptr: e for e in alive}
     packed = rec.unique()
+    freed_records = rec.freed()
 
     # --- backward (with recomputation probe) ----------------------------------------------------------------------
     phase["backward"] = True
@@ -518,7 +701,7 @@ def run_case(case, detail=False, optim_cache=None):
         loss.backward()
     phase["backward"] = False
     bw_tracker.reset()
-    for h in hook_handles:
+    for h in hook_handles + routing_handles:
         h.remove()
     ctx.remove()
 
@@ -532,6 +715,10 @@ def run_case(case, detail=False, optim_cache=None):
     alive_ptrs = {e.ptr: e for e in alive}
     packed = {p: r for p, r in packed.items() if p not in persistent_ptrs}
     packed_inputs = {p: r for p, r in packed.items() if p in excluded_inputs}
+    packed_total = sum(r.nbytes for r in packed.values())
+    # packed during the forward but freed before it ended: a graph branch nothing downstream needed (DoRA builds
+    # lora_B(lora_A(eye)) for the weight norm and uses it detached). Not kept for backward: not in `packed`.
+    packed_freed = {i: r for i, r in enumerate(freed_records)}
 
     # (A) packed split (first packing site)
     split_packed = {"layers": 0, "head": 0, "rest": 0}
@@ -545,7 +732,6 @@ def run_case(case, detail=False, optim_cache=None):
             split_packed["head"] += r.nbytes
         else:
             split_packed["rest"] += r.nbytes
-    packed_total = sum(r.nbytes for r in packed.values())
 
     # (B) alive-after-forward; storages kept without being packed (checkpoint closures, ctx attributes)
     alive_total = sum(e.nbytes for e in alive) + sum(r.nbytes for r in packed_inputs.values())
@@ -608,7 +794,7 @@ def run_case(case, detail=False, optim_cache=None):
     trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
     trainable_params = sum(p.numel() for p in trainable)
 
-    okey = (fam, case["dtype"], case["targets"], case["r"])
+    okey = (fam, case["dtype"], case["targets"], case["r"]) + ((bool(case.get("dora")),) if case.get("extended") else ())
     if optim_cache is not None and okey in optim_cache:
         optim = optim_cache[okey]
     else:
@@ -618,6 +804,8 @@ def run_case(case, detail=False, optim_cache=None):
     lora_shapes = sorted(
         {(n.split(".lora_")[0].rsplit(".", 1)[-1], tuple(p.shape)) for n, p in pm.named_parameters() if p.requires_grad}
     )
+    if case.get("extended"):
+        lora_shapes = adapter_shapes(pm)
 
     # ----- assemble --------------------------------------------------------------------------------------------------
     activations_cpu = alive_total  # every storage once, params excluded, loss value excluded
@@ -649,10 +837,19 @@ def run_case(case, detail=False, optim_cache=None):
             "quant": case.get("quant"),
             "kbit_prep": bool(case.get("kbit_prep")),
             "reentrant": bool(case.get("reentrant")),
-        },
+        }
+        | (
+            {
+                "use_dora": bool(case.get("dora")),
+                "experts_implementation": experts_impl,
+                "input_seed": case.get("input_seed", 1),
+            }
+            if case.get("extended")
+            else {}
+        ),
         "lora_kwargs": lora_kwargs,
         "lora_param_dtypes": lora_dtypes,
-        "lora_shapes": [[n, list(sh)] for n, sh in lora_shapes],
+        "lora_shapes": [[n, list(sh), *rest] for n, sh, *rest in lora_shapes],
         "trainable_params": trainable_params,
         "trainable_bytes": trainable_bytes,
         "gradients_bytes": grads_bytes,
@@ -691,6 +888,13 @@ def run_case(case, detail=False, optim_cache=None):
         "recompute_one_layer": recompute or None,
         "seconds": round(time.time() - t0, 2),
     }
+    if case.get("extended"):
+        result["peft_effective"] = effective
+        result["saved"]["packed_but_freed_in_forward"] = sorted(
+            {(r.module.split(".default")[0].rsplit(".", 1)[-1], tuple(r.shape), r.dtype) for r in packed_freed.values()}
+        )
+        if routing:
+            result["routing"] = routing
     if case["gc"] and recompute:
         result["recompute_one_layer_max_bytes"] = max(v["bytes"] for v in recompute.values())
     if detail:
@@ -725,11 +929,16 @@ LISTING_BEGIN = "<!-- BEGIN generated by measure_memory.py --listing -->"
 LISTING_END = "<!-- END generated -->"
 
 
-def write_listing(lines):
+LISTING_EXT_BEGIN = "<!-- BEGIN generated by measure_memory.py --listing-extended -->"
+
+
+def write_listing(lines, begin=LISTING_BEGIN):
     doc = ACTIVATIONS_MD.read_text()
-    block = LISTING_BEGIN + "\n```text\n" + "\n".join(lines) + "\n```\n" + LISTING_END
-    if LISTING_BEGIN in doc:
-        doc = doc[: doc.index(LISTING_BEGIN)] + block + doc[doc.index(LISTING_END) + len(LISTING_END) :]
+    block = begin + "\n```text\n" + "\n".join(lines) + "\n```\n" + LISTING_END
+    if begin in doc:
+        start = doc.index(begin)
+        end = doc.index(LISTING_END, start) + len(LISTING_END)
+        doc = doc[:start] + block + doc[end:]
     else:
         doc = doc.rstrip("\n") + "\n\n" + block + "\n"
     ACTIVATIONS_MD.write_text(doc)
@@ -836,6 +1045,93 @@ def grid(families, quick=False):
     return cases
 
 
+def case_id(c) -> str:
+    return (
+        f"{c['family']}-b{c['batch']}-s{c['seq']}-{c['dtype']}-{c['attn']}-{c['targets']}-r{c['r']}"
+        f"-do{c['lora_dropout']}-{'gc' if c['gc'] else 'nogc'}"
+        + ("-ig" if c.get("input_grads") else "")
+        + ("-dora" if c.get("dora") else "")
+        + (f"-xp_{c['experts_impl']}" if c.get("experts_impl") else "")
+        + (f"-seed{c['input_seed']}" if c.get("input_seed") else "")
+    )
+
+
+def grid_extended(families, quick=False):
+    """DoRA (llama), Mixtral MoE (+ LoRA on the expert parameters), Qwen3 (q/k norms), Gemma v1.
+
+    Cases carry "extended": True: their JSON records add inputs.use_dora / experts_implementation / input_seed,
+    peft_effective and (MoE) the per-layer routing, and their formula check is reported with scope "extended"."""
+    cases, seen = [], set()
+
+    def add(fam, **kw):
+        if fam not in families:
+            return
+        c = dict(BASE) | {"attn": "sdpa"} | kw | {"family": fam, "extended": True}
+        c["id"] = case_id(c)
+        if c["id"] not in seen:
+            seen.add(c["id"])
+            cases.append(c)
+
+    if quick:
+        add("llama", dora=True, targets="all", lora_dropout=0.1)
+        add("mixtral", targets="all")
+        add("mixtral", targets="experts", gc=True)
+        add("qwen3", attn="eager", targets="all")
+        add("gemma", targets="all", gc=True)
+        return cases
+    # DoRA on the llama config: dtype x targets x lora_dropout x checkpointing, + eager, rank, input grads, b/s
+    for dtype in ("bf16", "fp32"):
+        for targets in ("qv", "all"):
+            for do in (0.0, 0.1):
+                for gcv in (False, True):
+                    add("llama", dora=True, dtype=dtype, targets=targets, lora_dropout=do, gc=gcv)
+    add("llama", dora=True, attn="eager", targets="all", lora_dropout=0.1)
+    add("llama", dora=True, targets="all", r=64, lora_dropout=0.1)
+    add("llama", dora=True, input_grads=True)
+    add("llama", dora=True, batch=1, seq=256, targets="all", lora_dropout=0.1)
+    # Mixtral: q+v / all-linear (+ expert and router parameters) / expert parameters only, x dtype x checkpointing
+    for targets in ("qv", "all", "experts"):
+        for dtype in ("bf16", "fp32"):
+            for gcv in (False, True):
+                add("mixtral", targets=targets, dtype=dtype, gc=gcv)
+    add("mixtral", attn="eager")
+    add("mixtral", attn="eager", targets="all", gc=True)
+    add("mixtral", lora_dropout=0.1)  # lora_dropout > 0 is refused by ParamWrapper: q+v only
+    add("mixtral", targets="all", r=64)
+    add("mixtral", targets="all", batch=1, seq=256)
+    # routing independence: other input ids (other routing), same bytes
+    add("mixtral", input_seed=7)
+    add("mixtral", targets="all", input_seed=7)
+    # the experts loop (experts_implementation="eager") and transformers' grouped-mm fallback op
+    add("mixtral", experts_impl="eager")
+    add("mixtral", targets="all", experts_impl="eager")
+    add("mixtral", targets="all", experts_impl="eager", input_seed=7)
+    add("mixtral", targets="experts", dtype="fp32", experts_impl="eager")
+    add("mixtral", experts_impl="grouped_mm_fallback")
+    add("mixtral", targets="experts", experts_impl="grouped_mm_fallback")
+    # Qwen3 and Gemma v1: dtype x kernel x targets x checkpointing, + lora_dropout
+    for fam in ("qwen3", "gemma"):
+        for dtype in ("bf16", "fp32"):
+            for attn in ("eager", "sdpa"):
+                for targets in ("qv", "all"):
+                    for gcv in (False, True):
+                        add(fam, dtype=dtype, attn=attn, targets=targets, gc=gcv)
+        add(fam, attn="eager", targets="all", lora_dropout=0.1)
+        add(fam, dtype="fp32", lora_dropout=0.1, gc=True)
+    return cases
+
+
+# representative extended cases whose saved tensors are listed in ACTIVATIONS.md (second generated block)
+EXTENDED_LISTING = [
+    {"family": "llama", "dora": True, "targets": "all", "lora_dropout": 0.0},
+    {"family": "llama", "dora": True, "targets": "qv", "lora_dropout": 0.1},
+    {"family": "mixtral", "targets": "all"},
+    {"family": "mixtral", "targets": "experts", "dtype": "fp32"},
+    {"family": "qwen3", "targets": "all", "attn": "eager"},
+    {"family": "gemma", "targets": "all", "lora_dropout": 0.1},
+]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -850,6 +1146,17 @@ def main():
         action="store_true",
         help="only run the representative cases and rewrite the ACTIVATIONS.md appendix",
     )
+    ap.add_argument(
+        "--extended",
+        action="store_true",
+        help="only the extended grid (DoRA, Mixtral MoE, Qwen3, Gemma): run it and merge its cases into the existing "
+        "JSON (every other case kept as it is)",
+    )
+    ap.add_argument(
+        "--listing-extended",
+        action="store_true",
+        help="only run EXTENDED_LISTING and rewrite the second generated listing block of ACTIVATIONS.md",
+    )
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument(
         "--recheck",
@@ -862,16 +1169,27 @@ def main():
         for r in doc["cases"]:
             r.setdefault("config_file", f"validation/configs/small/{r['family']}.json")
             r["formula"] = formula.check_case(r)
-        doc["summary"] = formula.summarize(doc["cases"])
+        doc["summary"] = formula.summarize(doc["cases"]) | {"extended": formula.summarize_extended(doc["cases"])}
         print(json.dumps(doc["summary"], indent=1))
         OUT_JSON.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
         return
     torch.set_num_threads(TORCH_THREADS)
     families = args.family or list(FAMILIES)
     save_configs()
+    if args.listing_extended:
+        lines = []
+        for kw in EXTENDED_LISTING:
+            c = dict(BASE) | {"attn": "sdpa"} | kw | {"extended": True}
+            c["id"] = case_id(c)
+            r = run_case(c, detail=True)
+            lines.append(f"== {c['id']}   dims {json.dumps(r['dims'])}")
+            lines.extend(r["_detail"])
+        write_listing(lines, LISTING_EXT_BEGIN)
+        print(f"rewrote the extended listing in {ACTIVATIONS_MD.relative_to(ROOT)}")
+        return
     if args.listing:
         lines = []
-        for fam in families:
+        for fam in [f for f in families if f in LEGACY_FAMILIES]:
             for kw in (
                 {"attn": "eager", "targets": "all", "lora_dropout": 0.1},
                 {"attn": "sdpa" if "sdpa" in FAMILIES[fam]["attn_kernels"] else "eager", "dtype": "fp32"},
@@ -887,7 +1205,11 @@ def main():
         write_listing(lines)
         print(f"rewrote the listing in {ACTIVATIONS_MD.relative_to(ROOT)}")
         return
-    cases = grid(families, quick=args.quick)
+    legacy = [f for f in families if f in LEGACY_FAMILIES]
+    if args.extended:
+        cases = grid_extended(families, quick=args.quick)
+    else:
+        cases = grid(legacy, quick=args.quick) + grid_extended(families, quick=args.quick)
     print(f"{len(cases)} cases", flush=True)
     results = []
     optim_cache = {}
@@ -898,7 +1220,7 @@ def main():
         representative[fam] = f"{fam}-b2-s64-bf16-eager-all-r8-do0.1-nogc"
     t_all = time.time()
     for i, c in enumerate(cases):
-        want_detail = args.detail and (
+        want_detail = args.detail and not c.get("extended") and (
             c["id"] == representative[c["family"]]
             or c["id"] == f"{c['family']}-b2-s64-bf16-sdpa-qv-r8-do0.0-nogc"
             or c["id"] == f"{c['family']}-b2-s64-fp32-sdpa-qv-r8-do0.0-nogc"
@@ -920,24 +1242,30 @@ def main():
             f"{r['seconds']}s",
             flush=True,
         )
-    worst = formula.summarize(results)
+    worst = formula.summarize(results) | {"extended": formula.summarize_extended(results)}
     print(json.dumps(worst, indent=1))
     print(f"total {time.time() - t_all:.0f}s")
     if args.detail and detail_lines:
         write_listing(detail_lines)
     if args.no_write:
         return
+    if args.extended and OUT_JSON.exists():
+        # merge: the extended cases replace those with the same id, everything else is kept byte for byte
+        doc = json.loads(OUT_JSON.read_text())
+        new = {r["id"]: r for r in json.loads(json.dumps(results, default=_json_default))}
+        merged = [new.pop(r["id"], r) for r in doc["cases"]]
+        merged += [r for r in new.values()]
+        doc["cases"] = merged
+        doc["description"] = DESCRIPTION
+        doc["summary"] = formula.summarize(merged) | {"extended": formula.summarize_extended(merged)}
+        OUT_JSON.write_text(json.dumps(doc, indent=1, default=_json_default) + "\n")
+        print(f"merged {len(results)} extended cases into {OUT_JSON.relative_to(ROOT)} ({len(merged)} cases)")
+        return
     from measure_quant import measure_quantization
 
     quant = measure_quantization()
     doc = {
-        "description": (
-            "Measured reference data for the memory estimator, produced by validation/measure_memory.py "
-            "(see validation/ACTIVATIONS.md). Small random-weight models on the CPU; LoRA via PEFT. "
-            "saved.total_cpu = bytes kept for backward by one forward of batch x seq tokens (labels = input_ids), "
-            "each storage once, parameters/buffers and the loss value excluded; activations_gpu_adjusted replaces "
-            "the CPU dropout masks (input dtype) by CUDA's 1-byte bool masks. formula.* = measure_formula.py."
-        ),
+        "description": DESCRIPTION,
         "environment": {
             "python": platform.python_version(),
             "torch": torch.__version__,

@@ -91,6 +91,7 @@ class PackRecord:
     region: str
     seq: int
     creator: str = ""
+    ref: StorageWeakRef | None = None  # the packed storage (a freed one's address can be reused by a later storage)
 
 
 class SavedTensorRecorder:
@@ -125,6 +126,7 @@ class SavedTensorRecorder:
                     region,
                     len(self.records),
                     creator,
+                    StorageWeakRef(t.untyped_storage()),
                 )
             )
         return t
@@ -141,12 +143,29 @@ class SavedTensorRecorder:
         return self._hooks.__exit__(*exc)
 
     def unique(self, include_excluded=False) -> dict[int, PackRecord]:
-        """First record of each storage (attribution = where it was first packed)."""
+        """First record of each storage (attribution = where it was first packed).
+
+        Records whose storage has been freed since are skipped: the allocator may have given the address to a later
+        storage, which must not inherit the freed one's size and module (see freed())."""
         out: dict[int, PackRecord] = {}
         for r in self.records:
             if r.nbytes == 0 or (not include_excluded and r.ptr in self.excluded):
                 continue
+            if r.ref is not None and r.ref.expired():
+                continue
             out.setdefault(r.ptr, r)
+        return out
+
+    def freed(self) -> list[PackRecord]:
+        """Packed storages already freed (e.g. a graph branch the forward built but did not use), one per storage."""
+        out, seen = [], set()
+        for r in self.records:
+            if r.nbytes == 0 or r.ptr in self.excluded or r.ref is None or not r.ref.expired():
+                continue
+            key = (r.ptr, r.nbytes, r.module)
+            if key not in seen:
+                seen.add(key)
+                out.append(r)
         return out
 
 
