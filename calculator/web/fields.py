@@ -88,6 +88,7 @@ LORA_FIELDS: tuple[Field, ...] = (
 TRAINING_FIELDS: tuple[Field, ...] = (
     Field("base_dtype", "choice", "bf16", "training", BASE_DTYPES),
     Field("double_quant", "bool", True, "training"),
+    Field("prepare_model_for_kbit_training", "bool", False, "training"),
     Field("adapter_dtype", "choice", "fp32", "training", ADAPTER_DTYPES),
     Field("optimizer", "choice", "adamw", "training", tuple(OPTIMIZERS.items())),
     Field("batch_size", "int", 1, "training"),

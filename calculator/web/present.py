@@ -230,7 +230,8 @@ def _training_line(result: Estimate) -> str:
     t = result.training
     parts = [
         f"base {t.base_dtype}" + (" + double quant" if t.base_dtype in ("nf4", "fp4") and t.double_quant else ""),
-        f"compute {compute_dtype(t.base_dtype)}",
+        f"compute {compute_dtype(t.base_dtype)}"
+        + (", unquantized parameters and activations fp32" if t.float_dtype != compute_dtype(t.base_dtype) else ""),
         f"adapters {t.adapter_dtype}",
         OPTIMIZERS.get(t.optimizer, t.optimizer),
         f"micro-batch {t.batch_size} \u00d7 {t.seq_len:,} tokens",

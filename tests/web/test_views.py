@@ -313,3 +313,13 @@ def test_accuracy_page_renders_docs_accuracy(client):
 
 def test_learn_page_links_the_accuracy_page(client):
     assert 'href="/learn/accuracy/"' in client.get("/learn/").content.decode()
+
+
+def test_kbit_preparation_is_on_the_form_and_in_the_url(client):
+    url = "/?preset=llama-3.1-8b&base_dtype=nf4&prepare_model_for_kbit_training=true"
+    html = client.get(url).content.decode()
+    assert 'id="prepare_model_for_kbit_training" name="prepare_model_for_kbit_training" value="true" checked' in html
+    plain = client.get("/?preset=llama-3.1-8b&base_dtype=nf4", HTTP_HX_REQUEST="true")
+    prepared = client.get(url, HTTP_HX_REQUEST="true")
+    assert prepared.content != plain.content
+    assert "prepare_model_for_kbit_training=true" in prepared["HX-Push-Url"]
