@@ -1,6 +1,8 @@
 """Measured reference data for lorasite's memory estimator (LoRA / QLoRA training memory).
 
 Run:  validation/.venv/bin/python validation/measure_memory.py [--quick] [--family llama ...] [--detail]
+      ... --extended            only the extended grid (DoRA, Mixtral MoE, Qwen3, Gemma v1), merged into the JSON
+      ... --listing-extended    rewrite the extended listing (Appendix B of ACTIVATIONS.md)
 Writes tests/core/golden/memory_measured.json; --listing (or --detail) rewrites the appendix of
 validation/ACTIVATIONS.md: the saved tensors of one full layer, the rest and the head for representative cases;
 --recheck re-evaluates measure_formula.py against the stored measurements without measuring again.
@@ -718,7 +720,7 @@ def _run_case(case, detail=False, optim_cache=None):
     packed_total = sum(r.nbytes for r in packed.values())
     # packed during the forward but freed before it ended: a graph branch nothing downstream needed (DoRA builds
     # lora_B(lora_A(eye)) for the weight norm and uses it detached). Not kept for backward: not in `packed`.
-    packed_freed = {i: r for i, r in enumerate(freed_records)}
+    packed_freed = dict(enumerate(freed_records))
 
     # (A) packed split (first packing site)
     split_packed = {"layers": 0, "head": 0, "rest": 0}
@@ -743,6 +745,8 @@ def _run_case(case, detail=False, optim_cache=None):
         kept_unpacked.append(
             {"what": what, "op": e.op, "module": e.module, "shape": list(e.shape), "dtype": e.dtype, "bytes": e.nbytes}
         )
+    # deterministic order (the tracker's order follows storage addresses, which differ from run to run)
+    kept_unpacked.sort(key=lambda x: (x["what"], x["module"], x["op"], x["shape"], x["bytes"]))
     packed_not_alive = [p for p in packed if p not in alive_ptrs and p not in excluded_inputs]
     # storages kept without being packed are attributed to the region that created them (e.g. bitsandbytes'
     # MatMul8bitLt keeps its input in ctx.tensors; the embedding leaf is kept by its AccumulateGrad node)
@@ -764,7 +768,7 @@ def _run_case(case, detail=False, optim_cache=None):
     ln_cpu = sum(r.nbytes for r in ln_stats)
     ln_cuda = sum(math.prod(r.shape) * 4 for r in ln_stats)
     # sdpa kernel on CPU
-    attn_ops = sorted({op for e in tracker.entries.values() for op in e.touched_by if "scaled_dot_product" in op})
+    attn_ops = sorted(op for op in tracker.ops_seen if "scaled_dot_product" in op)
     sdpa_kernel = None
     if case["attn"] == "sdpa":
         sdpa_kernel = (
@@ -794,7 +798,9 @@ def _run_case(case, detail=False, optim_cache=None):
     trainable_bytes = sum(p.numel() * p.element_size() for p in trainable)
     trainable_params = sum(p.numel() for p in trainable)
 
-    okey = (fam, case["dtype"], case["targets"], case["r"]) + ((bool(case.get("dora")),) if case.get("extended") else ())
+    okey = (fam, case["dtype"], case["targets"], case["r"]) + (
+        (bool(case.get("dora")),) if case.get("extended") else ()
+    )
     if optim_cache is not None and okey in optim_cache:
         optim = optim_cache[okey]
     else:
@@ -1220,11 +1226,15 @@ def main():
         representative[fam] = f"{fam}-b2-s64-bf16-eager-all-r8-do0.1-nogc"
     t_all = time.time()
     for i, c in enumerate(cases):
-        want_detail = args.detail and not c.get("extended") and (
-            c["id"] == representative[c["family"]]
-            or c["id"] == f"{c['family']}-b2-s64-bf16-sdpa-qv-r8-do0.0-nogc"
-            or c["id"] == f"{c['family']}-b2-s64-fp32-sdpa-qv-r8-do0.0-nogc"
-            or c["id"] == f"{c['family']}-b2-s64-fp32-eager-qv-r8-do0.0-nogc"
+        want_detail = (
+            args.detail
+            and not c.get("extended")
+            and (
+                c["id"] == representative[c["family"]]
+                or c["id"] == f"{c['family']}-b2-s64-bf16-sdpa-qv-r8-do0.0-nogc"
+                or c["id"] == f"{c['family']}-b2-s64-fp32-sdpa-qv-r8-do0.0-nogc"
+                or c["id"] == f"{c['family']}-b2-s64-fp32-eager-qv-r8-do0.0-nogc"
+            )
         )
         r = run_case(c, detail=want_detail, optim_cache=optim_cache)
         if "_detail" in r:
@@ -1254,7 +1264,7 @@ def main():
         doc = json.loads(OUT_JSON.read_text())
         new = {r["id"]: r for r in json.loads(json.dumps(results, default=_json_default))}
         merged = [new.pop(r["id"], r) for r in doc["cases"]]
-        merged += [r for r in new.values()]
+        merged += list(new.values())
         doc["cases"] = merged
         doc["description"] = DESCRIPTION
         doc["summary"] = formula.summarize(merged) | {"extended": formula.summarize_extended(merged)}

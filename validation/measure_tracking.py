@@ -193,10 +193,12 @@ class StorageTracker(TorchDispatchMode):
         self.phase_tag = None  # extra tag (e.g. "recompute:<i>")
         self.region_override = None
         self.preexisting = None  # another StorageTracker: storages alive in it are not new here
+        self.ops_seen: set[str] = set()  # every aten op dispatched (entries can be replaced when an address is reused)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         opname = func.__name__ if hasattr(func, "__name__") else str(func)
+        self.ops_seen.add(opname)
         for t in tree_leaves(out):
             if isinstance(t, torch.Tensor) and t.device.type != "meta":
                 try:

@@ -134,9 +134,20 @@ class Graph:
         self.save(lora_in)  # lora_A's weight gradient needs its input
         self.save(self.act(lora.r, True, self.a))  # lora_B's needs lora_A's output
         if lora.dora:
-            # DoRA's (m/‖W‖)·(base + lora·s) keeps the base output, the LoRA output and the scale.
-            self.save(base_out, self.act(out_features, True, self.a), self.new(out_features, self.a, True))
+            self._dora(x, in_features, out_features, lora)
         return self.act(out_features, True)
+
+    def _dora(self, x: Tensor, in_features: int, out_features: int, lora: LoraModule) -> None:
+        """DoRA's ``m / ‖W + s·BA‖ · (base + lora·s)`` (PEFT's DoraLinearLayer), as measured: the weight
+        norm, the magnitude ratio (and ratio - 1 when the input needs a gradient), the base result (recomputed
+        in the adapter dtype when dropout is on) and the LoRA output; with dropout on a 16-bit base the
+        weight itself is cast to the adapter dtype and kept for the input's gradient."""
+        dropout = lora.dropout > 0
+        self.save(self.new(out_features, FP32, True), self.new(out_features, FP32, True))
+        self.save_if(x.requires_grad, self.new(out_features, FP32, True))
+        self.save(self.act(out_features, True, self.a if dropout else self.p), self.act(out_features, True, self.a))
+        if dropout and x.requires_grad and self.p != self.a:
+            self.save(self.new(in_features * out_features, self.a, False))
 
     def gated_mlp(self, gate: Tensor, up: Tensor, features: int) -> Tensor:
         """act(gate) * up with a one-kernel activation (SiLU, tanh-GELU) that keeps its input."""
@@ -213,7 +224,7 @@ def _decoder_layer(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> T
     normed = g.rms_norm(x, h, gemma=gemma)
     i = d.intermediate_size
     if mt == "mixtral":
-        m = _moe(g, normed)
+        m = _moe(g, normed, lora)
     elif mt == "phi3":
         gate_up = g.linear(normed, h, 2 * i, lora.get("mlp.gate_up_proj"))
         m = g.linear(g.gated_mlp(gate_up, gate_up, i), i, h, lora.get("mlp.down_proj"))
@@ -227,22 +238,50 @@ def _decoder_layer(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> T
     return g.act(h, x.requires_grad or m.requires_grad)
 
 
-def _moe(g: Graph, x: Tensor) -> Tensor:
-    """Mixtral (transformers 5): fp32 router softmax, then every token through its top-k experts, whose
-    fused gate_up/down weights are frozen 3-D parameters (not measured; from the code path)."""
+def _moe(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
+    """Mixtral in transformers 5 (grouped_mm experts), as measured. ``S = tokens·top_k`` routed rows; no
+    tensor depends on how tokens are routed. Router: fp32 softmax, top-k indices, the normalising sum and
+    a copy of the weights. Experts: three index tensors and the group offsets, the gate_up output (gate and
+    up are views of it), the activation output, the routing weight per row and the down output. LoRA on an
+    expert parameter (PEFT's ParamWrapper) keeps its input rows and the merged 3-D weight in the compute
+    dtype (plus the LoRA factors cast to it on a 16-bit base); LoRA on the router keeps its input and the
+    merged router weight."""
     d = g.arch.dims
     h, i, k, e = d.hidden_size, d.intermediate_size, d.num_experts_per_tok, d.num_local_experts
-    if not (x.requires_grad or g.full):
+    tokens, routed, p = g.tokens, g.tokens * d.num_experts_per_tok, g.p
+    router = lora.get("mlp.gate.weight")
+    gate_up = lora.get("mlp.experts.gate_up_proj")
+    down = lora.get("mlp.experts.down_proj")
+    x_rg = x.requires_grad or g.full
+    weights_rg = x_rg or router is not None  # the routing weights need a gradient
+    gate_up_rg = x_rg or gate_up is not None
+    down_rg = gate_up_rg or down is not None
+    if not (weights_rg or down_rg):
         return g.act(h, False)
-    tokens, routed = g.tokens, g.tokens * k
-    g.save(g.new(tokens * e, FP32, True))  # router softmax output
-    g.save(g.new(tokens * k, INT64, False), g.new(tokens * k, FP32, True))  # top-k indices and weights
-    g.save(g.new(routed, INT64, False))  # token index of each routed row
-    g.save(g.new(routed * 2 * i, g.p, True), g.new(routed * i, g.p, True))  # gate_up output, act output
-    g.save(g.new(routed * h, g.p, True))  # expert output scaled by its routing weight
+    if router is not None:
+        g.save(x)
+        g.save_if(x_rg, g.new(e * h, p, False))  # the merged router weight
+    g.save_if(weights_rg, g.new(tokens * (4 * e + 12 * k + 4), 1, True))  # softmax, top-k, sum, weights
+    g.save_if(x_rg, g.new(routed * INT64, 1, False))  # perm // k
+    g.save_if(weights_rg, g.new(routed * INT64, 1, False))  # perm
+    g.save_if(gate_up_rg or down is not None, g.new(e, 4, False))  # grouped_mm offsets (int32)
+    g.save_if(gate_up_rg, g.new(routed * 3 * i, p, True))  # gate_up output (gate, up views), act output
+    g.save_if(down_rg, g.new(routed, FP32, True))  # routing weight per row
+    g.save_if(weights_rg, g.new(routed * h, p, True))  # down output
+    g.save_if(down_rg or weights_rg, g.new(routed * INT64, 1, False))  # inverse perm
+    if gate_up is not None:
+        g.save(g.new(routed * h, p, True))  # the routed input rows
+        g.save_if(x_rg, g.new(2 * e * i * h, p, False))  # merged gate_up weight, for the input's gradient
+        if p != g.a:
+            g.save(g.new(e * gate_up.r * (2 * i + h), p, False))  # LoRA factors cast to the compute dtype
+    if down is not None:
+        g.save(g.new(routed * i, p, True))  # act * up rows
+        g.save_if(gate_up_rg, g.new(e * h * i, p, False))  # merged down weight
+        if p != g.a:
+            g.save(g.new(e * down.r * (h + i), p, False))
     if g.full:
-        g.save(g.new(routed * h, g.p, True))  # expert inputs for the weight gradients
-    return g.act(h, True)
+        g.save(g.new(routed * (h + i), p, True))
+    return g.act(h, weights_rg or down_rg)
 
 
 def _gpt2_layer(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
@@ -277,6 +316,11 @@ def _layer_plans(arch: Architecture, count: LoraCount) -> list[tuple[LayerPlan, 
             shared[path] = module
         elif layer < arch.num_layers:
             specific.setdefault(layer, {})[path] = module
+    prefix = f"{arch.layer_prefix}."
+    for key, _shape, r in count.parameter_keys:  # LoRA on bare parameters (MoE experts, router)
+        layer_text, _, relative = key.removeprefix(prefix).partition(".")
+        if layer_text.isdigit() and int(layer_text) < arch.num_layers:
+            specific.setdefault(int(layer_text), {})[relative] = LoraModule(r, 0.0, False)
     common: LayerPlan = tuple(sorted(shared.items()))
     if not specific:
         return [(common, arch.num_layers)]

@@ -18,6 +18,7 @@ from .snippet import lora_config_snippet
 from .training import TrainingSettings, validate_training
 
 ENGINE_VERSION = "1.0.0"
+FP32_BYTES = FLOAT_BYTES["fp32"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,8 @@ def memory_estimate(
     static = _full_static(arch, training) if full else static_memory(arch, count, training)
     acts = estimate_activations(arch, count, training, full=full)
     activations = acts.layers_bytes + acts.outside_bytes
-    transient = max(acts.recompute_bytes, 0) + acts.head_transient_bytes + _dequant_bytes(arch, training)
+    transient = acts.recompute_bytes + acts.head_transient_bytes + _dequant_bytes(arch, training)
+    transient += _dora_norm_bytes(count) if not full else 0
     if training.parallelism == "fsdp" and training.num_gpus > 1:
         transient += _largest_layer_bytes(arch, training)  # one layer's weights gathered at a time
     total = (
@@ -99,6 +101,17 @@ def _dequant_bytes(arch: Architecture, training: TrainingSettings) -> int:
         return 0
     largest = max((m.in_features * m.out_features for m in arch.layer_modules if m.kind in LINEAR_KINDS), default=0)
     return largest * FLOAT_BYTES[compute_dtype(training.base_dtype)]
+
+
+def _dora_norm_bytes(count: LoraCount) -> int:
+    """DoRA recomputes ‖W + s·BA‖ every forward from an fp32 identity of the input size and about three
+    fp32 (in x out) matrices, one adapted module at a time (PEFT's DoraLinearLayer.get_weight_norm)."""
+    if not count.use_dora:
+        return 0
+    return max(
+        (FP32_BYTES * (m.in_features**2 + 3 * m.in_features * m.out_features) for m in count.modules),
+        default=0,
+    )
 
 
 def _largest_layer_bytes(arch: Architecture, training: TrainingSettings) -> int:
