@@ -96,10 +96,13 @@ def main() -> None:
             )
             htmx = Path(tmp) / "htmx.lua"
             htmx.write_text('wrk.headers["HX-Request"] = "true"\n')
+            htmx_gzip = Path(tmp) / "htmx_gzip.lua"  # what a browser sends: the response is compressed
+            htmx_gzip.write_text('wrk.headers["HX-Request"] = "true"\nwrk.headers["Accept-Encoding"] = "gzip"\n')
             cases = [
                 ("GET /healthz (baseline)", f"{base}/healthz", None),
                 ("POST /api/v1/estimate/", f"{base}/api/v1/estimate/", post),
                 ("GET / htmx results fragment", f"{base}{FRAGMENT}", htmx),
+                ("GET / htmx fragment, gzip", f"{base}{FRAGMENT}", htmx_gzip),
                 ("GET / full page", f"{base}{FRAGMENT}", None),
             ]
             for _, url, script in cases:  # warm every worker's caches

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -24,6 +25,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
 from django.template.loader import get_template
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from pydantic import ValidationError
@@ -39,7 +41,7 @@ from calculator.web import learn as learn_content
 from calculator.web import saved
 from calculator.web.formatting import short_count
 from calculator.web.query import Parsed, parse, request_query
-from calculator.web.render import PAGES, RESPONSES, form_context, oob, results_html
+from calculator.web.render import GZIPPED, PAGES, RESPONSES, form_context, oob, results_html
 
 FORM_ONLY_PARAMS = ("src", "names", "pick", "set_r")
 
@@ -60,7 +62,7 @@ def calculator(request: HttpRequest) -> HttpResponse:
             cached = (200 if p.ok else 400, body.encode(), f"{request.path}?{p.canonical}" if p.ok else "")
             RESPONSES.put(raw, cached)
         status, body, push = cached
-        response = HttpResponse(body, status=status)
+        response = _maybe_gzipped(request, raw, body, status)
         if push:
             response["HX-Push-Url"] = push
         return response
@@ -80,6 +82,22 @@ def calculator(request: HttpRequest) -> HttpResponse:
     # user's header link are per visitor.
     content = content.replace(CSRF_PLACEHOLDER, get_token(request))
     return HttpResponse(content.replace(USER_NAV_PLACEHOLDER, _user_nav(request)), status=status)
+
+
+def _maybe_gzipped(request: HttpRequest, raw: str, body: bytes, status: int) -> HttpResponse:
+    """The results fragment is the same bytes for every visitor (it holds no CSRF token), so it is
+    compressed once and cached; GZipMiddleware leaves a response that is already encoded alone."""
+    if "gzip" not in request.headers.get("Accept-Encoding", "") or len(body) < 200:
+        response = HttpResponse(body, status=status)
+    else:
+        compressed = GZIPPED.get(raw)
+        if compressed is None or compressed[0] != body:  # a recomputed body is recompressed
+            compressed = (body, gzip.compress(body, compresslevel=6, mtime=0))
+            GZIPPED.put(raw, compressed)
+        response = HttpResponse(compressed[1], status=status)
+        response["Content-Encoding"] = "gzip"
+    patch_vary_headers(response, ("Accept-Encoding",))
+    return response
 
 
 CSRF_PLACEHOLDER = "csrf0placeholder0for0the0cached0page"

@@ -48,6 +48,7 @@ class TtlLru:
 
 FRAGMENTS = TtlLru(512, CATALOG_TTL_SECONDS)  # canonical query -> results HTML
 RESPONSES = TtlLru(1024, CATALOG_TTL_SECONDS)  # raw query -> (status, body, push url)
+GZIPPED = TtlLru(1024, CATALOG_TTL_SECONDS)  # raw query -> (body, gzipped body)
 PAGES = TtlLru(256, CATALOG_TTL_SECONDS)  # raw query -> (status, page with a CSRF placeholder) or a redirect
 
 

@@ -2,7 +2,7 @@ import pytest
 from django.core.cache import cache
 
 from calculator.services import invalidate_catalog
-from calculator.web.render import FRAGMENTS, PAGES, RESPONSES
+from calculator.web.render import FRAGMENTS, GZIPPED, PAGES, RESPONSES
 
 
 @pytest.fixture(autouse=True)
@@ -11,6 +11,7 @@ def _fresh_caches(db):
     invalidate_catalog()
     FRAGMENTS.clear()
     RESPONSES.clear()
+    GZIPPED.clear()
     PAGES.clear()
     cache.clear()  # the anonymous-save rate limit counts in the default cache
     yield

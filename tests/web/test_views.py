@@ -323,3 +323,16 @@ def test_kbit_preparation_is_on_the_form_and_in_the_url(client):
     prepared = client.get(url, HTTP_HX_REQUEST="true")
     assert prepared.content != plain.content
     assert "prepare_model_for_kbit_training=true" in prepared["HX-Push-Url"]
+
+
+def test_htmx_fragment_is_gzipped_for_browsers_that_accept_it(client):
+    import gzip
+
+    url = "/?preset=llama-3.1-8b&r=32"
+    plain = client.get(url, HTTP_HX_REQUEST="true")
+    packed = client.get(url, HTTP_HX_REQUEST="true", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    assert packed["Content-Encoding"] == "gzip"
+    assert gzip.decompress(packed.content) == plain.content
+    assert len(packed.content) < len(plain.content) / 3
+    assert "Accept-Encoding" in packed["Vary"]
+    assert packed["HX-Push-Url"] == plain["HX-Push-Url"]
