@@ -117,12 +117,6 @@ class Architecture:
     def layer_key(self, index: int, relative_path: str) -> str:
         return f"{self.layer_prefix}.{index}.{relative_path}"
 
-    def global_module(self, path: str) -> Module | None:
-        for module in self.global_modules:
-            if module.path == path:
-                return module
-        return None
-
     @property
     def linear_params_per_layer(self) -> int:
         return sum(m.numel for m in self.layer_modules if m.kind in LINEAR_KINDS)

@@ -12,8 +12,7 @@ from .dtypes import FLOAT_BYTES, compute_dtype
 from .errors import ErrorCollector
 from .gpus import DEFAULT_GPUS, Gpu, GpuFit, fits
 from .lora import LoraCount, LoraSettings, count_lora, scaling
-from .memory import StaticMemory, static_memory
-from .optimizers import StateTensor, optimizer_state_bytes
+from .memory import full_finetune_static_memory, static_memory
 from .snippet import lora_config_snippet
 from .training import TrainingSettings, validate_training
 
@@ -33,6 +32,10 @@ class MemoryEstimate:
     transient_bytes: int  # not saved for backward but alive at the peak (recompute, loss buffers...)
     total_bytes: int
     per_layer_activation_bytes: int
+
+    def percent_of_total(self, part_bytes: int) -> float:
+        """A part's share of the peak, in percent (the breakdown cards)."""
+        return 100.0 * part_bytes / self.total_bytes if self.total_bytes else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ class Estimate:
 def memory_estimate(
     arch: Architecture, count: LoraCount, training: TrainingSettings, *, full: bool = False
 ) -> MemoryEstimate:
-    static = _full_static(arch, training) if full else static_memory(arch, count, training)
+    static = full_finetune_static_memory(arch, training) if full else static_memory(arch, count, training)
     acts = estimate_activations(arch, count, training, full=full)
     activations = acts.layers_bytes + acts.outside_bytes
     transient = acts.recompute_bytes + acts.head_transient_bytes + _dequant_bytes(arch, training)
@@ -116,27 +119,6 @@ def _dora_norm_bytes(count: LoraCount) -> int:
 
 def _largest_layer_bytes(arch: Architecture, training: TrainingSettings) -> int:
     return arch.params_per_layer * FLOAT_BYTES[compute_dtype(training.base_dtype)]
-
-
-def _full_static(arch: Architecture, training: TrainingSettings) -> StaticMemory:
-    """Full fine-tuning: every base tensor trains in the (unquantized) base dtype."""
-    elem = FLOAT_BYTES[compute_dtype(training.base_dtype)]
-    tensors = [StateTensor(p.shape, arch.num_layers, elem) for m in arch.layer_modules for p in m.params]
-    tied = arch.dims.tie_word_embeddings
-    tensors += [
-        StateTensor(p.shape, 1, elem)
-        for m in arch.global_modules
-        if not (tied and m.path == arch.output_head)
-        for p in m.params
-    ]
-    weights = arch.base_params * elem
-    memory = StaticMemory(weights, 0, weights, optimizer_state_bytes(training.optimizer, tensors))
-    if training.parallelism == "fsdp" and training.num_gpus > 1:
-        n = training.num_gpus
-        return StaticMemory(
-            *(-(-v // n) for v in (memory.base_weights_bytes, 0, memory.gradients_bytes, memory.optimizer_states_bytes))
-        )
-    return memory
 
 
 def compare_scenarios(arch: Architecture, count: LoraCount, training: TrainingSettings) -> tuple[Scenario, ...]:

@@ -90,8 +90,13 @@ class LoraCount:
         return 100.0 * self.trainable_params / self.all_params if self.all_params else 0.0
 
     @property
-    def adapted_layers_total(self) -> int:
-        return sum(m.layers for m in self.modules)
+    def percent_of_base(self) -> float:
+        """Trainable parameters against the base model's ("% of base model")."""
+        return 100.0 * self.trainable_params / self.base_params if self.base_params else 0.0
+
+    def percent_of_trainable(self, params: int) -> float:
+        """One row's share of all trainable parameters (the per-module table)."""
+        return 100.0 * params / self.trainable_params if self.trainable_params else 0.0
 
 
 def adapter_params(module: Module, r: int, lora: LoraSettings) -> tuple[int, list[tuple[int, ...]]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .architecture import LINEAR_KINDS, Architecture
-from .dtypes import FLOAT_BYTES, ceil_div, linear_weight_bytes
+from .dtypes import FLOAT_BYTES, ceil_div, compute_dtype, linear_weight_bytes
 from .lora import ADAPTER, BIAS, LoraCount
 from .optimizers import StateTensor, optimizer_state_bytes
 from .training import TrainingSettings
@@ -64,16 +64,32 @@ def static_memory(arch: Architecture, count: LoraCount, training: TrainingSettin
         gradients_bytes=trainable_bytes,
         optimizer_states_bytes=optimizer_state_bytes(training.optimizer, tensors),
     )
-    if training.parallelism == "fsdp" and training.num_gpus > 1:
-        n = training.num_gpus
-        return StaticMemory(*(ceil_div(v, n) for v in memory_fields(memory)))
-    return memory
+    return sharded(memory, training)
 
 
-def memory_fields(memory: StaticMemory) -> tuple[int, int, int, int]:
-    return (
-        memory.base_weights_bytes,
-        memory.adapter_weights_bytes,
-        memory.gradients_bytes,
-        memory.optimizer_states_bytes,
+def full_finetune_static_memory(arch: Architecture, training: TrainingSettings) -> StaticMemory:
+    """Full fine-tuning: every base tensor trains, in the (unquantized) compute dtype."""
+    elem = FLOAT_BYTES[compute_dtype(training.base_dtype)]
+    tensors = [StateTensor(p.shape, arch.num_layers, elem) for m in arch.layer_modules for p in m.params]
+    tied = arch.dims.tie_word_embeddings
+    tensors += [
+        StateTensor(p.shape, 1, elem)
+        for m in arch.global_modules
+        if not (tied and m.path == arch.output_head)
+        for p in m.params
+    ]
+    weights = arch.base_params * elem
+    return sharded(StaticMemory(weights, 0, weights, optimizer_state_bytes(training.optimizer, tensors)), training)
+
+
+def sharded(memory: StaticMemory, training: TrainingSettings) -> StaticMemory:
+    """Per GPU: FSDP / ZeRO-3 splits weights, gradients and optimizer states; DDP replicates them."""
+    if training.parallelism != "fsdp" or training.num_gpus <= 1:
+        return memory
+    n = training.num_gpus
+    return StaticMemory(
+        ceil_div(memory.base_weights_bytes, n),
+        ceil_div(memory.adapter_weights_bytes, n),
+        ceil_div(memory.gradients_bytes, n),
+        ceil_div(memory.optimizer_states_bytes, n),
     )

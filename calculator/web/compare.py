@@ -23,7 +23,7 @@ from calculator.schemas import EstimateRequest, LoraInput, TrainingInput
 from calculator.services import saved_estimate
 from calculator.web import fields as F
 from calculator.web import formatting as fmt
-from calculator.web.present import PARTS, share_of_base
+from calculator.web.present import PARTS
 from calculator.web.query import _layers_text
 from calculator.web.saved import model_label
 
@@ -237,7 +237,7 @@ def _result_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
             items,
             "% of base model",
             lambda r: _cell(
-                share_of_base(r.count.trainable_params, r.architecture.base_params),
+                fmt.percent(r.count.percent_of_base),
                 (r.count.trainable_params, r.architecture.base_params),
                 sub=f"of {fmt.short_count(r.architecture.base_params)}",
             ),

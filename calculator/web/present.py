@@ -13,6 +13,7 @@ from django.urls import reverse
 from calculator.core import Estimate, Gpu, MemoryEstimate
 from calculator.core.advice import Advice, advise
 from calculator.core.dtypes import compute_dtype
+from calculator.core.gpus import fits
 from calculator.core.optimizers import OPTIMIZERS
 from calculator.core.serving import ServingEstimate, serving_estimate
 from calculator.services import catalog
@@ -37,12 +38,6 @@ def memory_parts(memory: MemoryEstimate) -> list[tuple[str, str, int]]:
     return [(key, label, getattr(memory, attr)) for key, attr, label, _ in PARTS]
 
 
-def share_of_base(trainable: int, base: int) -> str:
-    """The "% of base model" figure: trainable parameters against the base model's (the calculator's
-    card and the Compare page alike)."""
-    return fmt.percent(100 * trainable / base if base else 0)
-
-
 def present(p: Parsed) -> dict[str, Any]:
     result = p.result
     assert result is not None
@@ -53,9 +48,8 @@ def present(p: Parsed) -> dict[str, Any]:
     gpus = catalog.gpus
     fitting = [f for f in result.fits if f.fits]
     chosen_fit = next((f for f in result.fits if f.gpu == gpu.name), None)
-    fits_chosen = total <= gpu.memory_bytes
+    (chosen,) = fits(total, (gpu,))  # the chosen GPU need not be in the catalog
     base = arch.base_params
-    trainable_total = count.trainable_params or 1
     ctx: dict[str, Any] = {
         "name": result.name or arch.family or arch.model_type,
         "model_type": arch.model_type,
@@ -63,7 +57,7 @@ def present(p: Parsed) -> dict[str, Any]:
         "base_short": fmt.short_count(base),
         "trainable": fmt.count(count.trainable_params),
         "trainable_short": fmt.short_count(count.trainable_params),
-        "of_base": share_of_base(count.trainable_params, base),
+        "of_base": fmt.percent(count.percent_of_base),
         "peft_percent": fmt.percent(count.trainable_percent),
         "all_params": fmt.count(count.all_params),
         "adapter_file": fmt.size(result.adapter_file_bytes),
@@ -73,8 +67,8 @@ def present(p: Parsed) -> dict[str, Any]:
         "peak_bytes": fmt.count(total),
         "gpu": gpu.name,
         "gpu_size": fmt.gib(gpu.memory_bytes),
-        "fits": fits_chosen,
-        "headroom": fmt.gib(abs(gpu.memory_bytes - total)),
+        "fits": chosen.fits,
+        "headroom": fmt.gib(abs(chosen.headroom_bytes)),
         "fit_count": f"{len(fitting)} of {len(result.fits)}",
         "smallest_fit": min(fitting, key=lambda f: f.memory_bytes).gpu if fitting else "",
         "fit_rows": [
@@ -88,14 +82,14 @@ def present(p: Parsed) -> dict[str, Any]:
             for f in result.fits
         ],
         "chosen_fit": chosen_fit is not None,
-        "modules": _modules(result, trainable_total),
+        "modules": _modules(result),
         "memory": [
             {
                 "key": key,
                 "label": label,
                 "what": what,
                 "value": fmt.size(getattr(memory, attr)),
-                "share": fmt.percent(100 * getattr(memory, attr) / total if total else 0),
+                "share": fmt.percent(memory.percent_of_total(getattr(memory, attr))),
             }
             for key, attr, label, what in PARTS
         ],
@@ -113,7 +107,7 @@ def present(p: Parsed) -> dict[str, Any]:
     return ctx
 
 
-def _modules(result: Estimate, trainable_total: int) -> list[dict[str, str]]:
+def _modules(result: Estimate) -> list[dict[str, str]]:
     rows = []
     for m in result.count.modules:
         rows.append(
@@ -125,7 +119,7 @@ def _modules(result: Estimate, trainable_total: int) -> list[dict[str, str]]:
                 "r": str(m.r),
                 "per_layer": fmt.count(m.params_per_layer),
                 "total": fmt.count(m.params),
-                "share": fmt.percent(100 * m.params / trainable_total),
+                "share": fmt.percent(result.count.percent_of_trainable(m.params)),
             }
         )
     extra = result.count.bias_params + result.count.modules_to_save_params
@@ -139,7 +133,7 @@ def _modules(result: Estimate, trainable_total: int) -> list[dict[str, str]]:
                 "r": "",
                 "per_layer": "",
                 "total": fmt.count(extra),
-                "share": fmt.percent(100 * extra / trainable_total),
+                "share": fmt.percent(result.count.percent_of_trainable(extra)),
             }
         )
     return rows

@@ -49,7 +49,15 @@ class TtlLru:
 FRAGMENTS = TtlLru(512, CATALOG_TTL_SECONDS)  # canonical query -> results HTML
 RESPONSES = TtlLru(1024, CATALOG_TTL_SECONDS)  # raw query -> (status, body, push url)
 GZIPPED = TtlLru(1024, CATALOG_TTL_SECONDS)  # raw query -> (body, gzipped body)
-PAGES = TtlLru(256, CATALOG_TTL_SECONDS)  # raw query -> (status, page with a CSRF placeholder) or a redirect
+PAGES = TtlLru(256, CATALOG_TTL_SECONDS)
+RENDER_CACHES = (FRAGMENTS, RESPONSES, GZIPPED, PAGES)
+
+
+def clear_caches() -> None:
+    """Forget every rendered page and fragment (tests; nothing else needs to: entries expire with the
+    catalog's lifetime)."""
+    for cache in RENDER_CACHES:
+        cache.clear()  # raw query -> (status, page with a CSRF placeholder) or a redirect
 
 
 def results_html(p: Parsed) -> str:

@@ -61,16 +61,10 @@ def seeded(transactional_db):
 
 @pytest.fixture(autouse=True)
 def _fresh_caches():
-    from django.core.cache import cache
-
     from calculator.services import invalidate_catalog
-    from calculator.web.render import FRAGMENTS, PAGES, RESPONSES
+    from tests.caches import fresh_state
 
-    invalidate_catalog()
-    FRAGMENTS.clear()
-    RESPONSES.clear()
-    PAGES.clear()
-    cache.clear()  # the anonymous-save rate limit counts in the default cache
+    fresh_state()
     yield
     invalidate_catalog()
 

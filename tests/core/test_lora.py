@@ -159,3 +159,10 @@ def test_phi3_has_no_peft_default_targets():
     with pytest.raises(InputError) as caught:
         count(preset_arch("phi-3-mini"))
     assert "lora.target_modules" in caught.value.errors
+
+
+def test_shares_of_base_and_of_trainable(llama8b):
+    result = count(llama8b)
+    assert result.percent_of_base == 100 * 3_407_872 / 8_030_261_248
+    q = next(m for m in result.modules if m.name == "q_proj")
+    assert result.percent_of_trainable(q.params) == 100 * L * 8 * (H + H) / 3_407_872

@@ -111,3 +111,11 @@ def test_kbit_preparation_keeps_unquantized_parameters_in_fp32(llama8b):
     assert prepared.base_weights_bytes - plain.base_weights_bytes == OTHER * 2  # bf16 -> fp32
     float_base = TrainingSettings(base_dtype="bf16", prepare_model_for_kbit_training=True)
     assert static(llama8b, float_base).base_weights_bytes == BASE * 2  # only k-bit models are prepared
+
+
+def test_a_part_s_share_of_the_peak(llama8b):
+    from calculator.core import estimate
+
+    memory = estimate(llama8b, LoraSettings(), TrainingSettings()).memory
+    assert memory.percent_of_total(memory.total_bytes) == 100.0
+    assert memory.percent_of_total(memory.base_weights_bytes) == 100 * memory.base_weights_bytes / memory.total_bytes

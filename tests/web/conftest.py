@@ -1,18 +1,11 @@
 import pytest
-from django.core.cache import cache
 
 from calculator.services import invalidate_catalog
-from calculator.web.render import FRAGMENTS, GZIPPED, PAGES, RESPONSES
+from tests.caches import fresh_state
 
 
 @pytest.fixture(autouse=True)
 def _fresh_caches(db):
-    """Every test sees the seeded catalog of its own database and renders from scratch."""
-    invalidate_catalog()
-    FRAGMENTS.clear()
-    RESPONSES.clear()
-    GZIPPED.clear()
-    PAGES.clear()
-    cache.clear()  # the anonymous-save rate limit counts in the default cache
+    fresh_state()
     yield
     invalidate_catalog()
