@@ -20,6 +20,10 @@ from calculator.core import LoraSettings, TrainingSettings, architecture_from_co
 
 PRESETS = {p["slug"]: p["config"] for p in json.loads((ROOT / "calculator/data/presets.json").read_text())}
 QV = ("q_proj", "v_proj")
+LITGPT_R8 = {"r": 8, "lora_alpha": 16, "target_modules": QV, "lora_dropout": 0.05}  # litgpt / torchtune q,v
+ALL_R8 = {"r": 8, "lora_alpha": 16, "target_modules": "all-linear", "lora_dropout": 0.05}  # torchtune QLoRA
+TORCHTUNE = {"adapter_dtype": "bf16", "batch_size": 2, "seq_len": 512, "gradient_checkpointing": True}
+TORCHAO_NF4 = {**TORCHTUNE, "base_dtype": "nf4", "quantize_scope": "lora_targets"}
 GB, GIB = 1e9, 2**30
 
 ROWS = [
@@ -27,7 +31,7 @@ ROWS = [
     (
         "L1",
         "llama-2-7b",
-        {"r": 8, "lora_alpha": 16, "target_modules": QV, "lora_dropout": 0.05},
+        LITGPT_R8,
         {"adapter_dtype": "bf16", "batch_size": 1, "seq_len": 1304},
         21.30,
         GB,
@@ -36,7 +40,7 @@ ROWS = [
     (
         "L2",
         "llama-2-7b",
-        {"r": 8, "lora_alpha": 16, "target_modules": QV, "lora_dropout": 0.05},
+        LITGPT_R8,
         {"base_dtype": "nf4", "double_quant": False, "adapter_dtype": "bf16", "batch_size": 1, "seq_len": 1304},
         14.14,
         GB,
@@ -45,7 +49,7 @@ ROWS = [
     (
         "L3",
         "llama-2-7b",
-        {"r": 8, "lora_alpha": 16, "target_modules": QV, "lora_dropout": 0.05},
+        LITGPT_R8,
         {"base_dtype": "nf4", "double_quant": True, "adapter_dtype": "bf16", "batch_size": 1, "seq_len": 1304},
         13.84,
         GB,
@@ -54,7 +58,7 @@ ROWS = [
     (
         "L4",
         "llama-2-7b",
-        {"r": 8, "lora_alpha": 16, "target_modules": QV, "lora_dropout": 0.05},
+        LITGPT_R8,
         {"adapter_dtype": "bf16", "batch_size": 2, "seq_len": 1304},
         29.07,
         GB,
@@ -72,8 +76,8 @@ ROWS = [
     (
         "T1",
         "llama-2-7b",
-        {"r": 8, "lora_alpha": 16, "target_modules": QV, "lora_dropout": 0.05},
-        {"adapter_dtype": "bf16", "batch_size": 2, "seq_len": 512, "gradient_checkpointing": True},
+        LITGPT_R8,
+        TORCHTUNE,
         15.57,
         GB,
         "reserved",
@@ -81,15 +85,8 @@ ROWS = [
     (
         "T2",
         "llama-2-7b",
-        {"r": 8, "lora_alpha": 16, "target_modules": "all-linear", "lora_dropout": 0.05},
-        {
-            "base_dtype": "nf4",
-            "quantize_scope": "lora_targets",
-            "adapter_dtype": "bf16",
-            "batch_size": 2,
-            "seq_len": 512,
-            "gradient_checkpointing": True,
-        },
+        ALL_R8,
+        TORCHAO_NF4,
         9.29,
         GB,
         "reserved",
@@ -97,8 +94,8 @@ ROWS = [
     (
         "T6",
         "llama-3.1-8b",
-        {"r": 8, "lora_alpha": 16, "target_modules": QV, "lora_dropout": 0.05},
-        {"adapter_dtype": "bf16", "batch_size": 2, "seq_len": 512, "gradient_checkpointing": True},
+        LITGPT_R8,
+        TORCHTUNE,
         18.5,
         GB,
         "allocated",
@@ -106,15 +103,8 @@ ROWS = [
     (
         "T7",
         "llama-3.1-8b",
-        {"r": 8, "lora_alpha": 16, "target_modules": "all-linear", "lora_dropout": 0.05},
-        {
-            "base_dtype": "nf4",
-            "quantize_scope": "lora_targets",
-            "adapter_dtype": "bf16",
-            "batch_size": 2,
-            "seq_len": 512,
-            "gradient_checkpointing": True,
-        },
+        ALL_R8,
+        TORCHAO_NF4,
         9.0,
         GB,
         "allocated",

@@ -219,6 +219,10 @@ def _training_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
                 lambda i: _cell(f"{t(i).num_gpus} \u00d7 {t(i).parallelism}", (t(i).num_gpus, t(i).parallelism)),
             )
         )
+    if any(t(i).prepare_model_for_kbit_training for i in given):
+        rows.append(
+            _inputs(items, "prepare_model_for_kbit_training", lambda i: _yes_no(t(i).prepare_model_for_kbit_training))
+        )
     return rows
 
 

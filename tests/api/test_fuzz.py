@@ -6,6 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from calculator.core.families import CUSTOM_FIELDS
+
 JSON_LEAF = st.one_of(
     st.none(),
     st.booleans(),
@@ -49,23 +51,7 @@ TRAINING_KEYS = [
     "parallelism",
     "quantize_scope",
 ]
-CONFIG_KEYS = [
-    "model_type",
-    "hidden_size",
-    "intermediate_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "num_key_value_heads",
-    "head_dim",
-    "vocab_size",
-    "tie_word_embeddings",
-    "num_local_experts",
-    "n_embd",
-    "n_layer",
-    "n_head",
-    "attention_dropout",
-    "resid_pdrop",
-]
+CONFIG_KEYS = [*CUSTOM_FIELDS, "model_type", "n_embd", "n_layer", "n_head", "attention_dropout", "resid_pdrop"]
 MODEL_TYPES = st.sampled_from(["llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2"])
 SMALL = st.one_of(st.integers(-4, 4096), JSON_LEAF)
 NAMES = st.one_of(

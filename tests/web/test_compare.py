@@ -274,3 +274,12 @@ def test_rarely_set_inputs_get_a_row_only_when_one_of_them_sets_them(client, ali
     assert "2 \u00d7 fsdp" in table["GPUs (data parallel)"][1][1]
     for label in ("modules_to_save", "layers_to_transform", "rank_pattern", "GPUs (data parallel)"):
         assert all(marked for marked, _ in table[label]), label
+
+
+def test_kbit_preparation_is_a_compared_input_when_one_sets_it(client, alice):
+    a = save(alice, "plain", training={"base_dtype": "nf4"})
+    b = save(alice, "prepared", training={"base_dtype": "nf4", "prepare_model_for_kbit_training": True})
+    table = rows(client.get(url(a.slug, b.slug)))
+    assert all(marked for marked, _ in table["prepare_model_for_kbit_training"])
+    c = save(alice, "also plain", training={"base_dtype": "nf4"})
+    assert "prepare_model_for_kbit_training" not in rows(client.get(url(a.slug, c.slug)))
