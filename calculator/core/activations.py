@@ -14,34 +14,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import count as counter
 
 from .architecture import Architecture
-from .dtypes import FLOAT_BYTES, ceil_div
+from .dtypes import FLOAT_BYTES
+from .graph import CUDA_MASK, FP32, INT64, Graph, LoraModule
+from .head import head_bytes
+from .layers import LayerPlan, replay_layer
 from .lora import LoraCount
 from .training import TrainingSettings
-
-FP32 = 4
-INT64 = 8
-CUDA_MASK = 1  # CUDA's native_dropout keeps a bool mask
-
-
-@dataclass(frozen=True, slots=True)
-class Tensor:
-    storage: int
-    nbytes: int
-    elem_bytes: int
-    requires_grad: bool
-
-
-@dataclass(frozen=True, slots=True)
-class LoraModule:
-    r: int
-    dropout: float
-    dora: bool
-
-
-LayerPlan = tuple[tuple[str, LoraModule | None], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,258 +32,6 @@ class Activations:
     recompute_bytes: int  # with checkpointing: one layer rebuilt during backward (part of the peak)
     per_layer_bytes: int  # the largest layer without checkpointing
     head_transient_bytes: int  # logits-sized buffers alive around the loss besides what is saved
-
-
-class Graph:
-    """The storages one replay saves, plus the context every op needs."""
-
-    def __init__(self, arch: Architecture, training: TrainingSettings, full: bool = False) -> None:
-        self.arch = arch
-        self.training = training
-        self.tokens = training.tokens
-        self.p = FLOAT_BYTES[training.float_dtype]
-        self.a = FLOAT_BYTES[training.adapter_dtype]
-        self.int8 = training.base_dtype == "int8"
-        self.full = full  # full fine-tuning: every weight trains, so every linear keeps its input
-        self.saved: dict[int, int] = {}
-        self.rope_needed = False
-        self._ids = counter()
-
-    def new(self, numel: int, elem_bytes: int, requires_grad: bool) -> Tensor:
-        return Tensor(next(self._ids), numel * elem_bytes, elem_bytes, requires_grad)
-
-    def act(self, features: int, requires_grad: bool, elem_bytes: int | None = None) -> Tensor:
-        """A (tokens x features) activation."""
-        return self.new(self.tokens * features, self.p if elem_bytes is None else elem_bytes, requires_grad)
-
-    def save(self, *tensors: Tensor) -> None:
-        for t in tensors:
-            self.saved[t.storage] = t.nbytes
-
-    def save_if(self, condition: bool, *tensors: Tensor) -> None:
-        if condition:
-            self.save(*tensors)
-
-    @property
-    def total(self) -> int:
-        return sum(self.saved.values())
-
-    # --- ops ---------------------------------------------------------------------------------------
-
-    def dropout(self, x: Tensor, p: float) -> Tensor:
-        """nn.Dropout in training: keeps only its mask, and only when the input needs a gradient."""
-        if p <= 0:
-            return x
-        numel = x.nbytes // x.elem_bytes
-        self.save_if(x.requires_grad, self.new(numel, CUDA_MASK, False))
-        return self.new(numel, x.elem_bytes, x.requires_grad)
-
-    def rms_norm(self, x: Tensor, size: int, *, gemma: bool = False) -> Tensor:
-        """transformers' RMSNorm: x.float() (the input itself when fp32) and rsqrt per row are kept;
-        Gemma's ``1 + weight.float()`` is a fresh tensor kept for the product. The weight is frozen."""
-        rows = x.nbytes // x.elem_bytes // size
-        if x.requires_grad:
-            self.save(x if x.elem_bytes == FP32 else self.new(rows * size, FP32, True))
-            self.save(self.new(rows, FP32, True))
-            if gemma:
-                self.save(self.new(size, FP32, False))
-        if self.full:  # a trainable norm weight keeps the normalised input for its own gradient
-            self.save(self.new(rows * size, FP32 if gemma else self.p, True))
-        return self.new(rows * size, self.p, x.requires_grad or self.full)
-
-    def layer_norm(self, x: Tensor, size: int) -> Tensor:
-        """native_layer_norm keeps its input and float32 mean and rstd per row (CUDA)."""
-        rows = x.nbytes // x.elem_bytes // size
-        if x.requires_grad or self.full:
-            self.save(x, self.new(rows, FP32, True), self.new(rows, FP32, True))
-        return self.new(rows * size, self.p, x.requires_grad or self.full)
-
-    def linear(self, x: Tensor, in_features: int, out_features: int, lora: LoraModule | None) -> Tensor:
-        """A frozen linear layer (bitsandbytes int8 keeps its input), plus PEFT's LoRA branch:
-        ``base(x) + lora_B(lora_A(dropout(x.to(adapter dtype)))) * scaling``."""
-        if self.full:
-            self.save(x)
-            return self.act(out_features, True)
-        if self.int8 and x.requires_grad:
-            self.save(x)  # MatMul8bitLt keeps its input in ctx.tensors
-        base_out = self.act(out_features, x.requires_grad)
-        if lora is None:
-            return base_out
-        cast = x if x.elem_bytes == self.a else self.act(in_features, x.requires_grad, self.a)
-        lora_in = self.dropout(cast, lora.dropout)
-        self.save(lora_in)  # lora_A's weight gradient needs its input
-        self.save(self.act(lora.r, True, self.a))  # lora_B's needs lora_A's output
-        if lora.dora:
-            self._dora(x, in_features, out_features, lora)
-        return self.act(out_features, True)
-
-    def _dora(self, x: Tensor, in_features: int, out_features: int, lora: LoraModule) -> None:
-        """DoRA's ``m / ‖W + s·BA‖ · (base + lora·s)`` (PEFT's DoraLinearLayer), as measured: the weight
-        norm, the magnitude ratio (and ratio - 1 when the input needs a gradient), the base result (recomputed
-        in the adapter dtype when dropout is on) and the LoRA output; with dropout on a 16-bit base the
-        weight itself is cast to the adapter dtype and kept for the input's gradient."""
-        dropout = lora.dropout > 0
-        self.save(self.new(out_features, FP32, True), self.new(out_features, FP32, True))
-        self.save_if(x.requires_grad, self.new(out_features, FP32, True))
-        self.save(self.act(out_features, True, self.a if dropout else self.p), self.act(out_features, True, self.a))
-        if dropout and x.requires_grad and self.p != self.a:
-            self.save(self.new(in_features * out_features, self.a, False))
-
-    def gated_mlp(self, gate: Tensor, up: Tensor, features: int) -> Tensor:
-        """act(gate) * up with a one-kernel activation (SiLU, tanh-GELU) that keeps its input."""
-        self.save_if(gate.requires_grad, gate)
-        activated = self.act(features, gate.requires_grad)
-        self.save_if(up.requires_grad, activated)
-        self.save_if(activated.requires_grad, up)
-        return self.act(features, activated.requires_grad or up.requires_grad)
-
-    def attention(self, q: Tensor, k: Tensor, v: Tensor, *, softcap: bool = False, fp32_softmax: bool = True) -> Tensor:
-        """Scaled dot-product attention as the chosen kernel stores it; returns the output."""
-        d = self.arch.dims
-        b, s = self.training.batch_size, self.training.seq_len
-        heads, hd = d.num_attention_heads, d.head_dim
-        width = heads * hd
-        needed = q.requires_grad or k.requires_grad or v.requires_grad
-        if self.training.attn_implementation != "eager":
-            # flash / memory-efficient / cuDNN: q, k, v as passed (GQA: kv heads only), output, logsumexp
-            if not needed:
-                return self.act(width, False)
-            out = self.act(width, True)
-            lse_len = s
-            if self.training.attn_implementation == "sdpa" and self.p == FP32:
-                lse_len = ceil_div(s, 32) * 32  # fp32 runs the memory-efficient kernel, which pads it
-            self.save(q, k, v, out, self.new(b * heads * lse_len, FP32, True))
-            return out
-        # eager: scores = q @ k^T with k repeated to all heads, softmax, probs @ v with v repeated
-        scores_rg = q.requires_grad or k.requires_grad
-        self.save_if(k.requires_grad, self.act(width, True))  # the query operand (a copy)
-        self.save_if(q.requires_grad, self.act(width, True))  # the key repeated to every head
-        scores = b * heads * s * s
-        if softcap:
-            self.save_if(scores_rg, self.new(scores, self.p, True))  # tanh keeps its output
-        softmax_bytes = FP32 if fp32_softmax else self.p
-        probs = self.new(scores, softmax_bytes, scores_rg)
-        self.save_if(scores_rg, probs)
-        if softmax_bytes != self.p:
-            probs = self.new(scores, self.p, scores_rg)  # .to(query.dtype)
-        probs = self.dropout(probs, d.attention_dropout)
-        self.save_if(v.requires_grad, probs)
-        self.save_if(scores_rg, self.act(width, True))  # the value repeated to every head
-        return self.act(width, needed)
-
-
-def _decoder_layer(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
-    """Llama-style layer: llama, mistral, mixtral, qwen2 (frozen q/k/v biases keep nothing), qwen3
-    (q/k norms), gemma, gemma2 (four norms, soft-capping), phi3 (fused qkv and gate_up)."""
-    arch = g.arch
-    d, mt = arch.dims, arch.model_type
-    h, hd = d.hidden_size, d.head_dim
-    q_out, kv_out = d.num_attention_heads * hd, d.num_key_value_heads * hd
-    gemma = mt in ("gemma", "gemma2")
-    normed = g.rms_norm(x, h, gemma=gemma)
-    if mt == "phi3":
-        qkv = g.linear(normed, h, q_out + 2 * kv_out, lora.get("self_attn.qkv_proj"))
-        q = k = v = qkv  # views of one storage: keeping v keeps all of it
-    else:
-        q = g.linear(normed, h, q_out, lora.get("self_attn.q_proj"))
-        k = g.linear(normed, h, kv_out, lora.get("self_attn.k_proj"))
-        v = g.linear(normed, h, kv_out, lora.get("self_attn.v_proj"))
-    if mt == "qwen3":
-        q = g.rms_norm(q, hd)
-        k = g.rms_norm(k, hd)
-    # RoPE: q·cos + rotate_half(q)·sin keeps only the cos/sin tables, shared by all layers (counted outside).
-    g.rope_needed = g.rope_needed or q.requires_grad or k.requires_grad or g.full
-    q = g.act(q_out, q.requires_grad or g.full)
-    k = g.act(kv_out, k.requires_grad or g.full)
-    attn = g.attention(q, k, v, softcap=mt == "gemma2")
-    o = g.linear(attn, q_out, h, lora.get("self_attn.o_proj"))
-    if mt == "gemma2":
-        o = g.rms_norm(o, h, gemma=True)
-    o = g.dropout(o, d.residual_dropout)  # Phi-3's resid_attn_dropout
-    x = g.act(h, x.requires_grad or o.requires_grad)
-    normed = g.rms_norm(x, h, gemma=gemma)
-    i = d.intermediate_size
-    if mt == "mixtral":
-        m = _moe(g, normed, lora)
-    elif mt == "phi3":
-        gate_up = g.linear(normed, h, 2 * i, lora.get("mlp.gate_up_proj"))
-        m = g.linear(g.gated_mlp(gate_up, gate_up, i), i, h, lora.get("mlp.down_proj"))
-    else:
-        gate = g.linear(normed, h, i, lora.get("mlp.gate_proj"))
-        up = g.linear(normed, h, i, lora.get("mlp.up_proj"))
-        m = g.linear(g.gated_mlp(gate, up, i), i, h, lora.get("mlp.down_proj"))
-    if mt == "gemma2":
-        m = g.rms_norm(m, h, gemma=True)
-    m = g.dropout(m, d.residual_dropout)  # Phi-3's resid_mlp_dropout
-    return g.act(h, x.requires_grad or m.requires_grad)
-
-
-def _moe(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
-    """Mixtral in transformers 5 (grouped_mm experts), as measured. ``S = tokens·top_k`` routed rows; no
-    tensor depends on how tokens are routed. Router: fp32 softmax, top-k indices, the normalising sum and
-    a copy of the weights. Experts: three index tensors and the group offsets, the gate_up output (gate and
-    up are views of it), the activation output, the routing weight per row and the down output. LoRA on an
-    expert parameter (PEFT's ParamWrapper) keeps its input rows and the merged 3-D weight in the compute
-    dtype (plus the LoRA factors cast to it on a 16-bit base); LoRA on the router keeps its input and the
-    merged router weight."""
-    d = g.arch.dims
-    h, i, k, e = d.hidden_size, d.intermediate_size, d.num_experts_per_tok, d.num_local_experts
-    tokens, routed, p = g.tokens, g.tokens * d.num_experts_per_tok, g.p
-    router = lora.get("mlp.gate.weight")
-    gate_up = lora.get("mlp.experts.gate_up_proj")
-    down = lora.get("mlp.experts.down_proj")
-    x_rg = x.requires_grad or g.full
-    weights_rg = x_rg or router is not None  # the routing weights need a gradient
-    gate_up_rg = x_rg or gate_up is not None
-    down_rg = gate_up_rg or down is not None
-    if not (weights_rg or down_rg):
-        return g.act(h, False)
-    if router is not None:
-        g.save(x)
-        g.save_if(x_rg, g.new(e * h, p, False))  # the merged router weight
-    g.save_if(weights_rg, g.new(tokens * (4 * e + 12 * k + 4), 1, True))  # softmax, top-k, sum, weights
-    g.save_if(x_rg, g.new(routed * INT64, 1, False))  # perm // k
-    g.save_if(weights_rg, g.new(routed * INT64, 1, False))  # perm
-    g.save_if(gate_up_rg or down is not None, g.new(e, 4, False))  # grouped_mm offsets (int32)
-    g.save_if(gate_up_rg, g.new(routed * 3 * i, p, True))  # gate_up output (gate, up views), act output
-    g.save_if(down_rg, g.new(routed, FP32, True))  # routing weight per row
-    g.save_if(weights_rg, g.new(routed * h, p, True))  # down output
-    g.save_if(down_rg or weights_rg, g.new(routed * INT64, 1, False))  # inverse perm
-    if gate_up is not None:
-        g.save(g.new(routed * h, p, True))  # the routed input rows
-        g.save_if(x_rg, g.new(2 * e * i * h, p, False))  # merged gate_up weight, for the input's gradient
-        if p != g.a:
-            g.save(g.new(e * gate_up.r * (2 * i + h), p, False))  # LoRA factors cast to the compute dtype
-    if down is not None:
-        g.save(g.new(routed * i, p, True))  # act * up rows
-        g.save_if(gate_up_rg, g.new(e * h * i, p, False))  # merged down weight
-        if p != g.a:
-            g.save(g.new(e * down.r * (h + i), p, False))
-    if g.full:
-        g.save(g.new(routed * (h + i), p, True))
-    return g.act(h, weights_rg or down_rg)
-
-
-def _gpt2_layer(g: Graph, x: Tensor, lora: dict[str, LoraModule | None]) -> Tensor:
-    """GPT-2 block: LayerNorm, fused Conv1D c_attn (q, k, v views of one output), softmax in the compute
-    dtype, gelu_new as separate kernels, residual dropouts."""
-    d = g.arch.dims
-    h, i = d.hidden_size, d.intermediate_size
-    qkv = g.linear(g.layer_norm(x, h), h, 3 * h, lora.get("attn.c_attn"))
-    attn = g.attention(qkv, qkv, qkv, fp32_softmax=False)
-    o = g.dropout(g.linear(attn, h, h, lora.get("attn.c_proj")), d.residual_dropout)
-    x = g.act(h, x.requires_grad or o.requires_grad)
-    fc = g.linear(g.layer_norm(x, h), h, i, lora.get("mlp.c_fc"))
-    if fc.requires_grad:
-        # 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))): x, tanh, 1 + tanh and 0.5·x are kept
-        g.save(fc, g.act(i, True), g.act(i, True), g.act(i, True))
-    m = g.dropout(g.linear(g.act(i, fc.requires_grad), i, h, lora.get("mlp.c_proj")), d.residual_dropout)
-    return g.act(h, x.requires_grad or m.requires_grad)
-
-
-def _layer(g: Graph, x: Tensor, plan: LayerPlan) -> Tensor:
-    lora = dict(plan)
-    return _gpt2_layer(g, x, lora) if g.arch.model_type == "gpt2" else _decoder_layer(g, x, lora)
 
 
 def _layer_plans(arch: Architecture, count: LoraCount) -> list[tuple[LayerPlan, int]]:
@@ -366,7 +94,7 @@ def _replay_layer(
 ) -> _LayerReplay:
     g = Graph(arch, training, full)
     x = g.act(arch.dims.hidden_size, input_rg)
-    out = _layer(g, x, plan)
+    out = replay_layer(g, x, plan)
     return _LayerReplay(g.total, g.saved.get(x.storage, 0), out.requires_grad, g.rope_needed)
 
 
@@ -414,7 +142,7 @@ def estimate_activations(
         outside += 2 * s * arch.dims.head_dim * p  # cos, sin: one pair for all layers
     if checkpointing:
         outside += _checkpoint_kwargs_bytes(arch, training, p)
-    logits, transient = _head_bytes(arch, count, training, rg, full)
+    logits, transient = head_bytes(arch, count, training, rg, full)
     return Activations(
         layers_bytes=layers_bytes,
         outside_bytes=outside,
@@ -464,32 +192,3 @@ def _int8_checkpoint_leak(arch: Architecture, training: TrainingSettings) -> int
     attn_width = d.hidden_size if arch.model_type == "gpt2" else d.num_attention_heads * d.head_dim
     p = FLOAT_BYTES[training.float_dtype]
     return training.tokens * p * (2 * d.hidden_size + attn_width + d.intermediate_size)
-
-
-def _head_bytes(
-    arch: Architecture, count: LoraCount, training: TrainingSettings, final_rg: bool, full: bool
-) -> tuple[int, int]:
-    """Output head and loss: transformers upcasts the logits to fp32; cross-entropy keeps the fp32
-    log-probabilities, the shifted labels (int64) and a scalar; Gemma 2's final soft-capping keeps a
-    tanh. Returns (saved bytes, transient bytes around the loss)."""
-    b, s = training.batch_size, training.seq_len
-    tokens, vocab, h = training.tokens, arch.dims.vocab_size, arch.dims.hidden_size
-    g = Graph(arch, training, full)
-    g.int8 = False  # the output head is never quantized
-    x = g.act(h, final_rg)
-    head_r = next((r for path, r in count.global_adapters if path == arch.output_head), None)
-    if full or arch.output_head in count.saved_modules:
-        g.save(x)  # a trainable head keeps its input
-        logits = g.act(vocab, True)
-    else:
-        lora = LoraModule(head_r, count.lora_dropout, count.use_dora) if head_r else None
-        logits = g.linear(x, h, vocab, lora)
-    if not logits.requires_grad:
-        return 0, 0
-    if arch.model_type == "gemma2":
-        g.save(g.act(vocab, True))  # final_logit_softcapping's tanh output
-    labels = INT64 * (s + 1 if b == 1 else tokens)  # shifted labels; with b = 1 a view of the padded row
-    g.save(g.act(vocab, True, FP32), g.new(labels, 1, False), g.new(1, FP32, False))
-    # At log_softmax's backward its output (saved), the incoming gradient and the outgoing fp32 gradient
-    # coexist: two more fp32 logits-sized buffers at the peak.
-    return g.total, 2 * tokens * vocab * FP32
