@@ -14,8 +14,8 @@ per field: unchanged, divided with ``ceil``, or plus a gathered layer.
 
 The coefficients come from evaluating `memory_estimate` at a fixed set of points and solving exactly
 (rationals); the form is then checked at other points, field by field, so it is exact or it says so:
-a structure whose peak leaves this family (a new memory term the basis lacks) gets ``exact = False`` and
-every question falls back to evaluating `memory_estimate`. Questions (largest micro-batch, longest
+a field that leaves this family (a new memory term the basis lacks) is evaluated instead, and when the
+peak itself does, every question falls back to evaluating `memory_estimate`. Questions (largest micro-batch, longest
 sequence, fewest GPUs) are then solved arithmetically: affine in b, piecewise quadratic in s.
 """
 
@@ -65,7 +65,20 @@ FIT_POINTS: tuple[tuple[int, int, int], ...] = (
     (3, 100, 2),
     (1, 64, 1),
 )
-CHECK_POINTS: tuple[tuple[int, int, int], ...] = ((4, 33, 2), (1, 257, 3), (5, 1000, 1), (2, 4096, 3))
+# Check points span the whole range (a token, and the largest micro-batch and sequence) so that fields which
+# are the larger of two polynomials (layers with different adapters) show where another one takes over.
+CHECK_POINTS: tuple[tuple[int, int, int], ...] = (
+    (1, 1, 1),
+    (2, 1, 3),
+    (1, 1, 64),
+    (1, 2, 4096),
+    (4, 33, 2),
+    (1, 257, 3),
+    (5, 1000, 1),
+    (2, 4096, 3),
+    (MAX_BATCH_SIZE, 64, 2),
+    (1, MAX_SEQ_LEN, 1),
+)
 SHARD_POINTS: tuple[tuple[int, int, int], ...] = ((3, 100, 2), (1, 257, 3))
 SHARD_GPUS: tuple[int, ...] = (2, 3)
 
@@ -162,8 +175,12 @@ class FieldForm:
 
 @dataclass(frozen=True, slots=True)
 class MemoryForm:
-    """One structure's `MemoryEstimate` for any (b, s, r, n). ``exact`` is False when the structure is
-    outside the closed form; every method then evaluates `memory_estimate` instead."""
+    """One structure's `MemoryEstimate` for any (b, s, r, n), always equal to `memory_estimate`.
+
+    ``exact``: every field is in closed form. ``closed``: at least the peak's parts are, so the goal
+    seeking is arithmetic. A field outside the basis (``evaluated``; e.g. the largest layer's activations
+    when layers with different adapters cross over as the tokens grow) is evaluated instead; a peak
+    outside it makes the goal seeking bisect on evaluations."""
 
     arch: Architecture
     lora: LoraSettings
@@ -171,15 +188,17 @@ class MemoryForm:
     fields: tuple[FieldForm, ...]
     exact: bool
     sharded: bool  # some field depends on the GPU count
+    evaluated: frozenset[str] = frozenset()
+    closed: bool = True
 
     def estimate(self, batch_size: int, seq_len: int, r: int, num_gpus: int = 1) -> MemoryEstimate:
-        if not self.exact:
+        if self.evaluated:
             return _evaluate(self.arch, self.lora, self.training, batch_size, seq_len, r, num_gpus)
         values = {f.name: f.value(batch_size, seq_len, r, num_gpus) for f in self.fields}
         return MemoryEstimate(total_bytes=sum(values[name] for name in PEAK_PARTS), **values)
 
     def total(self, batch_size: int, seq_len: int, r: int, num_gpus: int = 1) -> int:
-        if not self.exact:
+        if not self.closed:
             return self.estimate(batch_size, seq_len, r, num_gpus).total_bytes
         return sum(f.value(batch_size, seq_len, r, num_gpus) for f in self.fields if f.name in PEAK_PARTS)
 
@@ -188,7 +207,7 @@ class MemoryForm:
     def max_batch_size(self, limit: int, seq_len: int, r: int, num_gpus: int = 1) -> int | None:
         """Affine in b (above b = 1): solved by division."""
         parts = [f for f in self.fields if f.name in PEAK_PARTS]
-        if not self.exact or any(f.sharding == CEIL and _batch_dependent(f, seq_len, r) for f in parts):
+        if not self.closed or any(f.sharding == CEIL and _batch_dependent(f, seq_len, r) for f in parts):
             return _bisect(lambda b: self.total(b, seq_len, r, num_gpus), limit, 1, MAX_BATCH_SIZE)
         slope, constant = Fraction(0), Fraction(0)
         for f in parts:
@@ -211,7 +230,7 @@ class MemoryForm:
         def search() -> int | None:
             return _bisect(lambda s: self.total(batch_size, s, r, num_gpus), limit, 1, hi)
 
-        if not self.exact:
+        if not self.closed:
             return search()
         quadratic = linear = padded = constant = Fraction(0)
         for f in self.fields:
@@ -241,7 +260,7 @@ class MemoryForm:
             return 1
         if not self.sharded:
             return None
-        if not self.exact:
+        if not self.closed:
             return _bisect_min(lambda n: self.total(batch_size, seq_len, r, n), limit, 2, MAX_GPUS)
         parts = [f for f in self.fields if f.name in PEAK_PARTS]
         fixed = sum(f.value(batch_size, seq_len, r, 2) for f in parts if f.sharding != CEIL)
@@ -350,16 +369,23 @@ def _memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSetti
     if training.parallelism != "ddp":
         # on one GPU every parallelism is the same: reuse that form and classify how the GPUs share each field
         single = _memory_form(arch, lora, replace(training, parallelism="ddp"))
-        if not single.exact:
+        if not single.closed:
             return replace(single, training=training, sharded=True)
-        forms, sharded, exact = _sharding(list(single.fields), at)
-        return MemoryForm(arch, lora, training, tuple(forms), exact, sharded or not exact)
+        forms, sharded, ok = _sharding(list(single.fields), at, single.evaluated)
+        return replace(
+            single,
+            training=training,
+            fields=tuple(forms),
+            exact=single.exact and ok,
+            sharded=sharded or not ok,
+            closed=ok,
+        )
 
     evaluated = {p: at(*p) for p in FIT_POINTS + CHECK_POINTS}
     samples = [evaluated[p] for p in FIT_POINTS]
     optimizer = _optimizer_model(arch, lora, training)
     field_forms: list[FieldForm] = []
-    exact = all(sum(getattr(e, n) for n in PEAK_PARTS) == e.total_bytes for e in evaluated.values())
+    outside: set[str] = set()
     for name in FIELDS:
         candidates: list[Poly | OptimizerStates] = [_fit([getattr(e, name) for e in samples])]
         if name == "optimizer_states_bytes" and optimizer is not None:
@@ -367,9 +393,13 @@ def _memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSetti
         model = next(
             (m for m in candidates if all(m.value(*p) == getattr(e, name) for p, e in evaluated.items())), None
         )
-        exact = exact and model is not None
+        if model is None:
+            outside.add(name)
         field_forms.append(FieldForm(name, model if model is not None else candidates[-1]))
-    return MemoryForm(arch, lora, training, tuple(field_forms), exact, not exact)
+    if not all(sum(getattr(e, n) for n in PEAK_PARTS) == e.total_bytes for e in evaluated.values()):
+        outside = set(FIELDS)  # the peak is not the sum of the parts any more
+    closed = not outside & set(PEAK_PARTS)
+    return MemoryForm(arch, lora, training, tuple(field_forms), not outside, not closed, frozenset(outside), closed)
 
 
 def _fit(values: list[int]) -> Poly:
@@ -397,12 +427,17 @@ def _optimizer_model(arch: Architecture, lora: LoraSettings, training: TrainingS
     return OptimizerStates(training.optimizer, tuple(tensors))
 
 
-def _sharding(forms: list[FieldForm], at: Callable[..., MemoryEstimate]) -> tuple[list[FieldForm], bool, bool]:
-    """Classify each field's dependence on the GPU count from evaluations at n = 2 and 3."""
+def _sharding(
+    forms: list[FieldForm], at: Callable[..., MemoryEstimate], skip: frozenset[str]
+) -> tuple[list[FieldForm], bool, bool]:
+    """Classify each closed-form field's dependence on the GPU count from evaluations at n = 2 and 3."""
     evaluated = {(p, n): at(*p, n) for p in SHARD_POINTS for n in SHARD_GPUS}
     out: list[FieldForm] = []
     sharded = False
     for f in forms:
+        if f.name in skip:
+            out.append(f)
+            continue
         rule, plus = SAME, 0
         for p in SHARD_POINTS:
             base = f.model.value(*p)
@@ -419,7 +454,7 @@ def _sharding(forms: list[FieldForm], at: Callable[..., MemoryEstimate]) -> tupl
         sharded = sharded or rule != SAME
         out.append(FieldForm(f.name, f.model, rule, plus))
     for (p, n), e in evaluated.items():  # the classification must reproduce every evaluated point
-        if any(f.value(*p, n) != getattr(e, f.name) for f in out):
+        if any(f.value(*p, n) != getattr(e, f.name) for f in out if f.name not in skip):
             return forms, False, False
     return out, sharded, True
 

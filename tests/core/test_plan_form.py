@@ -82,8 +82,33 @@ def structures(draw):
 def test_the_form_equals_the_estimate_exactly(structure, b, s, r, n):
     arch, lora, training = structure
     form = memory_form(arch, lora, training)
-    assert form.exact
-    assert form.estimate(b, s, r, n) == direct(arch, lora, training, b, s, r, n)
+    expected = direct(arch, lora, training, b, s, r, n)
+    assert form.estimate(b, s, r, n) == expected
+    assert form.total(b, s, r, n) == expected.total_bytes
+
+
+def test_a_field_outside_the_basis_is_evaluated_and_the_peak_stays_closed():
+    """Layers with different adapters keep different amounts: the largest layer's activations are a max of
+    two lines in the token count that cross (here DoRA's per-layer constants against a plain layer)."""
+    config = {
+        "model_type": "llama",
+        "hidden_size": 8,
+        "intermediate_size": 8,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 1,
+        "num_key_value_heads": 1,
+        "head_dim": 8,
+        "vocab_size": 16,
+    }
+    arch = architecture_from_config(config)
+    lora = LoraSettings(target_modules=("q_proj", "k_proj"), use_dora=True, layers_to_transform=(0,))
+    training = TrainingSettings(attn_implementation="eager")
+    form = memory_form(arch, lora, training)
+    assert form.evaluated == {"per_layer_activation_bytes"}
+    assert form.closed
+    assert not form.exact
+    for b, s in [(1, 1), (1, 5), (3, 200)]:
+        assert form.estimate(b, s, 8) == direct(arch, lora, training, b, s, 8)
 
 
 @pytest.mark.parametrize("slug", sorted(PRESETS))
