@@ -45,7 +45,9 @@ class Setup:
 
 
 PEFT_TRAINING = TrainingSettings(batch_size=4, seq_len=210, attn_implementation="sdpa")
-TORCHTUNE_TRAINING = TrainingSettings(batch_size=2, seq_len=2048, gradient_checkpointing=True, attn_implementation="sdpa")
+TORCHTUNE_TRAINING = TrainingSettings(
+    batch_size=2, seq_len=2048, gradient_checkpointing=True, attn_implementation="sdpa"
+)
 SETUPS = (
     Setup(
         "P-LoRA",
@@ -159,7 +161,8 @@ def rows() -> list[dict[str, object]]:
         form = flops_form(arch, count, setup.training, full=setup.full)
         mfu = MFU_BY_FRAMEWORK[setup.framework][method_of(setup.training, setup.full)]
         t = time_estimate(form, setup.training, PlanSettings(mfu=mfu), gpu, full=setup.full)
-        assert t.tokens_per_second is not None and t.peak_flops is not None
+        assert t.tokens_per_second is not None
+        assert t.peak_flops is not None
         n = setup.training.num_gpus
         implied = setup.published_tokens_per_second * t.flops_per_token / (n * t.peak_flops)
         out.append(
