@@ -46,6 +46,7 @@ class Change:
     cost: float | None = None  # USD on this card (all its GPUs), None without a price or a dataset
     tier: int = 0  # what the change costs the user beyond time and money (see the module doc)
     tokens_per_second: float | None = None  # all GPUs; None without the card's peak
+    given_up: float = 1.0  # the share of sequence (or rank) the change gives up, as old / new (1: none)
 
     @property
     def changes(self) -> dict[str, object]:
@@ -154,6 +155,7 @@ class _Row:
     lora: LoraSettings
     training: TrainingSettings
     accumulation: int
+    given_up: float = 1.0
 
     def then(
         self,
@@ -165,6 +167,7 @@ class _Row:
         lora: LoraSettings | None = None,
         training: TrainingSettings | None = None,
         accumulation: int | None = None,
+        given_up: float = 1.0,
     ) -> _Row:
         return _Row(
             (*self.keys, key),
@@ -174,6 +177,7 @@ class _Row:
             self.lora if lora is None else lora,
             self.training if training is None else training,
             self.accumulation if accumulation is None else accumulation,
+            self.given_up * given_up,
         )
 
     @staticmethod
@@ -283,19 +287,24 @@ def _remedies(
                 if split is not None:
                     rows.append(split)
     for prefix in _cheap_prefixes(toggles):
+        if len(prefix) > 1 and any(r.tier <= 1 and _peak(arch, r.lora, r.training) <= limit for r in rows):
+            break  # cheap changes already fit: no need to look further up for sequences, GPUs or ranks
         rows += _structural(arch, _Row.of(prefix, lora, training, g), limit)
     changes = [_change(arch, row, plan, gpu) for row in rows]
     singles = {row.keys[0] for row in rows if len(row.keys) == 1}
     kept = [c for c in changes if c.verdict != DOES_NOT_FIT or (c.key in singles and "+" not in c.key)]
     unique = {c.settings: c for c in sorted(kept, key=_order)}
-    return tuple(sorted(unique.values(), key=_order))[:MAX_ROWS]
+    # a change on top of a set that already fits with the margin is one change too many
+    enough = [set(c.settings) for c in unique.values() if c.verdict == FITS]
+    useful = [c for c in unique.values() if not any(fit < set(c.settings) for fit in enough)]
+    return tuple(sorted(useful, key=_order))[:MAX_ROWS]
 
 
 def _cheap_prefixes(toggles: list[_Toggle]) -> list[tuple[_Toggle, ...]]:
-    """No change, and every change short of touching the adapter (tiers below 3): where longer sequences,
-    more GPUs or a smaller rank are worth looking for."""
+    """Where more GPUs, a smaller rank or shorter sequences are worth looking for: no change, the cheapest
+    change, and every change short of touching the adapter (tiers below 3)."""
     cheap = tuple(t for t in toggles if t.tier < 3)
-    return [()] + ([cheap] if cheap else [])
+    return list(dict.fromkeys([(), cheap[:1], cheap]))
 
 
 def _split(arch: Architecture, row: _Row, limit: int) -> _Row | None:
@@ -349,11 +358,14 @@ def _structural(arch: Architecture, base: _Row, limit: int) -> list[_Row]:
     if r > 1 and not lo.rank_pattern:
         rank = form.max_rank(limit, b, s, n, hi=r - 1)
         if rank is not None:
-            rows.append(base.then("rank", f"rank r={rank}", (("lora.r", rank),), 3, lora=replace(lo, r=rank)))
+            lower = replace(lo, r=rank)
+            rows.append(base.then("rank", f"rank r={rank}", (("lora.r", rank),), 3, lora=lower, given_up=r / rank))
     seq = form.max_seq_len(limit, b, r, n, hi=s - 1) if s > 1 else None
     if seq is not None:
         settings = (("training.seq_len", seq),)
-        rows.append(base.then("seq_len", f"sequences of {seq:,} tokens", settings, 4, training=replace(t, seq_len=seq)))
+        shorter = replace(t, seq_len=seq)
+        label = f"sequences of {seq:,} tokens"
+        rows.append(base.then("seq_len", label, settings, 4, training=shorter, given_up=s / seq))
     return rows
 
 
@@ -381,6 +393,7 @@ def _change(arch: Architecture, row: _Row, plan: PlanSettings, gpu: Gpu) -> Chan
         cost=cost,
         tier=row.tier,
         tokens_per_second=timing.tokens_per_second,
+        given_up=row.given_up,
     )
 
 
@@ -391,13 +404,14 @@ def _time(
     return time_estimate(flops_form(arch, count, training), training, plan, gpu)
 
 
-def _order(c: Change) -> tuple[int, int, float, int, int]:
-    """Verdict, then what the change costs the user, then money (or time per token without a price or a
-    dataset: the same card, so the same ordering), then the fewest changes."""
+def _order(c: Change) -> tuple[int, int, float, float, int, int]:
+    """Verdict, then what the change costs the user (its tier, then how much sequence or rank it gives up),
+    then money (or time per token without a price or a dataset: the same card, so the same ordering), then
+    the fewest changes."""
     if c.cost is not None:
         expense = c.cost
     elif c.tokens_per_second:
         expense = 1 / c.tokens_per_second
     else:
         expense = float("inf")
-    return (VERDICT_ORDER[c.verdict], c.tier, expense, len(c.settings), c.total_bytes)
+    return (VERDICT_ORDER[c.verdict], c.tier, c.given_up, expense, len(c.settings), c.total_bytes)
