@@ -7,7 +7,7 @@ from functools import lru_cache
 
 from .activations import estimate_activations
 from .adapter_file import adapter_file_bytes
-from .architecture import LINEAR_KINDS, Architecture
+from .architecture import Architecture
 from .dtypes import FLOAT_BYTES, compute_dtype
 from .errors import ErrorCollector
 from .gpus import DEFAULT_GPUS, Gpu, GpuFit, fits
@@ -102,7 +102,9 @@ def _dequant_bytes(arch: Architecture, training: TrainingSettings) -> int:
     """bitsandbytes dequantizes one weight at a time to the compute dtype for the matmul."""
     if training.base_dtype in FLOAT_BYTES:
         return 0
-    largest = max((m.in_features * m.out_features for m in arch.layer_modules if m.kind in LINEAR_KINDS), default=0)
+    largest = max(
+        (m.in_features * m.out_features for m, _ in arch.linear_weights() if m.path != arch.output_head), default=0
+    )
     return largest * FLOAT_BYTES[compute_dtype(training.base_dtype)]
 
 
@@ -118,7 +120,8 @@ def _dora_norm_bytes(count: LoraCount) -> int:
 
 
 def _largest_layer_bytes(arch: Architecture, training: TrainingSettings) -> int:
-    return arch.params_per_layer * FLOAT_BYTES[compute_dtype(training.base_dtype)]
+    largest = max((kind.params for stack in arch.stacks for kind in stack.kinds), default=0)
+    return largest * FLOAT_BYTES[compute_dtype(training.base_dtype)]
 
 
 def compare_scenarios(arch: Architecture, count: LoraCount, training: TrainingSettings) -> tuple[Scenario, ...]:

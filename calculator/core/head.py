@@ -28,7 +28,7 @@ def head_bytes(
         logits = g.linear(x, h, vocab, lora)
     if not logits.requires_grad:
         return 0, 0
-    if arch.model_type == "gemma2":
+    if arch.forward.head_softcap:
         g.save(g.act(vocab, True))  # final_logit_softcapping's tanh output
     labels = INT64 * (s + 1 if b == 1 else tokens)  # shifted labels; with b = 1 a view of the padded row
     g.save(g.act(vocab, True, FP32), g.new(labels, 1, False), g.new(1, FP32, False))

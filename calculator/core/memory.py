@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .architecture import LINEAR_KINDS, Architecture
+from .architecture import Architecture, Module
 from .dtypes import FLOAT_BYTES, ceil_div, compute_dtype, linear_weight_bytes
 from .lora import ADAPTER, BIAS, LoraCount
 from .optimizers import StateTensor, optimizer_state_bytes
@@ -21,29 +21,32 @@ class StaticMemory:
 
 def base_weights_bytes(arch: Architecture, count: LoraCount, training: TrainingSettings) -> int:
     """The base model as loaded: linear layers quantized (8/4-bit) or in the float dtype, the rest
-    (embeddings, norms, the output head, MoE expert tensors) in the compute dtype."""
+    (embeddings, norms, convolutions, MoE expert tensors, the output head) in the compute dtype.
+
+    transformers + bitsandbytes replaces every nn.Linear but the output embedding, tied modules and the last
+    parameter's module (``get_keys_to_not_convert``), so vision towers and projectors are quantized too;
+    torchtune's QLoRA (``quantize_scope="lora_targets"``) quantizes only the adapted linear layers."""
     dtype = training.base_dtype
     float_bytes = FLOAT_BYTES[training.float_dtype]
-    quantized = dtype not in FLOAT_BYTES
-    adapted_layers: dict[str, int] = {}
-    if quantized and training.quantize_scope == "lora_targets":
+    total = arch.base_params * float_bytes
+    if dtype in FLOAT_BYTES:
+        return total
+    remaining: dict[Module, int] = {}
+    if training.quantize_scope == "lora_targets":
         for _key, module, _ in count.adapted_keys:
-            adapted_layers[module.path] = adapted_layers.get(module.path, 0) + 1
-    total = 0
-    for module in arch.layer_modules:
-        for param in module.params:
-            numel = param.numel
-            if quantized and module.kind in LINEAR_KINDS and param.name == "weight":
-                q_layers = (
-                    arch.num_layers
-                    if training.quantize_scope == "all_linear"
-                    else min(adapted_layers.get(module.path, 0), arch.num_layers)
-                )
-                q_bytes = linear_weight_bytes(numel, module.out_features, dtype, training.double_quant)
-                total += q_layers * q_bytes + (arch.num_layers - q_layers) * numel * float_bytes
-            else:
-                total += arch.num_layers * numel * float_bytes
-    return total + arch.global_params * float_bytes
+            remaining[module] = remaining.get(module, 0) + 1
+    for module, copies in arch.linear_weights():
+        if module.path == arch.output_head:
+            continue
+        if training.quantize_scope == "all_linear":
+            quantized = copies
+        else:
+            quantized = min(remaining.get(module, 0), copies)
+            remaining[module] = remaining.get(module, 0) - quantized
+        weight = next(p for p in module.params if p.name == "weight")
+        stored = linear_weight_bytes(weight.numel, module.out_features, dtype, training.double_quant)
+        total += quantized * (stored - weight.numel * float_bytes)
+    return total
 
 
 def trainable_state_tensors(count: LoraCount, training: TrainingSettings) -> list[StateTensor]:
@@ -70,14 +73,15 @@ def static_memory(arch: Architecture, count: LoraCount, training: TrainingSettin
 def full_finetune_static_memory(arch: Architecture, training: TrainingSettings) -> StaticMemory:
     """Full fine-tuning: every base tensor trains, in the (unquantized) compute dtype."""
     elem = FLOAT_BYTES[compute_dtype(training.base_dtype)]
-    tensors = [StateTensor(p.shape, arch.num_layers, elem) for m in arch.layer_modules for p in m.params]
-    tied = arch.dims.tie_word_embeddings
-    tensors += [
-        StateTensor(p.shape, 1, elem)
-        for m in arch.global_modules
-        if not (tied and m.path == arch.output_head)
+    tensors = [
+        StateTensor(p.shape, stack.layout.count(k), elem)
+        for stack in arch.stacks
+        for k, kind in enumerate(stack.kinds)
+        for m in kind.modules
         for p in m.params
     ]
+    tied = arch.tied_paths
+    tensors += [StateTensor(p.shape, 1, elem) for m in arch.global_modules if m.path not in tied for p in m.params]
     weights = arch.base_params * elem
     return sharded(StaticMemory(weights, 0, weights, optimizer_state_bytes(training.optimizer, tensors)), training)
 
