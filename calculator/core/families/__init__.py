@@ -82,7 +82,8 @@ def architecture_from_dimensions(custom: Mapping[str, Any], field: str = "model.
 def relevant_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a pasted config.json that changes the numbers: the keys its family reads (nested
     sections filtered likewise), plus ``model_type`` and ``_name_or_path``. What a URL needs to carry."""
-    family = FAMILIES.get(config.get("model_type")) if isinstance(config.get("model_type"), str) else None
+    model_type = config.get("model_type")
+    family = FAMILIES.get(model_type) if isinstance(model_type, str) else None
     if family is None:
         return dict(config)
     errors = ErrorCollector()
