@@ -77,12 +77,19 @@ def _materialised_logits(
         g.save(g.act(vocab, True))  # final_logit_softcapping's tanh output
     log_probs = g.act(vocab, True, FP32)
     if training.loss == "chunked":
-        # torchtune shifts the labels itself (hstack with an ignore column: one int64 [b, s] tensor) and
-        # nll_loss keeps a float32 total weight per chunk.
+        # torchtune shifts the labels itself (hstack with an ignore column), each chunk's labels are an int64
+        # [b·s/C] view or copy (8·T in all), and the sum is divided by an int64 count of tokens.
         chunks = min(training.loss_chunks, s)
-        g.save(log_probs, g.new(tokens, INT64, False), g.new(chunks, FP32, False))
-        # Forward: every chunk's bf16 logits (the recipe holds the list) plus one fp32 chunk copy.
         chunk = math.ceil(s / chunks) * b
+        g.save(g.new(tokens, INT64, False), g.new(1, INT64, False))
+        if training.compile_loss:
+            # torchtune's compile_loss compiles compute_cross_entropy: the compiled graph keeps each chunk's
+            # bf16 logits and two float32 values per token instead of the fp32 log-probabilities.
+            g.save(g.act(vocab, True), g.new(2 * tokens, FP32, False))
+            return g.total, chunk * vocab * FP32
+        # Eager: every chunk's fp32 log-softmax is kept and nll_loss keeps a float32 total weight per chunk;
+        # at the forward's peak every chunk's bf16 logits (the recipe holds the list) and one fp32 chunk copy.
+        g.save(log_probs, g.new(chunks, FP32, False))
         return g.total, tokens * vocab * g.p + chunk * vocab * FP32
     labels = INT64 * (s + 1 if b == 1 else tokens)  # shifted labels; with b = 1 a view of the padded row
     g.save(log_probs, g.new(labels, 1, False), g.new(1, FP32, False))
@@ -100,6 +107,7 @@ def _trl_chunked_nll(g: Graph, head_trainable: bool) -> tuple[int, int]:
     n = t.loss_tokens
     g.save(g.new(t.batch_size * (t.seq_len - 1), BOOL, False))  # mask
     g.save(g.new(n * h, g.p, True), g.new(n, INT64, False), g.new(n, FP32, True), g.new(n, FP32, True))
+    g.save(g.new(1, INT64, False))  # the token count the summed loss is divided by
     tile = min(n, TRL_TOKEN_TILE) * TRL_VOCAB_TILE * g.p
     # Backward: float32 gradient accumulator for the rows, the reused tile, the cast back and the scatter
     # into the full hidden-state gradient; plus an fp32 weight gradient when the head trains.
@@ -131,12 +139,11 @@ def liger_chunk_size(tokens: int, vocab: int, hidden: int) -> int:
 
 def _cut_cross_entropy(g: Graph, head_trainable: bool) -> tuple[int, int]:
     """cut-cross-entropy with ``shift=True`` (its transformers patch): saves ``e`` (the final hidden states,
-    which nothing else keeps), ``lse`` float32 and ``valids`` int32 per scored position, the int64 targets
-    (the labels as passed) and ``logit_avg`` (float32 per vocabulary entry, for the gradient filter)."""
+    which nothing else keeps), ``lse`` float32 and ``valids`` int32 per scored position and ``logit_avg``
+    (float32 per vocabulary entry, for the gradient filter); the targets it keeps are the caller's labels."""
     t, arch = g.training, g.arch
     h, vocab, tokens = arch.dims.hidden_size, arch.dims.vocab_size, t.tokens
     n = t.loss_tokens
-    g.save(g.new(tokens * h, g.p, True), g.new(n, FP32, True), g.new(tokens, INT64, False))
-    g.save(g.new(n, INT32, False), g.new(vocab, FP32, False))
+    g.save(g.new(tokens * h, g.p, True), g.new(n, FP32, True), g.new(n, INT32, False), g.new(vocab, FP32, False))
     # Backward: ``de`` like ``e``, the vocabulary ordering (argsort of logit_avg), ``dc`` for a trainable head.
     return g.total, tokens * h * g.p + vocab * INT64 + (vocab * h * g.p if head_trainable else 0)

@@ -67,6 +67,7 @@ class TrainingSettings:
     # --- v1.1: the recipe's memory savers (defaults keep every v1 answer unchanged) ---
     loss: str = "hf"
     loss_chunks: int = DEFAULT_LOSS_CHUNKS  # torchtune's num_output_chunks ("chunked" only)
+    compile_loss: bool = False  # torchtune's compile=True: torch.compile on the chunked cross-entropy
     loss_token_fraction: float = 1.0  # share of the tokens counted in the loss (completion-only training)
     activation_offloading: bool = False
     optimizer_offload: bool = False  # ZeRO offload_optimizer / FSDP CPUOffload / torchao CPUOffloadOptimizer
