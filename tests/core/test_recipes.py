@@ -40,7 +40,13 @@ def test_defaults_leave_every_v1_answer_unchanged(llama8b):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("loss", "fast"), ("framework", "nemo"), ("loss_chunks", 0), ("loss_token_fraction", 0.0), ("parallelism", "zero4")],
+    [
+        ("loss", "fast"),
+        ("framework", "nemo"),
+        ("loss_chunks", 0),
+        ("loss_token_fraction", 0.0),
+        ("parallelism", "zero4"),
+    ],
 )
 def test_bad_recipe_fields_are_named(field, value):
     assert f"training.{field}" in errors_of(**{field: value})
@@ -73,7 +79,8 @@ def test_every_loss_keeps_less_than_full_logits_or_equal(llama8b, loss):
 def test_trl_default_sft_run_on_llama_8b_shows_the_chunked_loss_saving():
     """TRL's SFTConfig defaults (bf16, checkpointing, max_length 1024, batch 8) with and without its loss."""
     fill = apply_framework({"framework": "trl"})
-    assert fill.training.loss == "trl_chunked_nll" and fill.training.gradient_checkpointing
+    assert fill.training.loss == "trl_chunked_nll"
+    assert fill.training.gradient_checkpointing
     arch = preset_arch("llama-3.1-8b")
     chunked = estimate(arch, LoraSettings(), fill.training).memory
     hf = estimate(arch, LoraSettings(), apply_framework({"framework": "trl", "loss": "hf"}).training).memory
@@ -106,7 +113,8 @@ def test_activation_offloading_moves_saved_activations_to_the_host():
     assert offloaded.host_bytes == kept.activations_bytes
     assert offloaded.logits_bytes == kept.logits_bytes  # torchtune keeps head and loss on the GPU
     trl = memory("llama-3.1-8b", activation_offloading=True, framework="trl", **base)
-    assert trl.logits_bytes == 0 and trl.host_bytes == kept.activations_bytes + kept.logits_bytes
+    assert trl.logits_bytes == 0
+    assert trl.host_bytes == kept.activations_bytes + kept.logits_bytes
     layer_input = 4 * 8192 * 4096 * 2
     assert offloaded.transient_bytes - kept.transient_bytes == layer_input  # one layer input brought back
 
@@ -151,7 +159,9 @@ def test_torchao_cpu_offload_optimizer_keeps_small_tensors_on_the_gpu():
     assert s.host_bytes == 16 * (count.trainable_params - small)  # pinned param + grad + 2 states, fp32
 
 
-@pytest.mark.parametrize(("optimizer", "block", "codes"), [("adamw_torchao_8bit", 256, 1.0), ("adamw_torchao_4bit", 128, 0.5)])
+@pytest.mark.parametrize(
+    ("optimizer", "block", "codes"), [("adamw_torchao_8bit", 256, 1.0), ("adamw_torchao_4bit", 128, 0.5)]
+)
 def test_torchao_low_bit_adamw_states(llama8b, optimizer, block, codes):
     count = count_lora(llama8b, LoraSettings())  # q, v: A 8x4096, B 4096x8 / 1024x8 (8192 elements: quantized)
     states = static_memory(llama8b, count, TrainingSettings(optimizer=optimizer)).optimizer_states_bytes
@@ -182,9 +192,18 @@ def test_qwen3_30b_a3b_experts():
     from calculator.core import architecture_from_config
 
     config = {
-        "model_type": "qwen3_moe", "hidden_size": 2048, "intermediate_size": 6144, "moe_intermediate_size": 768,
-        "num_hidden_layers": 48, "num_attention_heads": 32, "num_key_value_heads": 4, "head_dim": 128,
-        "vocab_size": 151936, "num_experts": 128, "num_experts_per_tok": 8, "tie_word_embeddings": False,
+        "model_type": "qwen3_moe",
+        "hidden_size": 2048,
+        "intermediate_size": 6144,
+        "moe_intermediate_size": 768,
+        "num_hidden_layers": 48,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 4,
+        "head_dim": 128,
+        "vocab_size": 151936,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+        "tie_word_embeddings": False,
     }
     try:
         arch = architecture_from_config(config)
@@ -197,13 +216,26 @@ def test_qwen3_30b_a3b_experts():
 
 
 def memory_for(arch, **training):
-    return estimate(arch, LoraSettings(target_modules=("q_proj", "v_proj")), TrainingSettings(base_dtype="nf4", gradient_checkpointing=True, **training)).memory
+    return estimate(
+        arch,
+        LoraSettings(target_modules=("q_proj", "v_proj")),
+        TrainingSettings(base_dtype="nf4", gradient_checkpointing=True, **training),
+    ).memory
 
 
 def torchtune_3b(**training):
-    lora = LoraSettings(r=64, lora_alpha=128, target_modules=("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+    lora = LoraSettings(
+        r=64, lora_alpha=128, target_modules=("q_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    )
     fill = apply_framework(
-        {"framework": "torchtune", "batch_size": 2, "seq_len": 4096, "activation_offloading": True, "compile_loss": True, **training}
+        {
+            "framework": "torchtune",
+            "batch_size": 2,
+            "seq_len": 4096,
+            "activation_offloading": True,
+            "compile_loss": True,
+            **training,
+        }
     )
     return estimate(preset_arch("llama-3.2-3b"), lora, fill.training).memory
 
@@ -221,7 +253,8 @@ def test_torchtunes_published_llama_3_2_3b_recipe_lands_near_its_peak(training, 
 def test_framework_defaults_fill_only_what_the_request_left_out():
     fill = apply_framework({"framework": "torchtune", "batch_size": 16})
     assert fill.training.batch_size == 16
-    assert fill.training.loss == "chunked" and fill.training.adapter_dtype == "bf16"
+    assert fill.training.loss == "chunked"
+    assert fill.training.adapter_dtype == "bf16"
     assert "batch_size" not in {d.field for d in fill.set_by_framework}
     assert {d.field for d in fill.set_by_framework} >= {"loss", "adapter_dtype", "gradient_checkpointing"}
     assert apply_framework({}).training == TrainingSettings()
@@ -236,26 +269,40 @@ def test_every_framework_default_is_a_valid_setting_and_cites_its_source(framewo
     validate_training(fill.training, errors)
     assert not errors.errors
     for default in FRAMEWORK_DEFAULTS[framework]:
-        assert any(char.isdigit() for char in default.source) and ".py" in default.source or ".yaml" in default.source
+        assert (any(char.isdigit() for char in default.source) and ".py" in default.source) or ".yaml" in default.source
 
 
 def test_exports_carry_the_inputs():
     lora = LoraSettings(r=64, lora_alpha=128, target_modules=ALL_LINEAR, lora_dropout=0.05)
     training = TrainingSettings(
-        base_dtype="nf4", batch_size=2, seq_len=4096, gradient_checkpointing=True, activation_offloading=True,
-        loss="cut", parallelism="zero3", num_gpus=4, optimizer_offload=True,
+        base_dtype="nf4",
+        batch_size=2,
+        seq_len=4096,
+        gradient_checkpointing=True,
+        activation_offloading=True,
+        loss="cut",
+        parallelism="zero3",
+        num_gpus=4,
+        optimizer_offload=True,
     )
     code = trl_python(lora, training, "meta-llama/Llama-3.2-3B")
     compile(code, "recipe.py", "exec")
-    assert "bnb_4bit_quant_storage=torch.bfloat16" in code and '"stage": 3' in code and "r=64" in code
+    assert "bnb_4bit_quant_storage=torch.bfloat16" in code
+    assert '"stage": 3' in code
+    assert "r=64" in code
     config = yaml.safe_load(axolotl_yaml(lora, training, "meta-llama/Llama-3.2-3B", ALL_LINEAR))
-    assert config["lora_r"] == 64 and config["sequence_len"] == 4096 and config["micro_batch_size"] == 2
-    assert config["adapter"] == "qlora" and config["gradient_checkpointing"] == "offload"
-    assert config["cut_cross_entropy"] is True and config["lora_target_modules"] == list(ALL_LINEAR)
+    assert config["lora_r"] == 64
+    assert config["sequence_len"] == 4096
+    assert config["micro_batch_size"] == 2
+    assert config["adapter"] == "qlora"
+    assert config["gradient_checkpointing"] == "offload"
+    assert config["cut_cross_entropy"] is True
+    assert config["lora_target_modules"] == list(ALL_LINEAR)
     command = torchtune_command(lora, training, "llama3_2/3B_qlora_single_device", ALL_LINEAR)
     assert "--nproc_per_node 4 lora_finetune_distributed" in command
     assert "model.lora_attn_modules=[q_proj,k_proj,v_proj,output_proj]" in command
-    assert "model.apply_lora_to_mlp=True" in command and "tokenizer.max_seq_len=4096" in command
+    assert "model.apply_lora_to_mlp=True" in command
+    assert "tokenizer.max_seq_len=4096" in command
 
 
 def test_presets_used_here_exist():

@@ -62,7 +62,7 @@ def test_the_transient_around_plain_torch_losses_matches_the_measured_peak(loss)
     """hf and torchtune's eager chunked loss run the same torch ops on CUDA: peak - saved is the transient."""
     row = next(r for r in LOSSES if r["loss"] == loss)
     arch = architecture_from_config(SMALL_LLAMA)
-    saved, transient = head_bytes(arch, lora_count(arch), settings(row), True, False)
+    _saved, transient = head_bytes(arch, lora_count(arch), settings(row), True, False)
     measured = row["isolated"]["peak"] - row["isolated"]["saved"]
     assert transient == pytest.approx(measured, rel=0.001)
 
@@ -90,7 +90,9 @@ def _zero_states(arch, stage, gpus, optimizer_offload, param_offload):
 
 
 @pytest.mark.parametrize(
-    "row", GOLDEN["deepspeed"]["estimates"], ids=lambda r: f"{r['preset']}-z{r['stage']}-{r['gpus']}-{r['optimizer_offload']}-{r['param_offload']}"
+    "row",
+    GOLDEN["deepspeed"]["estimates"],
+    ids=lambda r: f"{r['preset']}-z{r['stage']}-{r['gpus']}-{r['optimizer_offload']}-{r['param_offload']}",
 )
 def test_zero_model_states_match_deepspeeds_estimators(row):
     """Full fine-tuning under ZeRO (DeepSpeed's estimators assume every parameter trains, mixed precision, Adam).

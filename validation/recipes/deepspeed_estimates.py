@@ -38,16 +38,38 @@ def main() -> None:
                 cpu, gpu = estimate_zero2_model_states_mem_needs(
                     total, num_gpus_per_node=gpus, cpu_offload=offload, additional_buffer_factor=1.0
                 )
-                rows.append({"preset": slug, "stage": 2, "gpus": gpus, "optimizer_offload": offload,
-                             "param_offload": False, "gpu_bytes": gpu, "cpu_bytes": cpu})
-                for params in ((False, True) if offload else (False,)):
+                rows.append(
+                    {
+                        "preset": slug,
+                        "stage": 2,
+                        "gpus": gpus,
+                        "optimizer_offload": offload,
+                        "param_offload": False,
+                        "gpu_bytes": gpu,
+                        "cpu_bytes": cpu,
+                    }
+                )
+                for params in (False, True) if offload else (False,):
                     cpu, gpu, layer = estimate_zero3_model_states_mem_needs(
-                        total, largest, num_gpus_per_node=gpus, cpu_offload=offload,
-                        cpu_offload_params=params, additional_buffer_factor=1.0,
+                        total,
+                        largest,
+                        num_gpus_per_node=gpus,
+                        cpu_offload=offload,
+                        cpu_offload_params=params,
+                        additional_buffer_factor=1.0,
                     )
-                    rows.append({"preset": slug, "stage": 3, "gpus": gpus, "optimizer_offload": offload,
-                                 "param_offload": params, "gpu_bytes": gpu, "cpu_bytes": cpu,
-                                 "largest_layer_bytes": layer})
+                    rows.append(
+                        {
+                            "preset": slug,
+                            "stage": 3,
+                            "gpus": gpus,
+                            "optimizer_offload": offload,
+                            "param_offload": params,
+                            "gpu_bytes": gpu,
+                            "cpu_bytes": cpu,
+                            "largest_layer_bytes": layer,
+                        }
+                    )
     golden = json.loads(GOLDEN.read_text()) if GOLDEN.exists() else {}
     golden["deepspeed"] = {"version": md.version("deepspeed"), "additional_buffer_factor": 1.0, "estimates": rows}
     GOLDEN.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n")

@@ -99,7 +99,7 @@ class CutEquivalent(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):  # type: ignore[no-untyped-def]
-        e, lse, targets, valids, _ = ctx.saved_tensors
+        e, lse, _targets, valids, _ = ctx.saved_tensors
         de = torch.zeros_like(e)
         rows = valids.long()
         probs = torch.exp((e[rows] @ ctx.weight.t()).float() - lse.unsqueeze(-1))
@@ -109,7 +109,7 @@ class CutEquivalent(torch.autograd.Function):
 
 def cut_loss(hidden, weight, labels):  # type: ignore[no-untyped-def]
     """cce_linear_cross_entropy(e, c, targets, shift=True): flatten, valid shifted positions (int32)."""
-    b, s, h = hidden.shape
+    _b, s, _h = hidden.shape
     e = hidden.contiguous().flatten(0, -2)
     targets = labels.flatten()
     valids = (labels[..., 1:] != -100).nonzero().to(torch.int32)
@@ -158,7 +158,14 @@ def loss_path(name, hidden, weight, labels, vocab, chunks=8):  # type: ignore[no
         lab = labels[:, 1:]
         mask = lab != -100
         outs = ChunkedLogProbFunction.apply(
-            h[mask], weight, None, lab[mask], 1.0, _CHUNKED_LOGPROB_CHUNK_SIZE, None, 1.0,
+            h[mask],
+            weight,
+            None,
+            lab[mask],
+            1.0,
+            _CHUNKED_LOGPROB_CHUNK_SIZE,
+            None,
+            1.0,
             ("log_probs", "entropy", "is_top1"),
         )
         log_probs = outs[0].new_zeros(mask.shape).masked_scatter(mask, outs[0])
@@ -260,8 +267,12 @@ CASES = [
 
 def main() -> None:
     torch.set_num_threads(2)
-    out = {"versions": {p: md.version(p) for p in VERSIONS}, "config": "validation/configs/small/llama.json",
-           "lora": {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]}, "losses": []}
+    out = {
+        "versions": {p: md.version(p) for p in VERSIONS},
+        "config": "validation/configs/small/llama.json",
+        "lora": {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]},
+        "losses": [],
+    }
     for name, b, s, fraction in CASES:
         row = {"loss": name, "batch": b, "seq": s, "loss_token_fraction": fraction, "chunks": 8}
         row["model"] = whole_model(name, b, s, fraction) if name != "chunked_compiled" else None
