@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from .architecture import Architecture, Module
-from .dtypes import FLOAT_BYTES
+from .architecture import Architecture, Kind, Module
+from .dtypes import FLOAT_BYTES, QUANTIZED_DTYPES
 from .graph import CUDA_MASK, FP32, INT64, Graph, LoraModule
 from .head import head_bytes
 from .layers import LayerPlan, linear_input_features, replay_layer
@@ -33,6 +33,8 @@ class Activations:
     recompute_bytes: int  # with checkpointing: one layer rebuilt during backward (part of the peak)
     per_layer_bytes: int  # the largest layer without checkpointing
     head_transient_bytes: int  # logits-sized buffers alive around the loss besides what is saved
+    expert_dequant_bytes: int = 0  # quantized MoE experts: one layer's dequantized expert weights (transient)
+    checkpoint_input_bytes: int = 0  # with checkpointing: what one checkpoint keeps (the layer input)
 
 
 def _layer_plans(arch: Architecture, count: LoraCount) -> list[tuple[Any, LayerPlan, int]]:
@@ -129,6 +131,7 @@ def estimate_activations(
         return cache[key]
 
     layers_bytes = typical = recompute = 0
+    experts = _quantized_expert_bytes(arch, count, training)
     rope = False
     for block, plan, layers in _layer_plans(arch, count):
         while layers:
@@ -136,14 +139,18 @@ def estimate_activations(
             # Once a layer's output needs a gradient exactly when its input does, the rest of the run repeats.
             repeats = layers if layer.output_requires_grad == rg else 1
             rope = rope or layer.rope_needed
-            typical = max(typical, layer.saved_bytes)
+            # grouped_mm keeps its weight for the input's gradient: a parametrized (dequantized) expert
+            # weight is a new tensor, so each layer whose MoE block needs a gradient keeps one.
+            layer_experts = experts.get(block, 0)
+            saved = layer.saved_bytes + (layer_experts if layer.output_requires_grad else 0)
+            typical = max(typical, saved)
             if layer.skipped:
                 pass
             elif checkpointing:
                 layers_bytes += repeats * (tokens * h * p + _int8_checkpoint_leak(block, training))
-                recompute = max(recompute, layer.saved_bytes - layer.input_saved_bytes)
+                recompute = max(recompute, saved - layer.input_saved_bytes)
             else:
-                layers_bytes += repeats * layer.saved_bytes
+                layers_bytes += repeats * saved
             rg = layer.output_requires_grad
             layers -= repeats
 
@@ -161,7 +168,31 @@ def estimate_activations(
         recompute_bytes=recompute,
         per_layer_bytes=typical,
         head_transient_bytes=transient,
+        expert_dequant_bytes=max(experts.values(), default=0),
+        checkpoint_input_bytes=tokens * h * p if checkpointing else 0,
     )
+
+
+def _quantized_expert_bytes(arch: Architecture, count: LoraCount, training: TrainingSettings) -> dict[Any, int]:
+    """Per text layer kind (by its block): one layer's expert tensors dequantized to the compute dtype, when
+    ``quantize_moe_experts`` stores them in 4/8 bit (bitsandbytes' ``replace_parameter_4bit``
+    parametrization, as Axolotl 0.19.0's ``monkeypatch/moe_quant.py`` applies it). Expert tensors that carry
+    a LoRA (PEFT's ParamWrapper) are already kept merged by the replay, so they add nothing here."""
+    if not (training.quantize_moe_experts and training.base_dtype in QUANTIZED_DTYPES):
+        return {}
+    adapted = {key.rsplit(".", 1)[-1] for key, _shape, _r in count.parameter_keys}
+    found: dict[Any, int] = {}
+    for kind in arch.text.kinds:
+        numel = sum(
+            param.numel
+            for module in kind.modules
+            if module.kind == Kind.EXPERTS
+            for param in module.params
+            if param.name not in adapted
+        )
+        if numel:
+            found[kind.block] = numel * FLOAT_BYTES[training.float_dtype]
+    return found
 
 
 def _embedding_trainable(arch: Architecture, count: LoraCount) -> bool:
@@ -204,3 +235,42 @@ def _int8_checkpoint_leak(block: Any, training: TrainingSettings) -> int:
         return 0
     p = FLOAT_BYTES[training.float_dtype]
     return training.tokens * p * linear_input_features(block)
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedActivations:
+    activations_bytes: int  # saved activations that stay on the GPU
+    logits_bytes: int
+    host_bytes: int  # offloaded to (pinned) CPU memory
+    brought_back_bytes: int  # on the GPU again during the backward: the layer being differentiated
+
+
+def place_activations(acts: Activations, training: TrainingSettings) -> PlacedActivations:
+    """Activation offloading: where the saved tensors live.
+
+    - torchtune 0.6.1 ``training/_activation_offloading.py`` ``OffloadActivations`` and its copy in trl 1.16.0
+      ``models/activation_offloading.py``: a saved-tensor hook moves every saved tensor of at least 1024
+      bytes that is not a parameter to pinned CPU memory and brings it back when the backward unpacks it; with
+      gradient checkpointing that is the layer inputs the checkpoints keep. The output head's forward is
+      excluded. torchtune computes the loss outside the context, so the head and loss stay on the GPU; TRL
+      wraps the whole training step, and its fused head never calls ``lm_head.forward``, so its loss tensors
+      are offloaded too.
+    - Unsloth's ``use_gradient_checkpointing="unsloth"`` offloads only the checkpointed layer inputs.
+
+    During the backward one layer's tensors are back on the GPU (with checkpointing its input; the rebuilt
+    layer is ``recompute_bytes``). Tensors under 1024 bytes (per-row statistics of tiny batches) are
+    counted as offloaded.
+    """
+    if not training.activation_offloading:
+        return PlacedActivations(acts.layers_bytes + acts.outside_bytes, acts.logits_bytes, 0, 0)
+    checkpointing = training.gradient_checkpointing
+    if training.framework == "unsloth":
+        if not checkpointing:  # Unsloth's offload is a checkpointing mode: nothing else moves
+            return PlacedActivations(acts.layers_bytes + acts.outside_bytes, acts.logits_bytes, 0, 0)
+        offloaded_layers, kept_outside = acts.layers_bytes, acts.outside_bytes
+    else:
+        offloaded_layers, kept_outside = acts.layers_bytes + acts.outside_bytes, 0
+    logits_offloaded = training.framework == "trl"
+    host = offloaded_layers + (acts.logits_bytes if logits_offloaded else 0)
+    brought_back = acts.checkpoint_input_bytes if checkpointing else acts.per_layer_bytes
+    return PlacedActivations(kept_outside, 0 if logits_offloaded else acts.logits_bytes, host, brought_back)

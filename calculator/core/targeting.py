@@ -89,7 +89,7 @@ class Matcher:
         self.uses_layer_indexes = layers is not None and (not isinstance(layers, tuple) or len(layers) > 0)
         # List entries that name a layer index can tell layer i from layer j; collect those indexes.
         plain = [*(targets if isinstance(targets, tuple) else ()), *self.exclude_set]
-        self.named_layers = frozenset(int(part) for t in plain for part in t.split(".") if part.isdigit())
+        self.named_layers = frozenset(int(part) for t in plain for part in t.split(".") if part.isdecimal())
 
     # --- deciding one module --------------------------------------------------------------------------
 
@@ -187,7 +187,7 @@ def _pattern_layer_index(pattern: LinearPattern, key: str) -> int | None:
     offsets = [0]
     for part in parts[:-1]:
         offsets.append(offsets[-1] + len(part) + 1)
-    candidates = [j for j in range(1, len(parts) - 1) if parts[j].isascii() and parts[j].isdigit()]
+    candidates = [j for j in range(1, len(parts) - 1) if parts[j].isdecimal()]
     for start in offsets:
         for j in candidates:
             if offsets[j] > start and pattern.fullmatch(key[start : offsets[j]]):
