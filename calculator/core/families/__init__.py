@@ -15,12 +15,15 @@ from typing import Any
 from ..architecture import Architecture
 from ..errors import ErrorCollector, InputError
 from .build import _Stop, build
-from .dense import CLASSIC
-from .moe import MIXTRAL
+from .gemma import GEMMAS
+from .hybrid import HYBRID
+from .legacy import LEGACY
+from .llama_like import LLAMA_LIKE
+from .moe import MOE_FAMILIES
 from .spec import Family
 from .values import Values
 
-FAMILIES: dict[str, Family] = {f.model_type: f for f in (*CLASSIC, MIXTRAL)}
+FAMILIES: dict[str, Family] = {f.model_type: f for f in (*LLAMA_LIKE, *GEMMAS, *LEGACY, *MOE_FAMILIES, *HYBRID)}
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(FAMILIES)
 
 CUSTOM_FIELDS = (

@@ -197,7 +197,7 @@ def gated_mlp_modules(m: GatedMlp, prefix: str = "") -> list[Module]:
             _linear(_join(c, m.up), h, i, bias),
             _linear(_join(c, m.down), i, h, bias),
         ]
-    return [*modules, _box(_join(c, m.activation))]
+    return [*modules, _box(_join(c, m.activation))] if m.activation else modules
 
 
 def mlp_modules(m: Mlp) -> list[Module]:
@@ -347,7 +347,8 @@ def _text_stack(family: Family, values: Values, errors: ErrorCollector) -> tuple
     text, layers = family.text, family.text.layers
     count = int(values.eval(layers.count))
     mixers, ffns = dict(layers.mixers), dict(layers.ffns)
-    norms = resolve(layers.norms, values)
+    chosen = next((n for condition, n in layers.norms_by if values.eval(condition)), layers.norms)
+    norms = resolve(chosen, values)
     attn_dropout = float(values.eval(text.dropout_keys[0]) or 0.0)
     resid_dropout = float(values.eval(text.dropout_keys[1]) or 0.0)
     per_layer = resolve(layers.per_layer_input, values) if layers.per_layer_input else None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..expressions import Expr
-from .spec import Key
+from .spec import Attention, GatedMlp, Key, Layers, Mixer, Norms
 
 HEAD_DIM_FROM_HIDDEN = "hidden_size // num_attention_heads"
 
@@ -67,3 +69,41 @@ HEAD_DIM_CHECKS: tuple[tuple[Expr, str, str], ...] = (
     ),
 )
 DECODER_CHECKS = GQA_CHECKS + HEAD_DIM_CHECKS
+
+
+# --- shared building blocks -----------------------------------------------------------------------
+
+QV = ("q_proj", "v_proj")
+LAYER_TYPES_CHECK: tuple[tuple[Expr, str, str], ...] = (
+    ("layer_types is None or len(layer_types) == num_hidden_layers", "layer_types", "Needs one entry per layer."),
+)
+DIVISIBLE: tuple[tuple[Expr, str, str], ...] = (
+    (
+        "hidden_size % num_attention_heads == 0",
+        "num_attention_heads",
+        "hidden_size must be divisible by num_attention_heads (transformers refuses this config).",
+    ),
+)
+ATTENTION = Attention()
+GATED_MLP = GatedMlp()
+PRE_NORMS = Norms()
+SANDWICH = Norms(
+    style="sandwich",
+    names=("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"),
+    kind="rms_gemma",
+)
+
+
+def llama_layers(attention: Attention = ATTENTION, mlp: GatedMlp = GATED_MLP, norms: Norms = PRE_NORMS) -> Layers:
+    return Layers(mixers=(("full_attention", attention),), ffns=(("mlp", mlp),), norms=norms)
+
+
+def sliding_and_full(attention: Attention) -> tuple[tuple[str, Mixer], ...]:
+    """The same attention for ``layer_types`` "sliding_attention" and "full_attention" layers (same
+    parameters; sliding-window layers build their own eager mask)."""
+    return (("sliding_attention", replace(attention, sliding=True)), ("full_attention", attention))
+
+
+def every_nth(pattern: str | int, every_name: str, other_name: str) -> str:
+    """transformers' default layer_types: layer i is ``every_name`` when (i + 1) is a multiple of ``pattern``."""
+    return f"layer_types[i] if layer_types else ('{other_name}' if (i + 1) % {pattern} else '{every_name}')"

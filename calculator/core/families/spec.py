@@ -266,6 +266,7 @@ class Layers:
     mixers: tuple[tuple[str, Mixer], ...]
     ffns: tuple[tuple[str, Ffn], ...]
     norms: Norms = Norms()
+    norms_by: tuple[tuple[Expr, Norms], ...] = ()  # when the norms depend on the config: first that holds
     mixer_rule: Expr = None
     ffn_rule: Expr = None
     per_layer_input: PerLayerInput | None = None
