@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from functools import lru_cache
 
 from .architecture import LINEAR_KINDS, Architecture, Kind, Module
 from .errors import ErrorCollector
 from .lora_settings import ALL_LINEAR, LoraSettings
+from .regex import LinearPattern, UnsupportedPattern, compile_pattern
 
 
 class _Excluded:
@@ -25,9 +25,8 @@ class _Excluded:
 EXCLUDED = _Excluded()
 
 
-@lru_cache(maxsize=512)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+NEVER = compile_pattern(r"[^\s\S]")  # matches nothing: stands in for a pattern that was refused
+DEFAULT_LAYER_INDEX = re.compile(r".*?\.[^.]*\.(?P<idx>\d+)\.")  # PEFT's, fixed: not user input
 
 
 class Matcher:
@@ -50,10 +49,10 @@ class Matcher:
         if targets is None:  # only target_parameters: no module is wrapped
             targets = ()
         self.targets: tuple[str, ...] | str = targets
-        self.regex: re.Pattern[str] | None = None
+        self.regex: LinearPattern | None = None
         if isinstance(targets, str) and not self.all_linear:
             self.regex = _checked_regex(targets, "lora.target_modules", errors)
-        self.exclude_regex: re.Pattern[str] | None = None
+        self.exclude_regex: LinearPattern | None = None
         if isinstance(lora.exclude_modules, str):
             self.exclude_regex = _checked_regex(lora.exclude_modules, "lora.exclude_modules", errors)
         self.save_regexes = tuple(
@@ -66,14 +65,9 @@ class Matcher:
             (_checked_regex(rf"(.*\.)?({k})$", "lora.alpha_pattern", errors), v) for k, v in lora.alpha_pattern
         )
         patterns = lora.layers_pattern
-        self.layer_regexes: tuple[re.Pattern[str], ...]
-        if not patterns:
-            self.layer_regexes = (re.compile(r".*?\.[^.]*\.(\d+)\."),)
-        else:
-            names = (patterns,) if isinstance(patterns, str) else patterns
-            self.layer_regexes = tuple(
-                _checked_regex(rf".*?\.{p}\.(\d+)\.", "lora.layers_pattern", errors) for p in names
-            )
+        names = (patterns,) if isinstance(patterns, str) else tuple(patterns or ())
+        # PEFT: re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", key) for each layers_pattern
+        self.layer_patterns = tuple(_checked_regex(rf"(?:{p})\.", "lora.layers_pattern", errors) for p in names)
         self.longest_name = max((len(t) for t in self._plain_strings()), default=0)
 
     def _plain_strings(self) -> Iterator[str]:
@@ -112,7 +106,7 @@ class Matcher:
         if self.all_linear:
             return module.kind in LINEAR_KINDS and key != self.arch.output_head
         if self.regex is not None:
-            return self.regex.fullmatch(key) is not None
+            return self.regex.fullmatch(key)
         targets = self.targets
         assert isinstance(targets, tuple)
         if key in targets:
@@ -127,10 +121,14 @@ class Matcher:
         return found
 
     def layer_index(self, key: str) -> int | None:
-        for regex in self.layer_regexes:
-            match = regex.match(key)
-            if match:
-                return int(match.group(1))
+        """The layer index PEFT reads from a module name for ``layers_to_transform``."""
+        if not self.layer_patterns:
+            match = DEFAULT_LAYER_INDEX.match(key)
+            return int(match.group("idx")) if match else None
+        for pattern in self.layer_patterns:
+            index = _pattern_layer_index(pattern, key)
+            if index is not None:
+                return index
         return None
 
     def rank_and_alpha(self, key: str) -> tuple[int, float]:
@@ -139,56 +137,28 @@ class Matcher:
         return r, alpha
 
 
-def _checked_regex(pattern: str, field: str, errors: ErrorCollector) -> re.Pattern[str]:
+def _checked_regex(pattern: str, field: str, errors: ErrorCollector) -> LinearPattern:
+    """Compile a user pattern for the linear-time matcher; a bad or unsupported one is a field error."""
     try:
-        compiled = _compile(pattern)
+        return compile_pattern(pattern)
     except re.error as error:
         errors.add(field, f"Invalid regular expression {pattern!r}: {error}.")
-        return _compile(r"(?!)")
-    if _nested_repeat(pattern):
-        # e.g. "(.*)*x": exponential backtracking on a module name would hang the server
-        errors.add(field, f"Regular expression {pattern!r} repeats a repetition, which can take exponential time.")
-        return _compile(r"(?!)")
-    return compiled
+    except UnsupportedPattern as error:
+        errors.add(field, f"Regular expression {pattern!r} cannot be used: {error}.")
+    return NEVER
 
 
-@lru_cache(maxsize=512)
-def _nested_repeat(pattern: str) -> bool:
-    """True when a repeated group itself contains a repeat: the shape of catastrophic backtracking."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    repeats = {_parser.MAX_REPEAT, _parser.MIN_REPEAT, getattr(_parser, "POSSESSIVE_REPEAT", None)}
-
-    def unbounded(op: object, value: object) -> bool:
-        return op in repeats and value[1] > 1  # type: ignore[index]
-
-    def contains_repeat(items: object) -> bool:
-        for op, value in items:  # type: ignore[attr-defined]
-            if unbounded(op, value) or any(contains_repeat(sub) for sub in _subpatterns(value)):
-                return True
-        return False
-
-    def nested(items: object) -> bool:
-        for op, value in items:  # type: ignore[attr-defined]
-            if unbounded(op, value) and contains_repeat(value[2]):
-                return True
-            if any(nested(sub) for sub in _subpatterns(value)):
-                return True
-        return False
-
-    return nested(_parser.parse(pattern))
-
-
-def _subpatterns(value: object) -> list[object]:
-    """The nested sub-patterns of one parsed regex item (groups, branches, repeats)."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    found: list[object] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _parser.SubPattern):
-            found.append(item)
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return found
+def _pattern_layer_index(pattern: LinearPattern, key: str) -> int | None:
+    r"""``re.match(rf"(?:^|.*?\.){p}\.(?P<idx>\d+)\.", key)``'s index without backtracking: the digits
+    component preceded by a match of ``p`` that starts earliest (the lazy ``.*?``); among equal starts, the
+    first such component. ``pattern`` is ``(?:p)\.`` compiled for the linear matcher."""
+    parts = key.split(".")
+    offsets = [0]
+    for part in parts[:-1]:
+        offsets.append(offsets[-1] + len(part) + 1)
+    candidates = [j for j in range(1, len(parts) - 1) if parts[j].isascii() and parts[j].isdigit()]
+    for start in offsets:
+        for j in candidates:
+            if offsets[j] > start and pattern.fullmatch(key[start : offsets[j]]):
+                return int(parts[j])
+    return None
