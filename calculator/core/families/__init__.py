@@ -14,6 +14,7 @@ from typing import Any
 
 from ..architecture import Architecture
 from ..errors import ErrorCollector, InputError
+from .approximate import approximate_architecture
 from .build import _Stop, build
 from .gemma import GEMMAS
 from .hybrid import HYBRID
@@ -53,9 +54,7 @@ def architecture_from_config(config: Mapping[str, Any], field: str = "model.hf_c
         raise InputError.single(f"{field}.model_type", f"Missing model_type; supported: {supported}.")
     family = FAMILIES.get(model_type)
     if family is None:
-        raise InputError.single(
-            f"{field}.model_type", f"Unsupported model_type {model_type!r}; supported: {supported}."
-        )
+        return approximate_architecture(config, field, SUPPORTED_MODEL_TYPES)
     text_config = config.get("text_config")
     if family.text_model_types and isinstance(text_config, Mapping):
         text_type = text_config.get("model_type")
