@@ -67,7 +67,7 @@ def approximate_architecture(config: Mapping[str, Any], field: str, supported: t
         found["intermediate_size"] = 4 * int(found["hidden_size"]) if _is_int(found["hidden_size"]) else 1
         assumptions.append("No intermediate size in the config: assumed 4 x hidden_size.")
     experts = found.get("num_local_experts")
-    moe = _is_int(experts) and int(experts) > 1
+    moe = isinstance(experts, int) and not isinstance(experts, bool) and experts > 1
     if moe:
         found.setdefault("num_experts_per_tok", 2)
         assumptions.append("Experts read as Mixtral-style 3-D expert tensors with one router per layer.")
