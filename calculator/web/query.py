@@ -33,6 +33,7 @@ from calculator.core import (
     architecture_from_config,
     estimate,
 )
+from calculator.core.config_keys import relevant_config
 from calculator.schemas import EstimateRequest, ModelChoice, pydantic_errors
 from calculator.services import PresetEntry, catalog, resolve_model, run_estimate
 from calculator.web import fields as F
@@ -79,18 +80,6 @@ class Parsed:
         self.errors.setdefault(name, []).append(message)
 
 
-class _Recorder(dict[str, Any]):
-    """A config mapping that remembers which keys the architecture builder read."""
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        super().__init__(data)
-        self.read: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
-        self.read.add(key)
-        return super().get(key, default)
-
-
 @lru_cache(maxsize=256)
 def reduce_config(text: str) -> tuple[dict[str, Any] | None, str]:
     """Parse a pasted config.json and keep only the keys that change the numbers: (config, error)."""
@@ -102,13 +91,7 @@ def reduce_config(text: str) -> tuple[dict[str, Any] | None, str]:
         return None, f"Not valid JSON: {error}."
     if not isinstance(data, dict):
         return None, "Expected a JSON object: the contents of config.json."
-    recorder = _Recorder(data)
-    try:
-        architecture_from_config(recorder)
-    except InputError:
-        return data, ""  # keep everything: the errors are reported against the full config
-    keep = recorder.read | {"model_type", "_name_or_path"}
-    return {k: v for k, v in data.items() if k in keep}, ""
+    return relevant_config(data), ""
 
 
 def compact(config: dict[str, Any]) -> str:
