@@ -19,7 +19,7 @@ from itertools import combinations
 from .architecture import Architecture
 from .bounds import MAX_SEQ_LEN
 from .estimate import memory_estimate
-from .flops import flops_form, layer_roles
+from .flops import attention_module_names, flops_form
 from .form import lora_count, memory_form
 from .gpus import DOES_NOT_FIT, FITS, TIGHT, Gpu, safety_margin_bytes, verdict
 from .lora import LoraSettings
@@ -263,8 +263,7 @@ def _toggles(arch: Architecture, lora: LoraSettings, training: TrainingSettings)
 
 def _attention_only(arch: Architecture, lora: LoraSettings) -> tuple[str, ...] | None:
     """The attention projections' names, when LoRA currently adapts something else too."""
-    roles = layer_roles(arch)
-    names = tuple(dict.fromkeys([m.name for m, _ in roles.attention_in] + [m.name for m in roles.attention_out]))
+    names = attention_module_names(arch)
     if not names or lora.target_parameters or lora.rank_pattern:
         return None
     adapted = {m.name for m in lora_count(arch, lora, lora.r).modules}

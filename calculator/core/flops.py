@@ -29,18 +29,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from .architecture import LINEAR_KINDS, Architecture, Kind, Module
+from .architecture import LINEAR_KINDS, Architecture
+from .expressions import num
+from .families.spec import Attention, GatedDeltaNet, GatedMlp, Mla, Mlp, Moe, ShortConv
 from .lora import LoraCount
 from .training import TrainingSettings
 
-ATTENTION_PREFIXES = ("self_attn.", "attn.", "attention.", "self_attention.")
-MLP_PREFIXES = ("mlp.", "feed_forward.", "block_sparse_moe.")
-OUTPUT_PROJECTIONS = frozenset({"o_proj", "c_proj", "out_proj", "dense", "wo", "down_proj", "fc2", "w2"})
-FEEDS: dict[str, frozenset[str]] = {"q_proj": frozenset("q"), "k_proj": frozenset("k"), "v_proj": frozenset("v")}
-QKV = frozenset("qkv")
 FUSED_ATTENTION_KERNELS = ("sdpa", "flash_attention_2")
-FUSED_BACKWARD_MATMULS = 5  # flash / memory-efficient backward: recompute Q·Kᵀ, then dV, dP, dQ, dK
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +55,14 @@ class Flops:
 
 @dataclass(frozen=True, slots=True)
 class AttentionTerm:
-    """Attention matmuls of ``layers`` layers with the same geometry, counted in units of one
-    ``(batch·heads, s, head_dim)`` matmul over the attended pairs."""
+    """The attention matmuls of ``layers`` layers with one window, as widths (heads x head dim) summed over
+    the matmuls and layers: each costs ``2 · batch · width`` FLOPs per attended (query, key) pair."""
 
     layers: int
-    width: int  # heads · head_dim
     window: int | None
-    forward_units: int  # per layer
-    backward_units: int  # summed over the layers (the first layers may need fewer gradients)
-    recompute_units: int  # summed over the layers
+    forward_width: int
+    backward_width: int  # the first layers may need fewer gradients
+    recompute_width: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +86,10 @@ class FlopsForm:
         bwd = tokens * self.backward_per_token + self.backward_per_step
         rec = tokens * self.recompute_per_token + self.recompute_per_step
         for term in self.attention:
-            unit = 2 * batch_size * term.width * attention_pairs(seq_len, self.kernel, term.window)
-            fwd += unit * term.forward_units * term.layers
-            bwd += unit * term.backward_units
-            rec += unit * term.recompute_units
+            unit = 2 * batch_size * attention_pairs(seq_len, self.kernel, term.window)
+            fwd += unit * term.forward_width
+            bwd += unit * term.backward_width
+            rec += unit * term.recompute_width
         return Flops(fwd, bwd, rec)
 
     def per_token(self, batch_size: int, seq_len: int) -> float:
@@ -113,82 +109,37 @@ def attention_pairs(seq_len: int, kernel: str, window: int | None) -> int:
     return window * (window + 1) // 2 + (s - window) * window
 
 
-# --- the architecture, seen as the roles its modules play ------------------------------------------------
+# --- one layer, from its block description (families.build.Block) -----------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class LayerRoles:
-    """A decoder layer's matmuls grouped by where they sit in the data flow. Written against the module
-    inventory's names so a new family only needs its names here (the lead's multi-stack rewrite adapts
-    ``layer_roles`` and ``attention_windows``)."""
-
-    attention_in: tuple[tuple[Module, frozenset[str]], ...]  # module, which of q/k/v it produces
-    attention_out: tuple[Module, ...]
-    mlp_in: tuple[Module, ...]
-    mlp_out: tuple[Module, ...]
-    other: tuple[Module, ...]  # linear layers outside both blocks, fed by the layer input
-    router: Module | None
-    experts: Module | None
-    saves_after_mlp: bool  # a post-MLP norm, residual dropout or MoE routing weights keep a tensor
-
-
-POST_MLP_NORMS = ("post_feedforward_layernorm", "post_mlp_layernorm")
-
-
-@lru_cache(maxsize=256)
-def layer_roles(arch: Architecture) -> LayerRoles:
-    attention_in: list[tuple[Module, frozenset[str]]] = []
-    attention_out: list[Module] = []
-    mlp_in: list[Module] = []
-    mlp_out: list[Module] = []
-    other: list[Module] = []
-    router = experts = None
-    for module in arch.layer_modules:
-        if module.kind is Kind.ROUTER:
-            router = module
-        elif module.kind is Kind.EXPERTS:
-            experts = module
-        elif module.kind in LINEAR_KINDS:
-            out = module.name in OUTPUT_PROJECTIONS
-            if module.path.startswith(ATTENTION_PREFIXES):
-                if out:
-                    attention_out.append(module)
-                else:
-                    attention_in.append((module, FEEDS.get(module.name, QKV)))
-            elif module.path.startswith(MLP_PREFIXES):
-                (mlp_out if out else mlp_in).append(module)
-            else:
-                other.append(module)
-    saves_after = (
-        experts is not None
-        or arch.dims.residual_dropout > 0
-        or any(m.kind is Kind.NORM and m.name in POST_MLP_NORMS for m in arch.layer_modules)
-    )
-    return LayerRoles(
-        tuple(attention_in),
-        tuple(attention_out),
-        tuple(mlp_in),
-        tuple(mlp_out),
-        tuple(other),
-        router,
-        experts,
-        saves_after,
-    )
+def _join(*parts: str) -> str:
+    return ".".join(p for p in parts if p)
 
 
 def attention_windows(arch: Architecture) -> tuple[int | None, ...]:
-    """Each layer's sliding window (None: full causal attention). Read from the architecture when it
-    carries one (``dims.sliding_window`` and ``dims.layer_types``); today's inventory has none."""
-    window = getattr(arch.dims, "sliding_window", None)
-    types = getattr(arch.dims, "layer_types", None)
-    if not isinstance(window, int) or window <= 0:
-        return (None,) * arch.num_layers
-    if isinstance(types, tuple) and len(types) == arch.num_layers:
-        return tuple(window if t == "sliding_attention" else None for t in types)
-    return (window,) * arch.num_layers
+    """Each text layer's sliding window (None: full causal attention). The architecture marks sliding
+    layers but does not carry the window's size yet; until it does, sliding layers count as full causal
+    attention (an upper bound for FlashAttention-2, what SDPA computes anyway)."""
+    out: list[int | None] = []
+    for kind_index in arch.text.layout:
+        mixer = getattr(arch.text.kinds[kind_index].block, "mixer", None)
+        window = getattr(mixer, "sliding", None)
+        out.append(window if isinstance(window, int) and not isinstance(window, bool) and window > 0 else None)
+    return tuple(out)
 
 
-# --- one layer ----------------------------------------------------------------------------------------
+def attention_module_names(arch: Architecture) -> tuple[str, ...]:
+    """Names of the text layers' attention projections (what "LoRA on attention only" targets)."""
+    names: dict[str, None] = {}
+    for kind in arch.text.kinds:
+        mixer = getattr(kind.block, "mixer", None)
+        if isinstance(mixer, Attention) and not mixer.cross:
+            parts = [mixer.fused] if mixer.fused else [mixer.q, mixer.k, mixer.v]
+            names.update(dict.fromkeys([*parts, mixer.o]))
+        elif isinstance(mixer, Mla):
+            q = ["q_a_proj", "q_b_proj"] if mixer.q_lora_rank else ["q_proj"]
+            names.update(dict.fromkeys([*q, "kv_a_proj_with_mqa", "kv_b_proj", "o_proj"]))
+    return tuple(names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,148 +156,235 @@ class _Tally:
     bwd_token: int = 0
     fwd_step: int = 0
     bwd_step: int = 0
-    q: bool = False
-    k: bool = False
-    v: bool = False
+    attention_fwd: int = 0  # widths (heads x dim) of the attention matmuls, per attended pair
+    attention_bwd: int = 0
     tail_token: int = 0  # the last matmul, which checkpoint recomputation stops before (see _recompute_tail)
+    last: tuple[int, int, int | None, bool] | None = None  # (in, out, LoRA rank, DoRA) of the latest linear
 
 
-def _linear(
-    t: _Tally, m: Module, input_rg: bool, r: int | None, copy: bool, full: bool, dora: bool, dropout: bool
-) -> bool:
-    """A linear layer (with its LoRA branch); returns whether its output needs a gradient."""
-    fin, fout = m.in_features, m.out_features
-    t.fwd_token += 2 * fin * fout
-    if input_rg:
-        t.bwd_token += 2 * fin * fout  # input gradient through the (frozen or trainable) weight
-    if full or copy:
-        t.bwd_token += 2 * fin * fout  # weight gradient
-    if r is None:
-        return input_rg or full or copy
-    t.fwd_token += 2 * r * (fin + fout)
-    # lora_B's weight gradient and the gradient into lora_A's output; lora_A's weight gradient
-    t.bwd_token += 2 * r * fout * 2 + 2 * fin * r
-    if input_rg:
-        t.bwd_token += 2 * fin * r  # the input gradient through lora_A
-    if dora:
-        # PEFT's DoraLinearLayer.get_weight_norm: lora_B(lora_A(eye(in))) every forward, detached (no backward)
-        t.fwd_step += 2 * fin * r * (fin + fout)
-        if dropout:
-            # with dropout the base result is recomputed on the dropped-out input
-            t.fwd_token += 2 * fin * fout
-            if input_rg:
-                t.bwd_token += 2 * fin * fout
-    return True
+@dataclass(slots=True)
+class _Layer:
+    """One layer's walk: what trains, whether every weight trains, and the running tally."""
+
+    ranks: dict[str, int]
+    copies: frozenset[str]
+    full: bool
+    dora: bool
+    dropout: bool
+    kernel: str
+    t: _Tally
+
+    def linear(self, path: str, fin: int, fout: int, input_rg: bool) -> bool:
+        """A linear layer with its LoRA branch; returns whether its output needs a gradient."""
+        t, r, copy = self.t, self.ranks.get(path), path in self.copies
+        t.last = (fin, fout, r, self.dora)
+        t.fwd_token += 2 * fin * fout
+        if input_rg:
+            t.bwd_token += 2 * fin * fout  # input gradient through the (frozen or trainable) weight
+        if self.full or copy:
+            t.bwd_token += 2 * fin * fout  # weight gradient
+        if r is None:
+            return input_rg or self.full or copy
+        t.fwd_token += 2 * r * (fin + fout)
+        # lora_B's weight gradient and the gradient into lora_A's output; lora_A's weight gradient
+        t.bwd_token += 2 * r * fout * 2 + 2 * fin * r
+        if input_rg:
+            t.bwd_token += 2 * fin * r  # the input gradient through lora_A
+        if self.dora:
+            # PEFT's DoraLinearLayer.get_weight_norm: lora_B(lora_A(eye(in))) every forward, detached
+            t.fwd_step += 2 * fin * r * (fin + fout)
+            if self.dropout:  # with dropout the base result is recomputed on the dropped-out input
+                t.fwd_token += 2 * fin * fout
+                if input_rg:
+                    t.bwd_token += 2 * fin * fout
+        return True
+
+    def attention(self, heads: int, qk_dim: int, v_dim: int, q: bool, k: bool, v: bool) -> bool:
+        """Q·Kᵀ and P·V per attended pair; backward as the kernel computes it (see the module doc)."""
+        t = self.t
+        qk, vw = heads * qk_dim, heads * v_dim
+        t.attention_fwd += qk + vw
+        if not (q or k or v or self.full):
+            return False
+        if self.kernel in FUSED_ATTENTION_KERNELS:
+            t.attention_bwd += 3 * qk + 2 * vw  # Q·Kᵀ again, then dP and dV, dQ and dK
+        else:
+            q, k, v = q or self.full, k or self.full, v or self.full
+            t.attention_bwd += qk * (int(q) + int(k)) + vw * (int(q or k) + int(v))
+        return True
 
 
-def _experts(t: _Tally, arch: Architecture, m: Module, input_rg: bool, ranks: dict[str, int], full: bool) -> bool:
-    """MoE experts as 3-D parameters (transformers 5): each token runs top_k experts. LoRA on an expert
-    parameter (PEFT's ParamWrapper) merges ``W + B·A`` per forward, so the merged weight needs its full
-    weight gradient, and the delta's factors get theirs."""
-    d = arch.dims
-    k, experts = d.num_experts_per_tok, d.num_local_experts
-    rg = input_rg
-    for param in m.params:  # gate_up (E, 2i, h) then down (E, h, i): in = last dim, out = middle
-        fin, fout = param.shape[-1], param.shape[-2]
-        r = ranks.get(f"{m.path}.{param.name}")
-        t.fwd_token += 2 * k * fin * fout
-        if rg:
-            t.bwd_token += 2 * k * fin * fout
-        if full or r is not None:
-            t.bwd_token += 2 * k * fin * fout
-        if r is not None:
-            # PEFT 0.21's nested ParamWrappers build each merged delta twice per forward (measured); its
-            # backward (both factors' gradients) runs once
-            t.fwd_step += 2 * 2 * experts * r * fin * fout
-            t.bwd_step += 2 * 2 * experts * r * fin * fout
-        rg = rg or full or r is not None
-    return rg
+def _mixer(w: _Layer, mixer: Any, x_rg: bool) -> bool:
+    if isinstance(mixer, Attention):
+        c = mixer.container
+        h, heads, kv, hd = num(mixer.hidden), num(mixer.heads), num(mixer.kv_heads), num(mixer.head_dim)
+        q_out, kv_out = heads * hd, kv * hd
+        if mixer.fused:
+            q = k = v = w.linear(_join(c, mixer.fused), h, q_out + 2 * kv_out, x_rg)
+        else:
+            q = w.linear(_join(c, mixer.q), h, q_out * (2 if mixer.q_gate else 1), x_rg)
+            k = v = False
+            if mixer.has_kv:
+                k = w.linear(_join(c, mixer.k), h, kv_out, x_rg)
+                v = w.linear(_join(c, mixer.v), h, kv_out, x_rg) if mixer.has_v else k
+        out = w.attention(heads, hd, hd, q, k, v)
+        return w.linear(_join(c, mixer.o), q_out, h, out or (mixer.q_gate and q))
+    if isinstance(mixer, Mla):
+        c, h, heads = mixer.container, num(mixer.hidden), num(mixer.heads)
+        nope, rope, vd = num(mixer.qk_nope_head_dim), num(mixer.qk_rope_head_dim), num(mixer.v_head_dim)
+        kv_rank, qk = num(mixer.kv_lora_rank), nope + rope
+        if mixer.q_lora_rank:
+            q_rank = num(mixer.q_lora_rank)
+            q = w.linear(f"{c}.q_b_proj", q_rank, heads * qk, w.linear(f"{c}.q_a_proj", h, q_rank, x_rg))
+        else:
+            q = w.linear(f"{c}.q_proj", h, heads * qk, x_rg)
+        latent = w.linear(f"{c}.kv_a_proj_with_mqa", h, kv_rank + rope, x_rg)
+        kv = w.linear(f"{c}.kv_b_proj", kv_rank, heads * (nope + vd), latent)
+        out = w.attention(heads, qk, vd, q, kv or latent, kv)
+        return w.linear(f"{c}.o_proj", heads * vd, h, out)
+    if isinstance(mixer, GatedDeltaNet):
+        # the projections; the chunked delta rule's own small matmuls are not counted
+        c, h = mixer.container, num(mixer.hidden)
+        kh, vh, kd, vd = num(mixer.key_heads), num(mixer.value_heads), num(mixer.key_dim), num(mixer.value_dim)
+        key_total, value_total = kh * kd, vh * vd
+        if mixer.split:
+            rg = w.linear(f"{c}.in_proj_qkv", h, 2 * key_total + value_total, x_rg)
+            rg = w.linear(f"{c}.in_proj_z", h, value_total, x_rg) or rg
+            rg = w.linear(f"{c}.in_proj_b", h, vh, x_rg) or rg
+            rg = w.linear(f"{c}.in_proj_a", h, vh, x_rg) or rg
+        else:
+            rg = w.linear(f"{c}.in_proj_qkvz", h, 2 * key_total + 2 * value_total, x_rg)
+            rg = w.linear(f"{c}.in_proj_ba", h, 2 * vh, x_rg) or rg
+        return w.linear(f"{c}.out_proj", value_total, h, rg)
+    assert isinstance(mixer, ShortConv)
+    c, h = mixer.container, num(mixer.hidden)
+    return w.linear(f"{c}.out_proj", h, h, w.linear(f"{c}.in_proj", h, 3 * h, x_rg))
 
 
-def _layer(
-    arch: Architecture, trainable: _Trainable, input_rg: bool, full: bool, dora: bool, dropout: bool
-) -> tuple[_Tally, bool]:
-    roles = layer_roles(arch)
-    ranks = {} if full else dict(trainable.lora)
-    copies = trainable.copies
-    t = _Tally()
+def _gated_mlp(w: _Layer, m: GatedMlp, x_rg: bool, prefix: str = "") -> bool:
+    c, h, i = _join(prefix, m.container), num(m.hidden), num(m.intermediate)
+    if m.fused:
+        hidden = w.linear(_join(c, m.fused), h, 2 * i, x_rg)
+    else:
+        hidden = w.linear(_join(c, m.gate), h, i, x_rg)
+        hidden = w.linear(_join(c, m.up), h, i, x_rg) or hidden
+    return w.linear(_join(c, m.down), i, h, hidden)
 
-    def linear(m: Module, rg: bool) -> bool:
-        return _linear(t, m, rg, ranks.get(m.path), m.path in copies, full, dora, dropout)
 
-    for m, feeds in roles.attention_in:
-        out = linear(m, input_rg)
-        t.q, t.k, t.v = t.q or (out and "q" in feeds), t.k or (out and "k" in feeds), t.v or (out and "v" in feeds)
-    attention_rg = t.q or t.k or t.v
-    o_rg = attention_rg
-    for m in roles.attention_out:
-        o_rg = linear(m, attention_rg) or o_rg
-    x_rg = input_rg or o_rg
-    for m in roles.other:
-        x_rg = linear(m, input_rg) or x_rg
-    mlp_rg = False
-    if roles.router is not None:
-        e, h = arch.dims.num_local_experts, arch.dims.hidden_size
-        router_r = ranks.get(f"{roles.router.path}.weight")
-        router_trained = full or router_r is not None
+def _ffn(w: _Layer, ffn: Any, x_rg: bool) -> bool:
+    if isinstance(ffn, GatedMlp):
+        return _gated_mlp(w, ffn, x_rg)
+    if isinstance(ffn, Mlp):
+        c, h, i = ffn.container, num(ffn.hidden), num(ffn.intermediate)
+        return w.linear(f"{c}.{ffn.fc_out}", i, h, w.linear(f"{c}.{ffn.fc_in}", h, i, x_rg))
+    assert isinstance(ffn, Moe)
+    return _moe(w, ffn, x_rg)
+
+
+def _moe(w: _Layer, m: Moe, x_rg: bool) -> bool:
+    """Routed experts (each token runs ``top_k`` of them), the router and any shared expert. LoRA on an
+    expert parameter (PEFT's ParamWrapper) merges ``W + B·A`` per forward, so the merged weight needs its
+    full weight gradient, and the delta's factors get theirs."""
+    t, c = w.t, m.container
+    h, i, k, e = num(m.hidden), num(m.intermediate), num(m.top_k), num(m.num_experts)
+    router = f"{c}.{m.router}"
+    router_r = w.ranks.get(f"{router}.weight")
+    if m.router_linear:
+        routing = w.linear(router, h, e, x_rg)
+    else:
         t.fwd_token += 2 * h * e
         if x_rg:
             t.bwd_token += 2 * h * e
-        if router_trained:
+        if w.full or router_r is not None:
             t.bwd_token += 2 * h * e
-        if router_r is not None:  # ParamWrapper merges W + B·A every forward
+        if router_r is not None:
             t.fwd_step += 2 * e * router_r * h
             t.bwd_step += 2 * 2 * e * router_r * h
-        mlp_rg = x_rg or router_trained
-    if roles.experts is not None:
-        mlp_rg = _experts(t, arch, roles.experts, x_rg, ranks, full) or mlp_rg
-    hidden_rg = False
-    for m in roles.mlp_in:
-        hidden_rg = linear(m, x_rg) or hidden_rg
-    for m in roles.mlp_out:
-        mlp_rg = linear(m, hidden_rg) or mlp_rg
-    if roles.mlp_out and not roles.saves_after_mlp:
-        t.tail_token = _recompute_tail(roles.mlp_out[-1], ranks.get(roles.mlp_out[-1].path), dora)
-    return t, x_rg or mlp_rg
+        routing = x_rg or w.full or router_r is not None
+    rg = x_rg
+    for name, fin, fout in (("gate_up_proj", h, 2 * i), ("down_proj", i, h)):
+        r = w.ranks.get(f"{c}.{m.experts}.{name}")
+        t.fwd_token += 2 * k * fin * fout
+        if rg:
+            t.bwd_token += 2 * k * fin * fout
+        if w.full or r is not None:
+            t.bwd_token += 2 * k * fin * fout
+        if r is not None:
+            # PEFT 0.21's nested ParamWrappers build each merged delta twice per forward (measured);
+            # its backward (both factors' gradients) runs once
+            t.fwd_step += 2 * 2 * e * r * fin * fout
+            t.bwd_step += 2 * 2 * e * r * fin * fout
+        rg = rg or w.full or r is not None
+    out = rg or routing
+    if m.shared is not None:
+        out = _gated_mlp(w, m.shared, x_rg, c) or out
+        if m.shared_gate:
+            out = w.linear(f"{c}.{m.shared_gate}", h, 1, x_rg) or out
+    return out
 
 
-def _recompute_tail(m: Module, r: int | None, dora: bool) -> int:
+def _layer(
+    block: Any, trainable: _Trainable, input_rg: bool, full: bool, dora: bool, dropout: bool, kernel: str
+) -> tuple[_Tally, bool]:
+    """One layer's FLOPs and whether its output needs a gradient, following the block as the replay does."""
+    w = _Layer({} if full else dict(trainable.lora), trainable.copies, full, dora, dropout, kernel, _Tally())
+    mixer = block.mixer
+    if isinstance(mixer, Attention) and mixer.cross:
+        return w.t, input_rg  # Mllama skips its cross-attention layers on text-only batches
+    style = block.norms.style
+    x_rg = input_rg or full
+    if style in ("pre", "sandwich", "post"):
+        x_rg = _mixer(w, mixer, x_rg) or x_rg
+        out = _ffn(w, block.ffn, x_rg) or x_rg
+    else:  # parallel: both blocks read the layer input
+        out = _mixer(w, mixer, x_rg) or x_rg
+        out = _ffn(w, block.ffn, x_rg) or out
+    saves_after = style in ("sandwich", "post") or isinstance(block.ffn, Moe) or block.dropout[1] > 0
+    if block.per_layer_input is not None:
+        p, h = block.per_layer_input, num(block.norms.size)
+        size = num(p.size)
+        out = w.linear(p.projection, size, h, w.linear(p.gate, h, size, out)) or out
+        saves_after = True
+    if not saves_after and w.t.last is not None:
+        w.t.tail_token = _recompute_tail(*w.t.last)
+    return w.t, out
+
+
+def _recompute_tail(fin: int, fout: int, r: int | None, dora: bool) -> int:
     """Per-token FLOPs of the layer's last matmul, which recomputation skips. torch.utils.checkpoint's
     non-reentrant mode stops recomputing a layer as soon as every tensor the forward saved has been
     packed again (early stop, the default since PyTorch 2.1), and autograd packs an op's inputs before
-    running it: when nothing after the MLP's output projection saves a tensor, that projection (or, with
-    LoRA on it, its ``lora_B``) is never run again. Measured with FlopCounterMode."""
+    running it: when nothing after the layer's last projection saves a tensor, that projection (or, with
+    LoRA on it, its ``lora_B``; with DoRA, nothing) is never run again. Measured with FlopCounterMode."""
     if r is None:
-        return 2 * m.in_features * m.out_features
-    return 0 if dora else 2 * r * m.out_features
+        return 2 * fin * fout
+    return 0 if dora else 2 * r * fout
 
 
 # --- the model ----------------------------------------------------------------------------------------
 
 
 def _trainable_per_layer(arch: Architecture, count: LoraCount) -> list[_Trainable]:
+    stack = arch.text
     shared: dict[str, int] = {}
     specific: dict[int, dict[str, int]] = {}
     for path, layer, r in count.layer_adapters:
         if layer is None:
             shared[path] = r
-        else:
+        elif layer < stack.num_layers:
             specific.setdefault(layer, {})[path] = r
-    prefix = f"{arch.layer_prefix}."
+    prefix = f"{stack.prefix}."
     for key, _shape, r in count.parameter_keys:
         index, _, relative = key.removeprefix(prefix).partition(".")
-        if index.isdigit():
+        if key.startswith(prefix) and index.isdigit():
             specific.setdefault(int(index), {})[relative] = r
-    copies = frozenset(p for p in count.saved_modules if not p.startswith(prefix) and p not in _global_paths(arch))
+    globals_ = frozenset(m.path for m in arch.global_modules)
+    copies = frozenset(p for p in count.saved_modules if not p.startswith(prefix) and p not in globals_)
     common = _Trainable(tuple(sorted(shared.items())), copies)
     return [
         _Trainable(tuple(sorted({**shared, **specific[i]}.items())), copies) if i in specific else common
-        for i in range(arch.num_layers)
+        for i in range(stack.num_layers)
     ]
-
-
-def _global_paths(arch: Architecture) -> frozenset[str]:
-    return frozenset(m.path for m in arch.global_modules)
 
 
 def flops_form(arch: Architecture, count: LoraCount, training: TrainingSettings, *, full: bool = False) -> FlopsForm:
@@ -362,27 +400,28 @@ def _flops_form(arch: Architecture, count: LoraCount, kernel: str, checkpointing
     # transformers' gradient checkpointing with a frozen embedding calls enable_input_require_grads
     rg = embedding_trained or checkpointing
     fwd = bwd = rec = fwd_step = bwd_step = rec_step = 0
-    width = d.num_attention_heads * d.head_dim
-    terms: dict[tuple[int | None, int, int], list[int]] = {}  # (window, fwd units) -> [layers, bwd, recompute]
-    cache: dict[tuple[_Trainable, bool], tuple[_Tally, bool]] = {}
+    terms: dict[int | None, list[int]] = {}  # window -> [layers, forward, backward, recompute widths]
+    cache: dict[tuple[Any, _Trainable, bool], tuple[_Tally, bool]] = {}
     windows = attention_windows(arch)
+    stack = arch.text
     for index, trainable in enumerate(_trainable_per_layer(arch, count)):
-        key = (trainable, rg)
+        block = stack.kinds[stack.layout[index]].block
+        key = (block, trainable, rg)
         if key not in cache:
-            cache[key] = _layer(arch, trainable, rg, full, count.use_dora, count.lora_dropout > 0)
+            cache[key] = _layer(block, trainable, rg, full, count.use_dora, count.lora_dropout > 0, kernel)
         tally, out_rg = cache[key]
         fwd += tally.fwd_token
         bwd += tally.bwd_token
         fwd_step += tally.fwd_step
         bwd_step += tally.bwd_step
-        units = _attention_backward_units(tally, kernel)
-        term = terms.setdefault((windows[index], width, 2), [0, 0, 0])
+        term = terms.setdefault(windows[index], [0, 0, 0, 0])
         term[0] += 1
-        term[1] += units
+        term[1] += tally.attention_fwd
+        term[2] += tally.attention_bwd
         if checkpointing:
             rec += tally.fwd_token - tally.tail_token
             rec_step += tally.fwd_step
-            term[2] += 2
+            term[3] += tally.attention_fwd
         rg = out_rg
     # embedding LoRA: lora_embedding_B after a lookup
     embedding_r = globals_adapted.get(arch.input_embedding)
@@ -401,19 +440,10 @@ def _flops_form(arch: Architecture, count: LoraCount, kernel: str, checkpointing
         fwd += 2 * head_r * (h + vocab)
         bwd += 2 * head_r * vocab * 2 + 2 * h * head_r + (2 * h * head_r if rg else 0)
     attention = tuple(
-        AttentionTerm(layers, w, window, units, backward, recompute)
-        for (window, w, units), (layers, backward, recompute) in terms.items()
+        AttentionTerm(layers, window, forward, backward, recompute)
+        for window, (layers, forward, backward, recompute) in terms.items()
     )
     return FlopsForm(fwd, bwd, rec, fwd_step, bwd_step, rec_step, attention, kernel)
-
-
-def _attention_backward_units(t: _Tally, kernel: str) -> int:
-    if not (t.q or t.k or t.v):
-        return 0
-    if kernel in FUSED_ATTENTION_KERNELS:
-        return FUSED_BACKWARD_MATMULS
-    # eager: dQ and dK need dP (= dO·Vᵀ); dV = Pᵀ·dO
-    return int(t.q) + int(t.k) + int(t.q or t.k) + int(t.v)
 
 
 def training_flops(arch: Architecture, count: LoraCount, training: TrainingSettings, *, full: bool = False) -> Flops:
@@ -424,6 +454,12 @@ def palm_flops_per_token(arch: Architecture, seq_len: int) -> int:
     """PaLM appendix B / nanoGPT ``estimate_mfu``: ``6·N + 12·L·H·Q·T`` for full training, with N the
     matmul parameters (the output head, not the embedding lookup) and non-causal attention."""
     d = arch.dims
-    weights = sum(m.in_features * m.out_features for m in arch.layer_modules if m.kind in LINEAR_KINDS)
-    matmul_params = arch.num_layers * weights + d.hidden_size * d.vocab_size  # biases are not matmuls
+    stack = arch.text
+    weights = sum(
+        m.in_features * m.out_features * stack.layout.count(index)
+        for index, kind in enumerate(stack.kinds)
+        for m in kind.modules
+        if m.kind in LINEAR_KINDS
+    )
+    matmul_params = weights + d.hidden_size * d.vocab_size  # biases are not matmuls
     return 6 * matmul_params + 12 * arch.num_layers * d.num_attention_heads * d.head_dim * seq_len

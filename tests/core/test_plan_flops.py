@@ -136,13 +136,14 @@ def test_fused_kernels_skip_the_masked_half_and_recompute_scores_in_backward(lla
     assert flash.forward_per_token == eager.forward_per_token
     assert eager.at(1, s).forward - flash.at(1, s).forward == layers * 2 * unit * (s * s - s * (s + 1) // 2)
     # backward: eager computes the 4 gradients it needs, the fused kernels 5 matmuls (scores recomputed)
-    assert {t.backward_units for t in eager.attention} == {4 * layers}
-    assert {t.backward_units for t in flash.attention} == {5 * layers}
+    width = 32 * 128
+    assert [t.backward_width for t in eager.attention] == [4 * width * layers]
+    assert [t.backward_width for t in flash.attention] == [5 * width * layers]
 
 
 def test_a_sliding_window_term_limits_flash_attention_to_the_window():
     def form(window):
-        term = AttentionTerm(layers=2, width=1024, window=window, forward_units=2, backward_units=10, recompute_units=0)
+        term = AttentionTerm(layers=2, window=window, forward_width=4096, backward_width=10240, recompute_width=0)
         return FlopsForm(0, 0, 0, 0, 0, 0, (term,), "flash_attention_2")
 
     s = 32_768
