@@ -22,9 +22,10 @@ sequence, fewest GPUs) are then solved arithmetically: affine in b, piecewise qu
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from functools import lru_cache
+from itertools import product
 from math import gcd, isqrt, lcm
 
 from .architecture import Architecture
@@ -50,7 +51,6 @@ PEAK_PARTS: tuple[str, ...] = (
 )
 # total_bytes is the sum of the parts (checked at every evaluated point), not a field of its own
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(MemoryEstimate) if f.name != "total_bytes")
-SAME, CEIL, PLUS = "same", "ceil", "plus"
 
 # Points (b, s, r) where the estimate is evaluated to solve for the 9 coefficients, then points that check.
 FIT_POINTS: tuple[tuple[int, int, int], ...] = (
@@ -79,8 +79,7 @@ CHECK_POINTS: tuple[tuple[int, int, int], ...] = (
     (MAX_BATCH_SIZE, 64, 2),
     (1, MAX_SEQ_LEN, 1),
 )
-SHARD_POINTS: tuple[tuple[int, int, int], ...] = ((3, 100, 2), (1, 257, 3))
-SHARD_GPUS: tuple[int, ...] = (2, 3)
+HUGE_GPUS = 2**64  # more GPUs than any field has bytes: ceil(shard / n) is 1 or 0
 
 
 def _padded(s: int) -> int:
@@ -157,17 +156,57 @@ class OptimizerStates:
 
 
 @dataclass(frozen=True, slots=True)
-class FieldForm:
+class PerRank:
+    """A field that does not depend on the micro-batch or the sequence (a model state whose rule is no
+    polynomial in r, e.g. ZeRO's fp32 copies of 8-bit states or an offload's size threshold): one
+    evaluation per rank, cached, then arithmetic for every batch, sequence and GPU question."""
+
+    arch: Architecture
+    lora: LoraSettings
+    training: TrainingSettings
     name: str
-    model: Poly | OptimizerStates
-    sharding: str = SAME  # how the field changes with the GPU count (n > 1)
-    plus_bytes: int = 0
+
+    def value(self, b: int, s: int, r: int) -> int:
+        return int(getattr(_at_rank(self.arch, self.lora, self.training, r), self.name))
+
+
+Model = Poly | OptimizerStates | PerRank
+
+
+@dataclass(frozen=True, slots=True)
+class GpuRule:
+    """A field on each of n > 1 GPUs: ``ceil(shard / n) + replicated + n · per_gpu`` (FSDP and ZeRO shard
+    with ``ceil``; quantization constants, partly sharded gradients and gathered layers are replicated;
+    host copies made by every process grow with n)."""
+
+    shard: Model
+    replicated: Model
+    per_gpu: Model
 
     def value(self, b: int, s: int, r: int, n: int) -> int:
-        v = self.model.value(b, s, r)
-        if n <= 1 or self.sharding == SAME:
-            return v
-        return ceil_div(v, n) if self.sharding == CEIL else v + self.plus_bytes
+        return ceil_div(self.shard.value(b, s, r), n) + self.replicated.value(b, s, r) + n * self.per_gpu.value(b, s, r)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldForm:
+    name: str
+    model: Model  # one GPU
+    gpus: GpuRule | None = None  # n > 1; None: the same as on one GPU
+
+    def value(self, b: int, s: int, r: int, n: int) -> int:
+        if n <= 1 or self.gpus is None:
+            return self.model.value(b, s, r)
+        return self.gpus.value(b, s, r, n)
+
+    def sharded(self) -> bool:
+        return self.gpus is not None and not _is_zero(self.gpus.shard)
+
+
+def _is_zero(model: Model) -> bool:
+    return isinstance(model, Poly) and not any(model.coefficients)
+
+
+ZERO = Poly((0,) * 9, 1)
 
 
 # --- the form ---------------------------------------------------------------------------------------------
@@ -180,42 +219,80 @@ class MemoryForm:
     ``exact``: every field is in closed form. ``closed``: at least the peak's parts are, so the goal
     seeking is arithmetic. A field outside the basis (``evaluated``; e.g. the largest layer's activations
     when layers with different adapters cross over as the tokens grow) is evaluated instead; a peak
-    outside it makes the goal seeking bisect on evaluations."""
+    outside it makes the goal seeking bisect on evaluations.
+
+    The form is derived for one GPU; the GPU rules (`GpuRule`) are derived the first time a question
+    names more than one (`on_gpus`) and kept with it."""
 
     arch: Architecture
     lora: LoraSettings
     training: TrainingSettings
     fields: tuple[FieldForm, ...]
     exact: bool
-    sharded: bool  # some field depends on the GPU count
     evaluated: frozenset[str] = frozenset()
     closed: bool = True
+    multi_gpu: bool = False  # the fields carry their GPU rules
+    _many: list[MemoryForm] = field(default_factory=list, compare=False, hash=False, repr=False)
+
+    def on_gpus(self, num_gpus: int) -> MemoryForm:
+        """The form that answers for ``num_gpus`` (this one, or the one with GPU rules)."""
+        if num_gpus <= 1 or self.multi_gpu:
+            return self
+        if not self._many:
+            self._many.append(_gpu_form(self))
+        return self._many[0]
+
+    @property
+    def sharded(self) -> bool:
+        """Some part of the peak falls as GPUs are added (or may: a part that is evaluated)."""
+        many = self.on_gpus(2)
+        return not many.closed or any(f.sharded() for f in many.fields if f.name in PEAK_PARTS)
 
     def estimate(self, batch_size: int, seq_len: int, r: int, num_gpus: int = 1) -> MemoryEstimate:
+        if num_gpus > 1 and not self.multi_gpu:
+            return self.on_gpus(num_gpus).estimate(batch_size, seq_len, r, num_gpus)
         if self.evaluated:
             return _evaluate(self.arch, self.lora, self.training, batch_size, seq_len, r, num_gpus)
         values = {f.name: f.value(batch_size, seq_len, r, num_gpus) for f in self.fields}
         return MemoryEstimate(total_bytes=sum(values[name] for name in PEAK_PARTS), **values)
 
     def total(self, batch_size: int, seq_len: int, r: int, num_gpus: int = 1) -> int:
+        if num_gpus > 1 and not self.multi_gpu:
+            return self.on_gpus(num_gpus).total(batch_size, seq_len, r, num_gpus)
         if not self.closed:
             return self.estimate(batch_size, seq_len, r, num_gpus).total_bytes
         return sum(f.value(batch_size, seq_len, r, num_gpus) for f in self.fields if f.name in PEAK_PARTS)
 
     # --- goal seeking: the largest value whose peak is at most `limit` ---
 
+    def _parts(self) -> list[FieldForm]:
+        return [f for f in self.fields if f.name in PEAK_PARTS]
+
+    def _terms(self, n: int) -> list[tuple[Model, int]]:
+        """The peak's models at n GPUs as (model, multiplier), with the ``ceil(shard / n)`` parts apart."""
+        terms: list[tuple[Model, int]] = []
+        for f in self._parts():
+            if n <= 1 or f.gpus is None:
+                terms.append((f.model, 1))
+            else:
+                terms += [(f.gpus.replicated, 1), (f.gpus.per_gpu, n)]
+        return terms
+
+    def _shards(self, n: int) -> list[Model]:
+        return [f.gpus.shard for f in self._parts() if n > 1 and f.gpus is not None and not _is_zero(f.gpus.shard)]
+
     def max_batch_size(self, limit: int, seq_len: int, r: int, num_gpus: int = 1) -> int | None:
         """Affine in b (above b = 1): solved by division."""
-        parts = [f for f in self.fields if f.name in PEAK_PARTS]
-        if not self.closed or any(f.sharding == CEIL and _batch_dependent(f, seq_len, r) for f in parts):
+        if num_gpus > 1 and not self.multi_gpu:
+            return self.on_gpus(num_gpus).max_batch_size(limit, seq_len, r, num_gpus)
+        shards = self._shards(num_gpus)
+        if not self.closed or any(_in_batch(m, seq_len, r)[0] != 0 for m in shards):
             return _bisect(lambda b: self.total(b, seq_len, r, num_gpus), limit, 1, MAX_BATCH_SIZE)
-        slope, constant = Fraction(0), Fraction(0)
-        for f in parts:
-            if isinstance(f.model, Poly) and not (f.sharding == CEIL and num_gpus > 1):
-                a, c, _ = f.model.in_batch(seq_len, r)
-                slope, constant = slope + a, constant + c + (f.plus_bytes if num_gpus > 1 else 0)
-            else:
-                constant += f.value(2, seq_len, r, num_gpus)
+        slope = constant = Fraction(0)
+        for model, k in self._terms(num_gpus):
+            a, c = _in_batch(model, seq_len, r)
+            slope, constant = slope + k * a, constant + k * c
+        constant += sum(ceil_div(m.value(2, seq_len, r), num_gpus) for m in shards)
         best = None
         if self.total(1, seq_len, r, num_gpus) <= limit:
             best = 1
@@ -226,25 +303,20 @@ class MemoryForm:
 
     def max_seq_len(self, limit: int, batch_size: int, r: int, num_gpus: int = 1, hi: int = MAX_SEQ_LEN) -> int | None:
         """Quadratic in s between the 32-token steps of a padded log-sum-exp: solved per step."""
+        if num_gpus > 1 and not self.multi_gpu:
+            return self.on_gpus(num_gpus).max_seq_len(limit, batch_size, r, num_gpus, hi)
 
         def search() -> int | None:
             return _bisect(lambda s: self.total(batch_size, s, r, num_gpus), limit, 1, hi)
 
-        if not self.closed:
-            return search()
+        shards = self._shards(num_gpus)
+        if not self.closed or any(any(_in_sequence(m, batch_size, r)[:3]) for m in shards):
+            return search()  # a sharded part that grows with s: not expected, but stay exact
         quadratic = linear = padded = constant = Fraction(0)
-        for f in self.fields:
-            if f.name not in PEAK_PARTS:
-                continue
-            coefficients = f.model.in_sequence(batch_size, r) if isinstance(f.model, Poly) else None
-            if coefficients is None or (f.sharding == CEIL and num_gpus > 1):
-                if coefficients is not None and any(coefficients[:3]):
-                    return search()  # a sharded part that grows with s: not expected, but stay exact
-                constant += f.value(batch_size, 1, r, num_gpus)
-                continue
-            q, lin, p, c = coefficients
-            quadratic, linear, padded = quadratic + q, linear + lin, padded + p
-            constant += c + (f.plus_bytes if num_gpus > 1 else 0)
+        for model, k in self._terms(num_gpus):
+            q, lin, p, c = _in_sequence(model, batch_size, r)
+            quadratic, linear, padded, constant = quadratic + k * q, linear + k * lin, padded + k * p, constant + k * c
+        constant += sum(ceil_div(m.value(batch_size, 1, r), num_gpus) for m in shards)
         if min(quadratic, linear, padded) < 0:
             return search()
         return _largest_sequence(quadratic, linear, padded, constant, limit, hi)
@@ -260,22 +332,34 @@ class MemoryForm:
             return 1
         if not self.sharded:
             return None
-        if not self.closed:
-            return _bisect_min(lambda n: self.total(batch_size, seq_len, r, n), limit, 2, MAX_GPUS)
-        parts = [f for f in self.fields if f.name in PEAK_PARTS]
-        fixed = sum(f.value(batch_size, seq_len, r, 2) for f in parts if f.sharding != CEIL)
-        shardable = sum(f.model.value(batch_size, seq_len, r) for f in parts if f.sharding == CEIL)
+        many, point = self.on_gpus(2), (batch_size, seq_len, r)
+        if not many.closed:
+            return _bisect_min(lambda n: many.total(*point, n), limit, 2, MAX_GPUS)
+        if sum(m.value(*point) for m, k in many._terms(2) if k == 2) != 0:
+            # a peak part that grows with n (not expected): scan, each step arithmetic
+            return next((n for n in range(2, MAX_GPUS + 1) if many.total(*point, n) <= limit), None)
+        fixed = sum(m.value(*point) for m, _ in many._terms(2))
+        shardable = sum(m.value(*point) for m in many._shards(2))
         if fixed >= limit:
             return None
         n = max(2, ceil_div(shardable, limit - fixed))
-        for candidate in range(n, min(n + len(parts), MAX_GPUS) + 1):  # each part rounds up by < 1 byte per GPU
-            if self.total(batch_size, seq_len, r, candidate) <= limit:
+        for candidate in range(n, min(n + len(many.fields), MAX_GPUS) + 1):  # each part rounds up by < 1 byte/GPU
+            if many.total(*point, candidate) <= limit:
                 return candidate
         return None
 
 
-def _batch_dependent(f: FieldForm, seq_len: int, r: int) -> bool:
-    return isinstance(f.model, Poly) and f.model.in_batch(seq_len, r)[0] != 0
+def _in_batch(model: Model, s: int, r: int) -> tuple[Fraction, Fraction]:
+    """(per-b slope, constant) for b >= 2 at fixed s and r."""
+    if isinstance(model, Poly):
+        return model.in_batch(s, r)[:2]
+    return Fraction(0), Fraction(model.value(2, s, r))
+
+
+def _in_sequence(model: Model, b: int, r: int) -> tuple[Fraction, Fraction, Fraction, Fraction]:
+    if isinstance(model, Poly):
+        return model.in_sequence(b, r)
+    return Fraction(0), Fraction(0), Fraction(0), Fraction(model.value(b, 1, r))
 
 
 def _bisect(peak: Callable[[int], int], limit: int, lo: int, hi: int) -> int | None:
@@ -349,6 +433,11 @@ def _evaluate(
     return memory_estimate(arch, lora_count(arch, lora, r), replace(training, batch_size=b, seq_len=s, num_gpus=n))
 
 
+@lru_cache(maxsize=4096)
+def _at_rank(arch: Architecture, lora: LoraSettings, training: TrainingSettings, r: int) -> MemoryEstimate:
+    return _evaluate(arch, lora, training, 1, 1, r, 1)
+
+
 @lru_cache(maxsize=256)
 def lora_count(arch: Architecture, lora: LoraSettings, r: int) -> LoraCount:
     """`count_lora` at rank ``r`` (cached: the forms and the advice ask for the same few ranks)."""
@@ -366,40 +455,44 @@ def _memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSetti
     def at(b: int, s: int, r: int, n: int = 1) -> MemoryEstimate:
         return _evaluate(arch, lora, training, b, s, r, n)
 
-    if training.parallelism != "ddp":
-        # on one GPU every parallelism is the same: reuse that form and classify how the GPUs share each field
-        single = _memory_form(arch, lora, replace(training, parallelism="ddp"))
-        if not single.closed:
-            return replace(single, training=training, sharded=True)
-        forms, sharded, ok = _sharding(list(single.fields), at, single.evaluated)
-        return replace(
-            single,
-            training=training,
-            fields=tuple(forms),
-            exact=single.exact and ok,
-            sharded=sharded or not ok,
-            closed=ok,
-        )
-
     evaluated = {p: at(*p) for p in FIT_POINTS + CHECK_POINTS}
     samples = [evaluated[p] for p in FIT_POINTS]
     optimizer = _optimizer_model(arch, lora, training)
     field_forms: list[FieldForm] = []
     outside: set[str] = set()
     for name in FIELDS:
-        candidates: list[Poly | OptimizerStates] = [_fit([getattr(e, name) for e in samples])]
+        candidates: list[Model] = [_fit([getattr(e, name) for e in samples])]
         if name == "optimizer_states_bytes" and optimizer is not None:
             candidates.insert(0, optimizer)
+        candidates.append(PerRank(arch, lora, training, name))
         model = next(
             (m for m in candidates if all(m.value(*p) == getattr(e, name) for p, e in evaluated.items())), None
         )
         if model is None:
             outside.add(name)
-        field_forms.append(FieldForm(name, model if model is not None else candidates[-1]))
+        field_forms.append(FieldForm(name, model if model is not None else candidates[0]))
     if not all(sum(getattr(e, n) for n in PEAK_PARTS) == e.total_bytes for e in evaluated.values()):
         outside = set(FIELDS)  # the peak is not the sum of the parts any more
     closed = not outside & set(PEAK_PARTS)
-    return MemoryForm(arch, lora, training, tuple(field_forms), not outside, not closed, frozenset(outside), closed)
+    return MemoryForm(arch, lora, training, tuple(field_forms), not outside, frozenset(outside), closed)
+
+
+def _gpu_form(single: MemoryForm) -> MemoryForm:
+    def at(b: int, s: int, r: int, n: int) -> MemoryEstimate:
+        return _evaluate(single.arch, single.lora, single.training, b, s, r, n)
+
+    outside = set(single.evaluated)
+    forms = _gpu_rules(list(single.fields), at, outside)
+    closed = not outside & set(PEAK_PARTS)
+    return replace(
+        single,
+        fields=tuple(forms),
+        exact=not outside,
+        evaluated=frozenset(outside),
+        closed=closed,
+        multi_gpu=True,
+        _many=[],
+    )
 
 
 def _fit(values: list[int]) -> Poly:
@@ -427,36 +520,67 @@ def _optimizer_model(arch: Architecture, lora: LoraSettings, training: TrainingS
     return OptimizerStates(training.optimizer, tuple(tensors))
 
 
-def _sharding(
-    forms: list[FieldForm], at: Callable[..., MemoryEstimate], skip: frozenset[str]
-) -> tuple[list[FieldForm], bool, bool]:
-    """Classify each closed-form field's dependence on the GPU count from evaluations at n = 2 and 3."""
-    evaluated = {(p, n): at(*p, n) for p in SHARD_POINTS for n in SHARD_GPUS}
-    out: list[FieldForm] = []
-    sharded = False
+def _gpu_rules(forms: list[FieldForm], at: Callable[..., MemoryEstimate], outside: set[str]) -> list[FieldForm]:
+    """Each closed field's `GpuRule` from evaluations at n = 2 and at a GPU count larger than any field
+    (there ``ceil(shard / n)`` is 1 or 0, and ``n · per_gpu`` stands apart), checked at n = 2, 3 and 8.
+    A field the rule does not reproduce joins ``outside`` (evaluated)."""
+    two = {p: at(*p, 2) for p in FIT_POINTS}
+    big = {p: at(*p, HUGE_GPUS) for p in FIT_POINTS}
+    three: dict[tuple[int, int, int], MemoryEstimate] = {}
+    checks = {(p, n): at(*p, n) for p in CHECK_POINTS for n in (2, 3, 8)}
+    if not all(sum(getattr(e, n) for n in PEAK_PARTS) == e.total_bytes for e in [*two.values(), *checks.values()]):
+        outside.update(FIELDS)
+    out = []
     for f in forms:
-        if f.name in skip:
+        if f.name in outside:
             out.append(f)
             continue
-        rule, plus = SAME, 0
-        for p in SHARD_POINTS:
-            base = f.model.value(*p)
-            for n in SHARD_GPUS:
-                v = getattr(evaluated[p, n], f.name)
-                if v == base and rule == SAME and plus == 0:
-                    continue
-                if v == ceil_div(base, n) and rule in (SAME, CEIL) and plus == 0:
-                    rule = CEIL
-                elif rule in (SAME, PLUS) and (plus == 0 or v - base == plus):
-                    rule, plus = PLUS, v - base
-                else:
-                    return forms, False, False
-        sharded = sharded or rule != SAME
-        out.append(FieldForm(f.name, f.model, rule, plus))
-    for (p, n), e in evaluated.items():  # the classification must reproduce every evaluated point
-        if any(f.value(*p, n) != getattr(e, f.name) for f in out if f.name not in skip):
-            return forms, False, False
-    return out, sharded, True
+        shard, replicated, per_gpu = [], [], []
+        for p in FIT_POINTS:
+            per, rest = divmod(getattr(big[p], f.name), HUGE_GPUS)
+            half = getattr(two[p], f.name) - 2 * per - rest  # ceil(shard / 2) - [shard > 0]
+            if half <= 0:  # nothing sharded (a shard of 1 or 2 bytes is the same for every n >= 2)
+                shard.append(0)
+                replicated.append(rest)
+            else:
+                candidates = (2 * half + 1, 2 * half + 2)  # ceil(shard / 2) = half + 1
+                one = f.model.value(*p)
+                chosen = [a for a in candidates if a + rest - 1 + per == one]  # usually the whole field on one GPU
+                if len(chosen) != 1:
+                    if p not in three:
+                        three[p] = at(*p, 3)
+                    v3 = getattr(three[p], f.name) - 3 * per - rest + 1
+                    chosen = [a for a in candidates if ceil_div(a, 3) == v3] or [candidates[0]]
+                shard.append(chosen[-1])
+                replicated.append(rest - 1)
+            per_gpu.append(per)
+        rule = None
+        for shard_model, replicated_model in product(_models(f.model, shard), _models(f.model, replicated)):
+            candidate = GpuRule(shard_model, replicated_model, _fit(per_gpu))
+            if all(candidate.value(*p, n) == getattr(e, f.name) for (p, n), e in checks.items()):
+                rule = candidate
+                break
+        if rule is None:
+            outside.add(f.name)
+            out.append(f)
+        elif (
+            _is_zero(rule.shard)
+            and _is_zero(rule.per_gpu)
+            and all(rule.replicated.value(*p) == f.model.value(*p) for p in FIT_POINTS + CHECK_POINTS)
+        ):
+            out.append(f)
+        else:
+            out.append(FieldForm(f.name, f.model, rule))
+    return out
+
+
+def _models(one_gpu: Model, values: list[int]) -> list[Model]:
+    """A polynomial through the values, and first the one-GPU model when they are its values (the 8-bit
+    optimizer states are not a polynomial)."""
+    fitted: list[Model] = [_fit(values)]
+    if all(one_gpu.value(*p) == v for p, v in zip(FIT_POINTS, values, strict=True)):
+        return [one_gpu, *fitted]
+    return fitted
 
 
 def structure_key(lora: LoraSettings, training: TrainingSettings) -> tuple[LoraSettings, TrainingSettings]:

@@ -3,12 +3,15 @@
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from calculator.core import LoraSettings, TrainingSettings, architecture_from_config, count_lora
+from calculator.core.errors import ErrorCollector, InputError
 from calculator.core.estimate import memory_estimate
 from calculator.core.form import memory_form
+from calculator.core.optimizers import OPTIMIZERS
+from calculator.core.training import FRAMEWORKS, PARALLELISMS, validate_training
 from tests.core.conftest import PRESETS, preset_arch
 
 NAMES = {"phi3": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"], "gpt2": ["c_attn", "c_proj", "c_fc"]}
@@ -69,20 +72,31 @@ def structures(draw):
         lora = replace(lora, use_dora=False, lora_dropout=0.0)
     training = TrainingSettings(
         base_dtype=draw(st.sampled_from(["bf16", "fp32", "nf4", "int8"])),
-        optimizer=draw(st.sampled_from(["adamw", "adamw_8bit", "adafactor", "sgd", "lion"])),
+        optimizer=draw(st.sampled_from(sorted(OPTIMIZERS))),
         gradient_checkpointing=draw(st.booleans()),
         attn_implementation=draw(st.sampled_from(["eager", "sdpa", "flash_attention_2"])),
-        parallelism=draw(st.sampled_from(["ddp", "fsdp"])),
+        parallelism=draw(st.sampled_from(PARALLELISMS)),
+        loss=draw(st.sampled_from(["hf", "hf", "chunked", "trl_chunked_nll", "fused_linear", "cut"])),
+        activation_offloading=draw(st.booleans()),
+        optimizer_offload=draw(st.booleans()),
+        param_offload=draw(st.booleans()),
+        framework=draw(st.sampled_from(sorted(FRAMEWORKS))),
     )
+    errors = ErrorCollector()
+    validate_training(training, errors)
+    assume(not errors.errors)
     return arch, lora, training
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(structures(), st.integers(1, 12), st.integers(1, 5000), st.integers(1, 300), st.integers(1, 8))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(structures(), st.integers(1, 12), st.integers(1, 5000), st.integers(1, 300), st.integers(1, 64))
 def test_the_form_equals_the_estimate_exactly(structure, b, s, r, n):
     arch, lora, training = structure
+    try:
+        expected = direct(arch, lora, training, b, s, r, n)
+    except InputError:
+        assume(False)  # a combination the libraries refuse (e.g. a fused loss with an adapter on the head)
     form = memory_form(arch, lora, training)
-    expected = direct(arch, lora, training, b, s, r, n)
     assert form.estimate(b, s, r, n) == expected
     assert form.total(b, s, r, n) == expected.total_bytes
 
