@@ -452,14 +452,18 @@ def training_flops(arch: Architecture, count: LoraCount, training: TrainingSetti
 
 def palm_flops_per_token(arch: Architecture, seq_len: int) -> int:
     """PaLM appendix B / nanoGPT ``estimate_mfu``: ``6·N + 12·L·H·Q·T`` for full training, with N the
-    matmul parameters (the output head, not the embedding lookup) and non-causal attention."""
+    matmul parameters a token runs through (the output head, not the embedding lookup; of a MoE layer the
+    router and ``top_k`` experts) and non-causal attention."""
     d = arch.dims
     stack = arch.text
-    weights = sum(
-        m.in_features * m.out_features * stack.layout.count(index)
-        for index, kind in enumerate(stack.kinds)
-        for m in kind.modules
-        if m.kind in LINEAR_KINDS
-    )
+    weights = 0
+    for index, kind in enumerate(stack.kinds):
+        layers = stack.layout.count(index)
+        weights += layers * sum(m.in_features * m.out_features for m in kind.modules if m.kind in LINEAR_KINDS)
+        ffn = kind.block.ffn
+        if isinstance(ffn, Moe):
+            h, i = num(ffn.hidden), num(ffn.intermediate)
+            router = 0 if ffn.router_linear else h * num(ffn.num_experts)  # a bare weight, not a Linear
+            weights += layers * (num(ffn.top_k) * 3 * h * i + router)
     matmul_params = weights + d.hidden_size * d.vocab_size  # biases are not matmuls
     return 6 * matmul_params + 12 * arch.num_layers * d.num_attention_heads * d.head_dim * seq_len

@@ -68,7 +68,7 @@ def test_the_golden_file_covers_every_family_with_and_without_checkpointing():
             assert (family, gc, "qv") in seen
 
 
-@pytest.mark.parametrize("slug", ["llama-3.1-8b", "qwen2.5-7b", "gemma-2-9b", "phi-3-mini", "gpt2"])
+@pytest.mark.parametrize("slug", ["llama-3.1-8b", "qwen2.5-7b", "gemma-2-9b", "phi-3-mini", "gpt2", "mixtral-8x7b"])
 @pytest.mark.parametrize("seq_len", [512, 4096])
 def test_full_fine_tuning_with_eager_attention_is_palms_6n_plus_12lhqt(slug, seq_len):
     arch = preset_arch(slug)
