@@ -9,14 +9,19 @@ than micro-batch, sequence length, rank and GPU count), a polynomial with few mo
 attention's scores and masks, s for the rotary tables and position ids; the padded log-sum-exp of fp32 SDPA
 and the b = 1 view of the shifted labels are the exact rounding steps), except the optimizer states,
 which follow the optimizer's own per-tensor rule (8-bit states: a 4,096-element threshold and a per-256
-absmax), computed from the trainable tensors' shapes, which are affine in r. Sharding across GPUs applies
-per field: unchanged, divided with ``ceil``, or plus a gathered layer.
+absmax), computed from the trainable tensors' shapes, which are affine in r; a field that depends on r
+alone but follows no such rule (ZeRO's fp32 copies of 8-bit states, an offload's size threshold) is
+evaluated once per rank and cached. On n > 1 GPUs each field is ``ceil(shard / n) + replicated + n · per_gpu``
+with the three parts in the same basis (FSDP/ZeRO shards, quantization constants and gathered layers kept
+whole, host copies every process makes), derived the first time a question names more than one GPU.
 
 The coefficients come from evaluating `memory_estimate` at a fixed set of points and solving exactly
 (rationals); the form is then checked at other points, field by field, so it is exact or it says so:
-a field that leaves this family (a new memory term the basis lacks) is evaluated instead, and when the
-peak itself does, every question falls back to evaluating `memory_estimate`. Questions (largest micro-batch, longest
-sequence, fewest GPUs) are then solved arithmetically: affine in b, piecewise quadratic in s.
+a field that leaves this family (a new memory term the basis lacks; today the chunked and fused losses'
+chunk and tile roundings, see docs/accuracy.md) is evaluated instead, and when a part of the peak does, the
+goal seeking bisects on evaluations of `memory_estimate` (still exact, ~20 evaluations). Otherwise questions
+(largest micro-batch, longest sequence, fewest GPUs) are solved arithmetically: affine in b, piecewise
+quadratic in s, ``ceil(P / n)`` in n; the rank bisects over the form (8-bit states step in r).
 """
 
 from __future__ import annotations
