@@ -132,7 +132,7 @@ GEMMA3 = Family(
     components=(
         ("language_model", "model.language_model"),
         ("vision_tower", "model.vision_tower"),
-        ("multi_modal_projector", "model.multi_modal_projector"),
+        ("projector", "model.multi_modal_projector"),
         ("lm_head", "lm_head"),
     ),
     text_model_types=("gemma3_text",),
@@ -372,8 +372,8 @@ GEMMA4 = Family(
         ("language_model", "model.language_model"),
         ("vision_tower", "model.vision_tower"),
         ("audio_tower", "model.audio_tower"),
-        ("embed_vision", "model.embed_vision"),
-        ("embed_audio", "model.embed_audio"),
+        ("projector", "model.embed_vision"),
+        ("audio_projector", "model.embed_audio"),
         ("lm_head", "lm_head"),
     ),
     text_model_types=("gemma4_text",),
@@ -458,7 +458,7 @@ MISTRAL3 = Family(
     components=(
         ("language_model", "model.language_model"),
         ("vision_tower", "model.vision_tower"),
-        ("multi_modal_projector", "model.multi_modal_projector"),
+        ("projector", "model.multi_modal_projector"),
         ("lm_head", "lm_head"),
     ),
     text_model_types=("mistral", "ministral", "ministral3"),

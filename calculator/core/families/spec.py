@@ -324,6 +324,7 @@ class Family:
     moe_conversion: str = ""  # PEFT's transformers-5 MoE target rewrite: "" | "mixtral" | "qwen2_moe"
     auto_class: str = "AutoModelForCausalLM"
     text_model_types: tuple[str, ...] = ()  # accepted text_config.model_type values (multimodal)
-    components: tuple[tuple[str, str], ...] = (("language_model", ""),)  # (component, path prefix)
+    # (component, path prefix): parameters per part as transformers groups them; the longest prefix wins.
+    components: tuple[tuple[str, str], ...] = (("language_model", ""), ("lm_head", "lm_head"))
     checks: tuple[tuple[Expr, str, str], ...] = ()  # (condition that must hold, key to blame, message)
     notes: tuple[str, ...] = field(default=())
