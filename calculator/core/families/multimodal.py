@@ -305,7 +305,7 @@ GEMMA4_AUDIO = Tower(
         box("lconv1d"),
         *clippable("lconv1d.linear_start", A_HIDDEN, f"2 * {A_HIDDEN}"),
         *clippable("lconv1d.linear_end", A_HIDDEN, A_HIDDEN),
-        conv("lconv1d.depthwise_conv1d", (A_HIDDEN, 1, "a_conv_kernel_size")),
+        conv("lconv1d.depthwise_conv1d", (A_HIDDEN, 1, "a_conv_kernel_size"), groups=A_HIDDEN),
         norm("lconv1d.pre_layer_norm", A_HIDDEN),
         norm("lconv1d.conv_norm", A_HIDDEN),
         *(norm(n, A_HIDDEN) for n in ("norm_pre_attn", "norm_post_attn", "norm_out")),
