@@ -303,7 +303,7 @@ def _check_selection(
     if unsupported:
         errors.add(
             "lora.target_modules",
-            "Only linear, Conv1D and embedding layers can be adapted; these matched modules are not: "
+            "Only linear, convolution and embedding layers can carry LoRA (PEFT); these matched modules cannot: "
             + ", ".join(sorted(unsupported)[:8])
             + ".",
         )
