@@ -9,7 +9,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, create_model
 
-from calculator.representation import MEMORY_FIELDS
+from calculator.api.representation import MEMORY_FIELDS
 from calculator.schemas import LoraInput, ModelChoice, TrainingInput
 
 

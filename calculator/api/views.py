@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from typing import Any
 
 from django.db import DatabaseError
@@ -14,16 +16,17 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from calculator import services
 from calculator.api.errors import as_drf_error
 from calculator.api.openapi import ConfigurationResponse, EstimateResponse
-from calculator.api.serializers import ConfigurationUpdateSerializer, PresetSerializer
-from calculator.core import InputError
+from calculator.api.representation import estimate_dict
+from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpdateSerializer, PresetSerializer
 from calculator.models import ModelPreset, SavedConfiguration
 from calculator.schemas import EstimateRequest, SaveRequest
-from calculator.services import configuration_dict, estimate_json, save_configuration
+from calculator.throttling import AnonSaveThrottle
 
 ERROR_400 = OpenApiResponse(description='Invalid input: `{"field": ["message"]}`, nested for nested fields.')
 
@@ -66,10 +69,19 @@ class EstimateView(APIView):
     @extend_schema(request=EstimateRequest, responses={200: EstimateResponse, 400: ERROR_400})
     def post(self, request: Request) -> HttpResponse | Response:
         try:
-            body = estimate_json(request.body)
-        except (PydanticValidationError, InputError) as error:
+            body = estimate_body(request.body, services.catalog_version())
+        except (PydanticValidationError, services.InputError) as error:
             raise as_drf_error(error) from None
         return HttpResponse(body, content_type="application/json")
+
+
+@lru_cache(maxsize=1024)
+def estimate_body(body: bytes, catalog_version: int) -> bytes:
+    """The response body for a request body. Results are pure functions of the inputs and the catalog
+    (its version is part of the key), so identical requests are answered from this per-process cache;
+    errors raise and are not cached."""
+    request = EstimateRequest.model_validate_json(body)
+    return json.dumps(estimate_dict(services.compute_estimate(request=request)), separators=(",", ":")).encode()
 
 
 class PresetViewSet(viewsets.ReadOnlyModelViewSet):
@@ -83,10 +95,6 @@ class PresetViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> Any:
         return ModelPreset.objects.published()
-
-
-class AnonSaveThrottle(AnonRateThrottle):
-    scope = "anon_save"
 
 
 class IsOwner(permissions.BasePermission):
@@ -112,7 +120,7 @@ class ConfigurationViewSet(
     permission_classes = [IsOwner]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def get_throttles(self) -> list[Any]:
+    def get_throttles(self) -> list[BaseThrottle]:
         if self.action == "create" and not self.request.user.is_authenticated:
             return [AnonSaveThrottle()]
         return []
@@ -127,23 +135,27 @@ class ConfigurationViewSet(
         if not request.user.is_authenticated:
             raise PermissionDenied("Sign in to list your configurations.")
         items = self.get_queryset()[:500]
-        return Response([configuration_dict(c, request, with_estimate=False) for c in items])
+        context = {"request": request, "with_estimate": False}
+        return Response(ConfigurationSerializer(items, many=True, context=context).data)
 
     @extend_schema(request=SaveRequest, responses={201: ConfigurationResponse, 400: ERROR_400})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         save_request = parse(SaveRequest, request.data)
         owner = request.user if request.user.is_authenticated else None
         try:
-            configuration = save_configuration(save_request, owner)
-        except InputError as error:
+            configuration = services.save_configuration(request=save_request, owner=owner)
+        except services.InputError as error:
             raise as_drf_error(error) from None
         except DatabaseError:
             raise ServiceUnavailable() from None
-        return Response(configuration_dict(configuration, request), status=201)
+        return Response(self._shown(configuration), status=201)
 
     @extend_schema(responses={200: ConfigurationResponse})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(configuration_dict(self.get_object(), request))
+        return Response(self._shown(self.get_object()))
+
+    def _shown(self, configuration: SavedConfiguration) -> Any:
+        return ConfigurationSerializer(configuration, context={"request": self.request}).data
 
     @extend_schema(request=ConfigurationUpdateSerializer, responses={200: ConfigurationResponse, 400: ERROR_400})
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -151,4 +163,4 @@ class ConfigurationViewSet(
         serializer = ConfigurationUpdateSerializer(configuration, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         serializer.save()
-        return Response(configuration_dict(configuration, request))
+        return Response(self._shown(configuration))
