@@ -25,7 +25,7 @@ def new_slug() -> str:
     return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
 
 
-class ModelPresetQuerySet(models.QuerySet):
+class ModelPresetQuerySet(models.QuerySet["ModelPreset"]):
     def published(self) -> ModelPresetQuerySet:
         return self.filter(is_published=True)
 

@@ -8,7 +8,7 @@ form and the fuzz tests read their fields, choices and defaults from these model
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -24,7 +24,13 @@ LORA_DEFAULTS = LoraSettings()
 TRAINING_DEFAULTS = TrainingSettings()
 
 if TYPE_CHECKING:  # the enums are built from the core's tuples at run time; to a type checker they are str
-    BaseDtype = AdapterDtype = Optimizer = AttnImplementation = Parallelism = QuantizeScope = BiasMode = str
+    BaseDtype: TypeAlias = str
+    AdapterDtype: TypeAlias = str
+    Optimizer: TypeAlias = str
+    AttnImplementation: TypeAlias = str
+    Parallelism: TypeAlias = str
+    QuantizeScope: TypeAlias = str
+    BiasMode: TypeAlias = str
 else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic validates and documents the core's choices
     BaseDtype = Literal[BASE_DTYPES]
     AdapterDtype = Literal[FLOAT_DTYPES]

@@ -95,7 +95,6 @@ __all__ = [  # what the faces may use; the core's types come along for annotatio
     "has_default_targets",
     "invalidate_catalog",
     "learn",
-    "preset_architecture",
     "presets",
     "relevant_config",
     "resolve_model",
@@ -207,11 +206,6 @@ def gpus() -> tuple[Gpu, ...]:
 def default_gpu() -> Gpu:
     catalog = gpus()
     return next((g for g in catalog if DEFAULT_GPU_HINT in g.name), catalog[len(catalog) // 2])
-
-
-def preset_architecture(*, config: Mapping[str, Any]) -> Architecture:
-    """The architecture an admin's pasted config.json describes; `InputError` names what is wrong."""
-    return architecture_from_config(config, field="config")
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,7 +363,7 @@ def save_configuration(*, request: SaveRequest, owner: AbstractBaseUser | None) 
                     slug=new_slug(),
                     name=request.name,
                     note=request.note,
-                    owner=owner,
+                    owner_id=owner.pk if owner is not None else None,
                     inputs=inputs,
                     model_snapshot=snapshot,
                 )

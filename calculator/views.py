@@ -57,17 +57,7 @@ def calculator(request: HtmxHttpRequest) -> HttpResponse:
         fragment = cache.cached("fragment", query, lambda: calculator_page.fragment(request.GET))
         return fragment.response(accepts_gzip="gzip" in request.headers.get("Accept-Encoding", ""))
     page = cache.cached("page", query, lambda: calculator_page.page(request.GET, query))
-    if page.location:
-        return HttpResponseRedirect(page.location)
-    return render(request, "calculator/index.html", page.context, status=page.status)
-
-
-def _page_with_save_error(
-    request: HttpRequest, state: str, *, status: int, name: str, note: str, error: str
-) -> HttpResponse:
-    page = calculator_page.page(QueryDict(state), state)
-    context = {**page.context, "save": {"name": name, "note": note, "error": error}}
-    return render(request, "calculator/index.html", context, status=status)
+    return page.response(request)
 
 
 @require_POST
@@ -77,10 +67,13 @@ def save(request: HttpRequest) -> HttpResponse:
     name = request.POST.get("name", "").strip()
     note = request.POST.get("note", "").strip()
 
-    def failed(status: int, error: str) -> HttpResponse:
-        return _page_with_save_error(request, state, status=status, name=name, note=note, error=error)
-
     reading, results = calculator_page.compute(QueryDict(state))
+
+    def failed(status: int, error: str) -> HttpResponse:
+        save_form = {"name": name, "note": note, "error": error}
+        context = calculator_page.page_context(reading, results, save=save_form)
+        return render(request, "calculator/index.html", context, status=status)
+
     if "state" not in request.POST or results is None or reading.request is None:
         return failed(400, "Fix the inputs before saving.")
     try:
@@ -187,7 +180,7 @@ def _compare_choices(request: HttpRequest, *, exclude: str) -> list[dict[str, st
     if not request.user.is_authenticated:
         return []
     try:
-        rows = request.user.configurations.exclude(slug=exclude).values_list("slug", "name")[:50]  # type: ignore[union-attr]
+        rows = request.user.configurations.exclude(slug=exclude).values_list("slug", "name")[:50]
         return [{"slug": s, "name": n} for s, n in rows]
     except DatabaseError:
         return []

@@ -21,9 +21,8 @@ def warm_up() -> None:
     host = next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h != "*"), "localhost")
     factory = RequestFactory(HTTP_HOST=host)
     try:
-        for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
-            request = factory.get("/", **headers)
+        for request in (factory.get("/"), factory.get("/", HTTP_HX_REQUEST="true")):
             request.htmx = HtmxDetails(request)  # type: ignore[attr-defined]  # what HtmxMiddleware adds
-            calculator(request)
+            calculator(request)  # type: ignore[arg-type]
     except Exception:  # a cold worker must still start: warming is an optimisation only
         logger.warning("warm-up failed", exc_info=True)

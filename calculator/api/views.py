@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import DatabaseError
 from django.http import HttpResponse
@@ -13,7 +14,8 @@ from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
@@ -31,7 +33,10 @@ from calculator.throttling import AnonSaveThrottle
 ERROR_400 = OpenApiResponse(description='Invalid input: `{"field": ["message"]}`, nested for nested fields.')
 
 
-def parse(model: type[EstimateRequest], data: Any) -> EstimateRequest:
+Request_ = TypeVar("Request_", bound=EstimateRequest)
+
+
+def parse(model: type[Request_], data: Any) -> Request_:
     try:
         return model.model_validate(data)
     except PydanticValidationError as error:
@@ -47,11 +52,14 @@ class ServiceUnavailable(APIException):
 class JSONOnly(BaseContentNegotiation):
     """The estimate endpoint only speaks JSON; skipping negotiation keeps the hot path short."""
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0]
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser:
+        return next(iter(parsers))
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class EstimateView(APIView):

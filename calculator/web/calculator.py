@@ -9,11 +9,15 @@ Both are pure functions of the query and the catalogs, so `calculator.web.cache`
 from __future__ import annotations
 
 import gzip
-from dataclasses import dataclass, field
+import re
+import secrets
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from django.http import HttpResponse, QueryDict
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.middleware.csrf import get_token
 from django.template.loader import get_template
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -112,13 +116,39 @@ def _render(partial: str, context: dict[str, Any]) -> str:
 ERROR_SLOTS = frozenset({"preset", "hf_config", "target_modules", "form", *DIM_FIELDS, *BY_NAME})
 
 
+# The page is the same for every visitor but for two slots: the CSRF token of the Save form and the
+# header's account links. It is rendered once per state with a marker in each slot, split there, and
+# filled per request. The marker is random per process, so no user text can contain it.
+SLOT = f"slot{secrets.token_hex(12)}"
+SLOTS = {f"{SLOT}csrf": "csrf", f"{SLOT}nav": "user_nav"}
+SPLIT = re.compile("(" + "|".join(SLOTS) + ")")
+
+
 @dataclass
 class Page:
-    """The whole page's per-state parts: a status and the template context, or a redirect."""
+    """The whole page for one state, split around its per-visitor slots; or a redirect."""
 
     status: int = 200
-    context: dict[str, Any] = field(default_factory=dict)
+    segments: tuple[str, ...] = ()  # text, slot, text, slot, ..., text
     location: str = ""
+
+    def response(self, request: HttpRequest) -> HttpResponse:
+        if self.location:
+            return HttpResponseRedirect(self.location)
+        fill = {"csrf": lambda: get_token(request), "user_nav": lambda: user_nav(request)}
+        parts = [fill[SLOTS[text]]() if i % 2 else text for i, text in enumerate(self.segments)]
+        return HttpResponse("".join(parts), status=self.status)
+
+
+def user_nav(request: HttpRequest) -> str:
+    """The header's account links for this visitor."""
+    user = getattr(request, "user", None)  # absent on the warm-up's bare requests (no middleware)
+    try:
+        signed_in = user is not None and user.is_authenticated
+    except DatabaseError:
+        signed_in = False
+    context = {"user": user if signed_in else None, "csrf_token": get_token(request) if signed_in else ""}
+    return get_template("calculator/_user_nav.html").render(context)
 
 
 def page(query: QueryDict, raw_query: str) -> Page:
@@ -126,9 +156,22 @@ def page(query: QueryDict, raw_query: str) -> Page:
     if reading.ok and any(k in query for k in FORM_ONLY_PARAMS) and raw_query != reading.canonical:
         # A form submitted without JavaScript: land on the clean, shareable URL of the same state.
         return Page(location=f"{reverse('calculator')}?{reading.canonical}")
+    context = {**page_context(reading, results), "csrf_token": f"{SLOT}csrf", "user_nav_slot": f"{SLOT}nav"}
+    html = get_template(TEMPLATE).render(context)
+    return Page(200 if results is not None else 400, tuple(SPLIT.split(html)))
+
+
+def page_context(reading: Reading, results: services.CalculatorResults | None, **extra: Any) -> dict[str, Any]:
+    """The page's template context (the view adds a Save error to it when saving failed)."""
     r = summary(reading, results)
-    context = {**form_context(reading), "results_html": results_html(reading, r), "r": r}
-    return Page(200 if r is not None else 400, context)
+    return {
+        "nav": "calc",
+        "canonical": reading.canonical,
+        "form_html": _render("calc_form", form_context(reading)),
+        "results_html": results_html(reading, r),
+        "r": r,
+        **extra,
+    }
 
 
 def form_context(reading: Reading) -> dict[str, Any]:

@@ -323,7 +323,7 @@ def _memory_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
             _results(
                 items,
                 label,
-                lambda r, attr=attr: _cell(fmt.size(getattr(r.memory, attr)), getattr(r.memory, attr)),
+                lambda r, attr=attr: _cell(fmt.size(getattr(r.memory, attr)), getattr(r.memory, attr)),  # type: ignore[misc]
             )
         )
     rows.append(
@@ -389,7 +389,7 @@ def comparison(items: Sequence[_Item]) -> dict[str, Any]:
                 "remove_href": compare_url(others) if len(others) >= MIN_COMPARED else "",
             }
         )
-    sections = [
+    sections: list[dict[str, Any]] = [
         {"title": "Model", "rows": _model_rows(items)},
         {"title": "LoRA", "rows": _lora_rows(items)},
         {"title": "Training", "rows": _training_rows(items)},
@@ -397,7 +397,7 @@ def comparison(items: Sequence[_Item]) -> dict[str, Any]:
         {"title": "Memory per GPU", "rows": _memory_rows(items)},
         {"title": "GPU fit", "rows": _fit_rows(items)},
     ]
-    rows = [r for s in sections for r in s["rows"]]
+    rows: list[dict[str, Any]] = [r for s in sections for r in s["rows"]]
     return {
         "columns": columns,
         "sections": sections,
