@@ -8,6 +8,7 @@ form and the fuzz tests read their fields, choices and defaults from these model
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -64,6 +65,15 @@ class ModelChoice(BaseModel):
     preset: str | None = Field(default=None, max_length=80)
     hf_config: dict[str, Any] | None = None
     custom: CustomDimensions | None = None
+
+    @field_validator("hf_config")
+    @classmethod
+    def finite_numbers(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """JSON's NaN and Infinity are not sizes (and would overflow every integer conversion)."""
+        for key, item in (value or {}).items():
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{key}: {item} is not a number a config.json can hold.")
+        return value
 
     @model_validator(mode="after")
     def exactly_one(self) -> ModelChoice:
