@@ -1,89 +1,50 @@
-"""Which keys of a ``config.json`` change the numbers, and how the form's dimension fields map to them.
+"""Which keys of a pasted config.json change the numbers (the rest can be dropped from a shareable URL),
+and how the form's dimension fields map to a model type's config keys.
 
-A pasted ``config.json`` carries dozens of keys the calculator never reads (``torch_dtype``,
-``architectures``, tokenizer ids...). The builder of each ``model_type`` reads exactly the keys that
-matter, so replaying it on a mapping that records what was read tells them apart without a second
-list to keep in step with the builders.
+Both are read off the family descriptions (`families.spec.Key`): a family declares the keys it reads,
+under which name (GPT-2's ``n_embd`` is our ``hidden_size``) and where (a multimodal model's
+``text_config``), so no second table has to follow the builders.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any
 
 from .architecture import Architecture
-from .errors import InputError
-from .families import CUSTOM_FIELDS, architecture_from_config
+from .families import CUSTOM_FIELDS, FAMILIES, relevant_config
 
-KEPT_ALWAYS = frozenset({"model_type", "_name_or_path"})  # which builder, and what the model is called
+__all__ = ["config_key", "dimension_of", "dimension_values", "dimensions_read", "relevant_config"]
 
-# Dimension fields (the API's ``custom`` names) that a model type spells differently in its config.json.
-# The builders accept these aliases first (GPT-2's config names its sizes after the original code).
-DIMENSION_ALIASES: dict[str, dict[str, str]] = {
-    "gpt2": {
-        "hidden_size": "n_embd",
-        "num_hidden_layers": "n_layer",
-        "num_attention_heads": "n_head",
-        "intermediate_size": "n_inner",
-    }
-}
+# Dimension fields whose family key is named otherwise (the families call the expert count num_experts).
+FAMILY_KEY = {"num_local_experts": "num_experts"}
 
 
-class _Recorder(dict[str, Any]):
-    """A config mapping that remembers which keys the architecture builder read."""
-
-    def __init__(self, data: Mapping[str, Any]) -> None:
-        super().__init__(data)
-        self.read: set[str] = set()
-
-    def get(self, key: str, default: Any = None) -> Any:
-        self.read.add(key)
-        return super().get(key, default)
-
-
-def keys_read(config: Mapping[str, Any]) -> frozenset[str] | None:
-    """The keys the builder of ``config``'s model type reads; None when the config is invalid."""
-    recorder = _Recorder(config)
-    try:
-        architecture_from_config(recorder)
-    except InputError:
-        return None
-    return frozenset(recorder.read)
+@lru_cache(maxsize=256)
+def config_key(model_type: str, dimension: str) -> tuple[str, ...]:
+    """Where a dimension field lives in this model type's config.json: ``("n_embd",)`` for GPT-2's
+    hidden_size, ``("text_config", "hidden_size")`` for a multimodal wrapper's."""
+    family = FAMILIES.get(model_type)
+    for key in family.keys if family else ():
+        if key.key == FAMILY_KEY.get(dimension, dimension) and key.at.count(".") == 0:
+            return (key.at, key.config_name) if key.at else (key.config_name,)
+    return (dimension,)
 
 
-def relevant_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of a pasted config.json that change the numbers (plus its model type and name).
-
-    An invalid config is returned whole, so its errors are reported against what the user pasted.
-    """
-    read = keys_read(config)
-    if read is None:
-        return dict(config)
-    keep = read | KEPT_ALWAYS
-    return {key: value for key, value in config.items() if key in keep}
+def dimension_of(model_type: str, path: tuple[str, ...]) -> str | None:
+    """The dimension field a config.json key (as a path) sets, or None when it is not one of them."""
+    return next((d for d in CUSTOM_FIELDS if config_key(model_type, d) == path), None)
 
 
-def config_key(model_type: str, dimension: str) -> str:
-    """The config.json key that sets a dimension field for this model type (``n_embd`` for GPT-2)."""
-    return DIMENSION_ALIASES.get(model_type, {}).get(dimension, dimension)
-
-
-def dimension_of(model_type: str, key: str) -> str | None:
-    """The dimension field a config.json key sets, or None when it is not one of them."""
-    for dimension in CUSTOM_FIELDS:
-        if config_key(model_type, dimension) == key:
-            return dimension
-    return None
-
-
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def dimensions_read(model_type: str | None) -> frozenset[str]:
     """The dimension fields a model type reads (None: custom dimensions, which may have experts)."""
     if model_type is None:
         return frozenset(CUSTOM_FIELDS)
-    read = keys_read({"model_type": model_type}) or frozenset()
-    return frozenset(d for d in CUSTOM_FIELDS if config_key(model_type, d) in read)
+    family = FAMILIES.get(model_type)
+    if family is None:
+        return frozenset()
+    declared = {key.key for key in family.keys if key.at.count(".") == 0}
+    return frozenset(d for d in CUSTOM_FIELDS if FAMILY_KEY.get(d, d) in declared)
 
 
 def dimension_values(arch: Architecture) -> dict[str, int | bool | None]:

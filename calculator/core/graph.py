@@ -142,18 +142,30 @@ class Graph:
         self.save_if(activated.requires_grad, up)
         return self.act(features, activated.requires_grad or up.requires_grad)
 
-    def attention(self, q: Tensor, k: Tensor, v: Tensor, *, softcap: bool = False, fp32_softmax: bool = True) -> Tensor:
-        """Scaled dot-product attention as the chosen kernel stores it; returns the output."""
-        d = self.arch.dims
+    def attention(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        heads: int,
+        qk_dim: int,
+        v_dim: int,
+        softcap: bool = False,
+        fp32_softmax: bool = True,
+        dropout: float = 0.0,
+        sinks: bool = False,
+    ) -> Tensor:
+        """Scaled dot-product attention as the chosen kernel stores it; returns the output. gpt-oss's attention
+        sinks only run in the eager path (a logit per head appended to every row)."""
         b, s = self.training.batch_size, self.training.seq_len
-        heads, hd = d.num_attention_heads, d.head_dim
-        width = heads * hd
+        qk_width, v_width = heads * qk_dim, heads * v_dim
         needed = q.requires_grad or k.requires_grad or v.requires_grad
-        if self.training.attn_implementation != "eager":
+        if self.training.attn_implementation != "eager" and not sinks:
             # flash / memory-efficient / cuDNN: q, k, v as passed (GQA: kv heads only), output, logsumexp
             if not needed:
-                return self.act(width, False)
-            out = self.act(width, True)
+                return self.act(v_width, False)
+            out = self.act(v_width, True)
             lse_len = s
             if self.training.attn_implementation == "sdpa" and self.p == FP32:
                 lse_len = ceil_div(s, 32) * 32  # fp32 runs the memory-efficient kernel, which pads it
@@ -161,17 +173,25 @@ class Graph:
             return out
         # eager: scores = q @ k^T with k repeated to all heads, softmax, probs @ v with v repeated
         scores_rg = q.requires_grad or k.requires_grad
-        self.save_if(k.requires_grad, self.act(width, True))  # the query operand (a copy)
-        self.save_if(q.requires_grad, self.act(width, True))  # the key repeated to every head
-        scores = b * heads * s * s
+        self.save_if(k.requires_grad, self.act(qk_width, True))  # the query operand (a copy)
+        self.save_if(q.requires_grad, self.act(qk_width, True))  # the key repeated to every head
+        columns = s + 1 if sinks else s
+        scores = b * heads * s * columns
         if softcap:
             self.save_if(scores_rg, self.new(scores, self.p, True))  # tanh keeps its output
         softmax_bytes = FP32 if fp32_softmax else self.p
         probs = self.new(scores, softmax_bytes, scores_rg)
         self.save_if(scores_rg, probs)
         if softmax_bytes != self.p:
-            probs = self.new(scores, self.p, scores_rg)  # .to(query.dtype)
-        probs = self.dropout(probs, d.attention_dropout)
+            probs = self.new(b * heads * s * s, self.p, scores_rg)  # .to(query.dtype) (sinks dropped)
+        probs = self.dropout(probs, dropout)
         self.save_if(v.requires_grad, probs)
-        self.save_if(scores_rg, self.act(width, True))  # the value repeated to every head
-        return self.act(width, needed)
+        self.save_if(scores_rg, self.act(v_width, True))  # the value repeated to every head
+        return self.act(v_width, needed)
+
+    def mul_sigmoid(self, x: Tensor, gate: Tensor, gate_width: int, width: int) -> Tensor:
+        """``x * sigmoid(gate)``: sigmoid keeps its output, the product keeps both operands as needed."""
+        sigmoid = self.act(gate_width, gate.requires_grad)
+        self.save_if(gate.requires_grad or x.requires_grad, sigmoid)
+        self.save_if(gate.requires_grad, x)
+        return self.act(width, x.requires_grad or gate.requires_grad)

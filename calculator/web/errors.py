@@ -17,8 +17,8 @@ def form_field(path: str, overridden: Collection[str] = (), model_type: str = ""
     parts = path.split(".")
     if parts[0] == "model":
         if len(parts) >= 3 and parts[1] in ("hf_config", "custom"):
-            key = parts[2]
-            dimension = services.dimension_of(model_type, key) if model_type else None
+            key = ".".join(parts[2:])
+            dimension = services.dimension_of(model_type, tuple(parts[2:])) if model_type else None
             dimension = dimension or (key if key in services.DIMENSION_FIELDS else None)
             if parts[1] == "custom" or (dimension and overridden):
                 return dimension or "preset", ""

@@ -259,7 +259,12 @@ def _model(
     else:
         config = dict(source.config or {})
     for name, value in given.items():
-        config[services.config_key(model_type, name)] = value
+        *sections, key = services.config_key(model_type, name)
+        target = config
+        for section in sections:  # a multimodal model's text_config: copy it before editing
+            target[section] = dict(target.get(section) or {})
+            target = target[section]
+        target[key] = value
     return {"hf_config": config}, given
 
 
