@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import APIException, PermissionDenied
@@ -29,6 +29,20 @@ from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpd
 from calculator.models import ModelPreset, SavedConfiguration
 from calculator.schemas import EstimateRequest, SaveRequest
 from calculator.throttling import AnonSaveThrottle
+
+# "Try it out" in the API docs starts from these bodies, so each must answer 200/201 (a test posts them).
+ESTIMATE_EXAMPLE = {
+    "model": {"preset": "llama-3.1-8b"},
+    "lora": {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
+    "training": {"base_dtype": "nf4", "batch_size": 1, "seq_len": 2048, "gradient_checkpointing": True},
+}
+SAVE_EXAMPLE = {"name": "Llama 3.1 8B QLoRA r=16", "note": "all linear layers", **ESTIMATE_EXAMPLE}
+RENAME_EXAMPLE = {"name": "Renamed configuration", "note": "a new note"}
+EXAMPLES = {
+    "estimate": [OpenApiExample("QLoRA on Llama 3.1 8B", value=ESTIMATE_EXAMPLE, request_only=True)],
+    "save": [OpenApiExample("Save a configuration", value=SAVE_EXAMPLE, request_only=True)],
+    "rename": [OpenApiExample("Rename", value=RENAME_EXAMPLE, request_only=True)],
+}
 
 ERROR_400 = OpenApiResponse(description='Invalid input: `{"field": ["message"]}`, nested for nested fields.')
 
@@ -74,7 +88,9 @@ class EstimateView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnly
 
-    @extend_schema(request=EstimateRequest, responses={200: EstimateResponse, 400: ERROR_400})
+    @extend_schema(
+        request=EstimateRequest, responses={200: EstimateResponse, 400: ERROR_400}, examples=EXAMPLES["estimate"]
+    )
     def post(self, request: Request) -> HttpResponse | Response:
         try:
             body = estimate_body(request.body, services.catalog_version())
@@ -146,7 +162,9 @@ class ConfigurationViewSet(
         context = {"request": request, "with_estimate": False}
         return Response(ConfigurationSerializer(items, many=True, context=context).data)
 
-    @extend_schema(request=SaveRequest, responses={201: ConfigurationResponse, 400: ERROR_400})
+    @extend_schema(
+        request=SaveRequest, responses={201: ConfigurationResponse, 400: ERROR_400}, examples=EXAMPLES["save"]
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         save_request = parse(SaveRequest, request.data)
         owner = request.user if request.user.is_authenticated else None
@@ -165,7 +183,11 @@ class ConfigurationViewSet(
     def _shown(self, configuration: SavedConfiguration) -> Any:
         return ConfigurationSerializer(configuration, context={"request": self.request}).data
 
-    @extend_schema(request=ConfigurationUpdateSerializer, responses={200: ConfigurationResponse, 400: ERROR_400})
+    @extend_schema(
+        request=ConfigurationUpdateSerializer,
+        responses={200: ConfigurationResponse, 400: ERROR_400},
+        examples=EXAMPLES["rename"],
+    )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         configuration = self.get_object()
         serializer = ConfigurationUpdateSerializer(configuration, data=request.data, partial=True)

@@ -63,7 +63,7 @@ def memory_chart(
     shown = [(capacity, group) for capacity, group in groups if capacity <= axis]
     placed = _place_labels([x(c) for c, _ in shown], [g[0].gpu == chosen.gpu for _, g in shown])
     lines = []
-    for (capacity, group), (row, minor) in zip(shown, placed, strict=True):
+    for (capacity, group), (row, minor, crowded) in zip(shown, placed, strict=True):
         lx = x(capacity)
         is_chosen = group[0].gpu == chosen.gpu
         names = [f.gpu for f in group]
@@ -75,6 +75,7 @@ def memory_chart(
                 "fits": all(f.fits for f in group),
                 "chosen": is_chosen,
                 "minor": minor,
+                "crowded": crowded,
                 "ty": str(LABEL_ROWS[row]),
                 "line_top": str(LABEL_ROWS[row] + 4),
                 "anchor": "end" if lx > 93 else "start" if lx < 7 else "middle",
@@ -100,21 +101,25 @@ def memory_chart(
     }
 
 
-def _place_labels(xs: list[float], chosen: list[bool]) -> list[tuple[int, bool]]:
-    """(row, minor) per label: rows alternate so neighbours do not overprint on a desktop-width chart;
-    a label too close to a kept one for a phone-width chart is "minor" (hidden there). The chosen card's
-    label is placed first and always kept."""
+def _place_labels(xs: list[float], chosen: list[bool]) -> list[tuple[int, bool, bool]]:
+    """(row, minor, crowded) per label. Two rows, so neighbours do not overprint on a desktop-width
+    chart; a label with no free row is "crowded" (its line stays, its text is hidden: the line's tooltip
+    names it); one too close to a kept label for a phone-width chart is "minor" (hidden there). The
+    chosen card's label is placed first and always shown."""
     order = sorted(range(len(xs)), key=lambda i: (not chosen[i], xs[i]))
     rows: list[list[float]] = [[], []]
     kept: list[float] = []
-    placed: dict[int, tuple[int, bool]] = {}
+    placed: dict[int, tuple[int, bool, bool]] = {}
     for i in order:
-        row = min((0, 1), key=lambda r: (any(abs(xs[i] - o) < WIDE_GAP for o in rows[r]), r))
-        rows[row].append(xs[i])
-        minor = any(abs(xs[i] - o) < NARROW_GAP for o in kept)
+        free = [r for r in (0, 1) if not any(abs(xs[i] - o) < WIDE_GAP for o in rows[r])]
+        crowded = not free and not chosen[i]
+        row = free[0] if free else 0
+        if not crowded:
+            rows[row].append(xs[i])
+        minor = crowded or any(abs(xs[i] - o) < NARROW_GAP for o in kept)
         if not minor:
             kept.append(xs[i])
-        placed[i] = (row, minor)
+        placed[i] = (row, minor, crowded)
     return [placed[i] for i in range(len(xs))]
 
 
