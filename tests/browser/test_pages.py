@@ -30,7 +30,8 @@ OVERLAPS = """() => {
     const a = seen[i], b = seen[j];
     if (a.contains(b) || b.contains(a)) continue;
     const p = a.getBoundingClientRect(), q = b.getBoundingClientRect();
-    const w = Math.min(p.right, q.right) - Math.max(p.left, q.left), h = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+    const w = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+    const h = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
     if (w > 2 && h > 2) out.push(`${a.tagName}#${a.id}.${a.className} / ${b.tagName}#${b.id}.${b.className}`);
   }
   return out;
