@@ -187,7 +187,7 @@ def _estimate(
     count = count_lora(arch, lora)
     validate_recipe(arch, count, training)
     memory = memory_estimate(arch, count, training)
-    resolved = arch.default_target_modules if lora.target_modules is None and not lora.target_parameters else None
+    resolved = arch.default_target_modules if lora.target_modules is None and not arch.moe_conversion else None
     return Estimate(
         engine_version=ENGINE_VERSION,
         name=name,

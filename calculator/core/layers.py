@@ -104,8 +104,11 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
         q = k = v = qkv  # views of one storage: keeping v keeps all of it
     else:
         q = g.linear(x, h, q_out * (2 if a.q_gate else 1), lora.get(_join(c, a.q)))
-        k = g.linear(x, h, kv_out, lora.get(_join(c, a.k)))
-        v = g.linear(x, h, kv_out, lora.get(_join(c, a.v)))
+        if a.has_kv:
+            k = g.linear(x, h, kv_out, lora.get(_join(c, a.k)))
+            v = g.linear(x, h, kv_out, lora.get(_join(c, a.v))) if a.has_v else k
+        else:  # Gemma 4's KV sharing: an earlier layer's k and v (already kept by that layer)
+            k = v = g.act(kv_out, False)
     gate = q if a.q_gate else None  # Qwen3-Next / Qwen3.5: q_proj's second half gates the output
     if a.qk_norm in ("head", "full") and a.qk_norm_when:
         gemma = block.norms.kind == "rms_gemma"

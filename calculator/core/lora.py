@@ -10,13 +10,15 @@ inventory, layer by layer only when a rule can tell layers apart.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .architecture import LINEAR_KINDS, LORA_MODULE_KINDS, Architecture, Kind, Module, Param
 from .errors import ErrorCollector, InputError
 from .lora_settings import LoraSettings, scaling, validate_settings
 from .moe_conversion import convert_moe_targets
+from .regex import UnsupportedPattern, compile_pattern
 from .targeting import Matcher, dotted_suffixes
 
 __all__ = ["LoraCount", "LoraSettings", "count_lora", "scaling"]
@@ -155,6 +157,8 @@ def effective_settings(arch: Architecture, lora: LoraSettings) -> LoraSettings:
                 "fused parameters; name them (e.g. ['q_proj', 'v_proj', 'w1', 'w2', 'w3']) or use 'all-linear'.",
             )
         lora = converted
+    if lora.ensure_weight_tying and arch.tied:
+        lora = _tie_embedding_targets(arch, lora)
     if lora.target_parameters:
         # PEFT's ParamWrapper (LoRA on a bare parameter) supports none of these.
         for field, active in (("use_dora", lora.use_dora), ("lora_bias", lora.lora_bias)):
@@ -164,6 +168,51 @@ def effective_settings(arch: Architecture, lora: LoraSettings) -> LoraSettings:
             errors.add("lora.lora_dropout", "lora_dropout must be 0 when target parameters (MoE experts) are adapted.")
     errors.raise_if_any()
     return lora
+
+
+EMBEDDING_LAYER_NAMES = ("embed_tokens", "lm_head")  # peft/utils/constants.py
+
+
+def _tie_embedding_targets(arch: Architecture, lora: LoraSettings) -> LoraSettings:
+    """``ensure_weight_tying=True`` on a model whose output head is its input embedding (PEFT's
+    ``_check_tied_modules``): a tied layer in ``modules_to_save`` becomes one copy of the embedding that the
+    head shares; a tied layer among list targets adapts the embedding, and the head gets its own tied LoRA
+    (separate parameters); a regex target is widened to the embedding and the head likewise."""
+    embedding, head = arch.input_embedding, arch.output_head
+    saved = list(lora.modules_to_save or ())
+    if any(m.split(".")[-1] in EMBEDDING_LAYER_NAMES for m in saved):
+        kept = [m for m in saved if not _names_module(m, head)]
+        if embedding not in kept:
+            kept.append(embedding)
+        return replace(lora, modules_to_save=tuple(kept))
+    targets = lora.target_modules
+    if isinstance(targets, str):
+        if targets.lower() == "all-linear" or not any(_full_match(targets, n) for n in EMBEDDING_LAYER_NAMES):
+            return lora
+        widened = rf"(?:{targets}|^{_escape(embedding)}$|^{_escape(head)}$)"
+        return replace(lora, target_modules=widened)
+    if targets and any(t.split(".")[-1] in EMBEDDING_LAYER_NAMES for t in targets):
+        return replace(lora, target_modules=(*targets, embedding, head))
+    return lora
+
+
+def _names_module(name: str, key: str) -> bool:
+    r"""PEFT's ``re.match(rf"(^|.*\.){name}($|\..*)", key)``, on the linear-time matcher."""
+    try:
+        return compile_pattern(rf"(^|.*\.){name}($|\..*)").match(key)
+    except (re.error, UnsupportedPattern):
+        return False
+
+
+def _full_match(pattern: str, text: str) -> bool:
+    try:
+        return compile_pattern(pattern).fullmatch(text)
+    except (re.error, UnsupportedPattern):
+        return False
+
+
+def _escape(name: str) -> str:
+    return re.escape(name)
 
 
 def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped], set[str]]:
@@ -323,6 +372,12 @@ def _assemble(
         for key in keys:
             copy_keys.extend((f"{key}.{p.name}", p.shape) for p in module.params)
 
+    token_params = 0
+    for path, dim, indices in trainable_tokens(arch, lora):
+        token_params += len(indices) * dim
+        add_tensor((len(indices), dim), 1, COPY)
+        copy_keys.append((f"{path}.token_adapter.trainable_tokens_delta", (len(indices), dim)))
+
     modules = tuple(
         AdaptedModule(
             name=name,
@@ -341,11 +396,11 @@ def _assemble(
     base = arch.base_params
     return LoraCount(
         base_params=base,
-        trainable_params=lora_params + bias_params + saved_params,
-        all_params=base + lora_params + saved_params,
+        trainable_params=lora_params + bias_params + saved_params + token_params,
+        all_params=base + lora_params + saved_params + token_params,
         lora_params=lora_params,
         bias_params=bias_params,
-        modules_to_save_params=saved_params,
+        modules_to_save_params=saved_params + token_params,
         modules=modules,
         tensors=tuple(TensorGroup(shape, count, origin) for (shape, origin), count in tensors.items()),
         saved_modules=tuple(m.path for m, _ in saved),
@@ -369,14 +424,58 @@ def parameter_in_out(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return 1, shape[1], shape[0]
 
 
+def trainable_tokens(arch: Architecture, lora: LoraSettings) -> list[tuple[str, int, tuple[int, ...]]]:
+    """``trainable_token_indices`` (PEFT's ``set_additional_trainable_modules``): (module path, row width,
+    indices) of every TrainableTokensWrapper with its own delta. A list targets the input embedding; layer
+    names match by suffix. When the head is tied to the embedding, a tied layer named with the same indices
+    shares the embedding's delta (counted once), and the embedding's wrapper is tied to the head likewise."""
+    given = lora.trainable_token_indices
+    if not given:
+        return []
+    pairs: tuple[tuple[str, tuple[int, ...]], ...]
+    if isinstance(given[0], int):
+        pairs = ((arch.input_embedding.rsplit(".", 1)[-1], tuple(i for i in given if isinstance(i, int))),)
+    else:
+        pairs = tuple(p for p in given if isinstance(p, tuple))
+    saved = lora.modules_to_save or ()
+    errors = ErrorCollector()
+    for name, _ in pairs:
+        if name in saved:
+            errors.add("lora.trainable_token_indices", f"{name!r} is already trained fully (modules_to_save).")
+    tied = bool(arch.tied)
+    head, embedding = arch.output_head, arch.input_embedding
+    tied_names = [n for n, _ in pairs if embedding.endswith(n) or head.endswith(n) or n in head.split(".")]
+    skip: set[str] = set()
+    if tied and len(pairs) > 1 and len(tied_names) >= 2:
+        first = dict(pairs)[tied_names[0]]
+        mismatch = any(dict(pairs)[n] != first for n in tied_names[1:])
+        if mismatch and lora.ensure_weight_tying:
+            errors.add("lora.trainable_token_indices", "Tied layers need the same token indices to stay tied.")
+        if not mismatch:
+            skip = {n for n in tied_names if head.endswith(n) or n in head.split(".")}
+    errors.raise_if_any()
+    found: list[tuple[str, int, tuple[int, ...]]] = []
+    for name, indices in pairs:
+        if name in skip:
+            continue
+        matched = [(p, m) for p, m in arch.modules() if p.endswith(name) and m.kind in (Kind.EMBEDDING, Kind.LINEAR)]
+        if not matched:
+            raise InputError.single("lora.trainable_token_indices", f"Layer {name!r} not found in the base model.")
+        for path, module in matched:
+            width = module.out_features if module.kind is Kind.EMBEDDING else module.in_features
+            found.append((path, width, indices))
+    return found
+
+
 def _base_biases(arch: Architecture) -> Iterator[tuple[str, tuple[int, ...]]]:
-    """bias="all": PEFT makes every parameter whose name contains "bias" trainable."""
+    """bias="all": PEFT 0.21 makes every parameter named ``bias`` trainable (``n == "bias" or
+    n.endswith(".bias")``), so ``dt_bias`` or gpt-oss's ``gate_up_proj_bias`` stay frozen."""
     tied = arch.tied_paths
     for path, module in arch.modules():
         if path in tied:
             continue
         for param in module.params:
-            if "bias" in param.name:
+            if param.name == "bias":
                 yield f"{path}.{param.name}", param.shape
 
 

@@ -49,17 +49,19 @@ class Matcher:
         self.lora = lora
         targets = lora.target_modules
         self.all_linear = isinstance(targets, str) and targets.lower() == ALL_LINEAR
-        if targets is None and lora.target_parameters is None:
+        if targets is None:
+            # PEFT's _prepare_adapter_config: the model type's defaults apply even beside target_parameters (an
+            # MoE model PEFT converted already has an empty set here, so it gets none).
             targets = arch.default_target_modules
-            if targets is None:
+            if targets is None and not lora.target_parameters:
                 errors.add(
                     "lora.target_modules",
                     f"PEFT has no default target modules for model_type {arch.model_type!r}; "
                     f"name them, e.g. {list(arch.lora_module_names)} or 'all-linear'.",
                 )
+            if targets is None:
                 targets = ()
-        if targets is None:  # only target_parameters: no module is wrapped
-            targets = ()
+            self.all_linear = isinstance(targets, str) and targets.lower() == ALL_LINEAR
         self.targets: tuple[str, ...] | str = targets
         self.target_set = frozenset(targets) if isinstance(targets, tuple) else frozenset()
         self.regex: LinearPattern | None = None

@@ -81,12 +81,33 @@ def test_bad_configs_name_the_field(config, field):
     assert field in caught.value.errors
 
 
-def test_unsupported_model_type_lists_the_supported_ones():
+def test_unsupported_model_type_without_the_usual_keys_lists_the_supported_ones():
     with pytest.raises(InputError) as caught:
-        architecture_from_config({"model_type": "bert"})
+        architecture_from_config({"model_type": "xlnet", "d_inner": 4096})
     (message,) = caught.value.errors["model.hf_config.model_type"]
     assert "llama" in message
-    assert "gpt2" in message
+    assert "gemma4" in message
+    assert "hidden_size" in message  # says what an approximate reading would need
+
+
+def test_unknown_model_type_with_the_usual_keys_gets_an_approximate_reading_marked_so():
+    config = {
+        "model_type": "exaone4",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "sliding_window_pattern": 4,
+    }
+    arch = architecture_from_config(config)
+    llama = architecture_from_config({**config, "model_type": "llama"})
+    assert arch.base_params == llama.base_params
+    assert arch.exact is False
+    assert arch.model_type == "exaone4"
+    assert any("sliding_window_pattern" in a for a in arch.assumptions)  # keys it could not read are named
+    assert architecture_from_config({**config, "model_type": "llama"}).exact is True
 
 
 def test_custom_dimensions_build_a_llama_and_report_their_own_field():

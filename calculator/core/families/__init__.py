@@ -14,16 +14,20 @@ from typing import Any
 
 from ..architecture import Architecture
 from ..errors import ErrorCollector, InputError
+from .approximate import approximate_architecture
 from .build import _Stop, build
 from .gemma import GEMMAS
 from .hybrid import HYBRID
 from .legacy import LEGACY
 from .llama_like import LLAMA_LIKE
 from .moe import MOE_FAMILIES
+from .multimodal import MULTIMODAL
 from .spec import Family
 from .values import Values
 
-FAMILIES: dict[str, Family] = {f.model_type: f for f in (*LLAMA_LIKE, *GEMMAS, *LEGACY, *MOE_FAMILIES, *HYBRID)}
+FAMILIES: dict[str, Family] = {
+    f.model_type: f for f in (*LLAMA_LIKE, *GEMMAS, *LEGACY, *MOE_FAMILIES, *HYBRID, *MULTIMODAL)
+}
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(FAMILIES)
 
 CUSTOM_FIELDS = (
@@ -50,9 +54,16 @@ def architecture_from_config(config: Mapping[str, Any], field: str = "model.hf_c
         raise InputError.single(f"{field}.model_type", f"Missing model_type; supported: {supported}.")
     family = FAMILIES.get(model_type)
     if family is None:
-        raise InputError.single(
-            f"{field}.model_type", f"Unsupported model_type {model_type!r}; supported: {supported}."
-        )
+        return approximate_architecture(config, field, SUPPORTED_MODEL_TYPES)
+    text_config = config.get("text_config")
+    if family.text_model_types and isinstance(text_config, Mapping):
+        text_type = text_config.get("model_type")
+        if text_type is not None and text_type not in family.text_model_types:
+            raise InputError.single(
+                f"{field}.text_config.model_type",
+                f"{model_type} with a {text_type!r} text model is not supported "
+                f"(supported: {', '.join(family.text_model_types)}).",
+            )
     errors = ErrorCollector()
     try:
         architecture = build(family, config, field, errors)

@@ -109,19 +109,18 @@ def attention_modules(a: Attention) -> list[Module]:
     if a.fused:
         modules.append(_linear(_join(c, a.fused), h, q_out + 2 * kv_out, bool(a.qkv_bias), a.conv1d))
     else:
-        modules += [
-            _linear(_join(c, a.q), h, q_out * (2 if a.q_gate else 1), bool(a.qkv_bias)),
-            _linear(_join(c, a.k), h, kv_out, bool(a.qkv_bias)),
-            _linear(_join(c, a.v), h, kv_out, bool(a.qkv_bias)),
-        ]
+        modules.append(_linear(_join(c, a.q), h, q_out * (2 if a.q_gate else 1), bool(a.qkv_bias)))
+        if a.has_kv:
+            modules.append(_linear(_join(c, a.k), h, kv_out, bool(a.qkv_bias)))
+            if a.has_v:
+                modules.append(_linear(_join(c, a.v), h, kv_out, bool(a.qkv_bias)))
     modules.append(_linear(_join(c, a.o), q_out, h, bool(a.o_bias), a.conv1d))
     if a.qk_norm in ("head", "full") and a.qk_norm_when:
         q_size, k_size = (hd, hd) if a.qk_norm == "head" else (q_out, kv_out)
         kind = "layer" if a.qk_norm_bias else "rms"
-        modules += [
-            _norm(_join(c, a.qk_norm_names[0]), q_size, kind),
-            _norm(_join(c, a.qk_norm_names[1]), k_size, kind),
-        ]
+        modules.append(_norm(_join(c, a.qk_norm_names[0]), q_size, kind))
+        if a.has_kv:
+            modules.append(_norm(_join(c, a.qk_norm_names[1]), k_size, kind))
     return modules
 
 
@@ -352,6 +351,8 @@ def _text_stack(family: Family, values: Values, errors: ErrorCollector) -> tuple
     attn_dropout = float(values.eval(text.dropout_keys[0]) or 0.0)
     resid_dropout = float(values.eval(text.dropout_keys[1]) or 0.0)
     per_layer = resolve(layers.per_layer_input, values) if layers.per_layer_input else None
+    if per_layer is not None and not per_layer.when:
+        per_layer = None
     kinds: dict[tuple[str, str], int] = {}
     built: list[LayerKind] = []
     layout: list[int] = []

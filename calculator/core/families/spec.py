@@ -126,6 +126,8 @@ class Attention:
     qk_norm_names: tuple[str, str] = ("q_norm", "k_norm")
     qk_norm_bias: bool = False
     v_norm: bool = False  # Gemma 4's parameter-free RMSNorm on v
+    has_kv: Expr = True  # False: the layer reuses an earlier layer's k and v (Gemma 4's KV sharing)
+    has_v: Expr = True  # False: v is k (Gemma 4's attention_k_eq_v on full-attention layers)
     sinks: bool = False  # gpt-oss: a learned logit per head
     softcap: Expr = False  # Gemma 2's attention logit soft-capping
     conv1d: bool = False  # GPT-2: transformers' Conv1D
@@ -253,6 +255,7 @@ class PerLayerInput:
     gate (h -> p), an activation, a projection (p -> h) and a norm."""
 
     size: Expr = "hidden_size_per_layer_input"
+    when: Expr = True
     gate: str = "per_layer_input_gate"
     projection: str = "per_layer_projection"
     norm: str = "post_per_layer_input_norm"

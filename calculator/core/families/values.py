@@ -49,16 +49,24 @@ class Values:
         self.read: set[tuple[str, str]] = set()  # (at, name) of every config entry consulted
 
     def field(self, key: Key) -> str:
-        parts = [p for p in (self.prefix, key.at, key.config_name) if p]
+        at = key.at
+        if at.endswith("?"):
+            at = at[:-1] if self.section(at) is not self.config else ""
+        parts = [p for p in (self.prefix, at, key.config_name) if p]
         return ".".join(parts)
 
     def section(self, at: str) -> Mapping[str, Any]:
+        """The nested dict a key lives in. ``"text_config?"``: that dict, or the root when the config has none
+        (older composite configs, such as Qwen2.5-VL's, keep the text model's keys at the top level)."""
         if not at:
             return self.config
+        optional = at.endswith("?")
         node: Any = self.config
-        for part in at.split("."):
+        for part in at.rstrip("?").split("."):
             node = node.get(part) if isinstance(node, Mapping) else None
-        return node if isinstance(node, Mapping) else {}
+        if isinstance(node, Mapping):
+            return node
+        return self.config if optional else {}
 
     def __call__(self, name: str) -> Any:
         if name in self._cache:
@@ -86,8 +94,9 @@ class Values:
 
     def _raw(self, key: Key) -> tuple[bool, Any]:
         section = self.section(key.at)
+        at = key.at.rstrip("?") if section is not self.config else ""
         for name in (key.config_name, *key.aliases):
-            self.read.add((key.at, name))
+            self.read.add((at, name))
             if name in section and (section[name] is not None or key.nullable):
                 return True, section[name]
         return False, None
