@@ -144,6 +144,8 @@ def read(query: QueryDict, *, live: bool = False) -> Reading:
         targets = selected or None
     if targets == [state.ALL_LINEAR]:
         targets = state.ALL_LINEAR
+    if targets is None and arch is not None and picks and not services.has_default_targets(arch):
+        targets = list(picks["qv"])  # PEFT has no defaults here (phi3) or they convert to nothing (Mixtral)
     if names_changed:
         refresh.add("targets")
     values["target_modules"] = targets

@@ -338,3 +338,14 @@ def test_htmx_fragment_is_gzipped_for_browsers_that_accept_it(client):
     assert len(packed.content) < len(plain.content) / 3
     assert "Accept-Encoding" in packed["Vary"]
     assert packed["HX-Push-Url"] == plain["HX-Push-Url"]
+
+
+def test_a_model_without_peft_default_targets_opens_with_the_q_v_modules(client):
+    """PEFT has no default targets for phi3, and Mixtral's convert to nothing: not an error to start from."""
+    for preset, expected in (
+        ("mixtral-8x7b", "target_modules=q_proj&target_modules=v_proj"),
+        ("phi-3-mini", "target_modules=qkv_proj"),
+    ):
+        response = client.get(f"/?preset={preset}", **HX)
+        assert response.status_code == 200, text(response)[:300]
+        assert response["HX-Push-Url"] == f"/?preset={preset}&{expected}"
