@@ -54,6 +54,7 @@ from calculator.core.insights import (
     parameter_reduction,
 )
 from calculator.core.lora import AdaptedModule
+from calculator.core.optimizers import OPTIMIZERS as OPTIMIZER_NAMES
 from calculator.core.serving import ServingEstimate, serving_estimate
 from calculator.schemas import EstimateRequest, ModelChoice, PageOptions, SaveRequest, pydantic_errors
 
@@ -66,6 +67,7 @@ __all__ = [  # what the faces may use; the core's types come along for annotatio
     "CATALOG_TTL_SECONDS",
     "DIMENSION_FIELDS",
     "FOUR_BIT",
+    "OPTIMIZER_NAMES",
     "AdaptedModule",
     "AdapterFileSizes",
     "Advice",

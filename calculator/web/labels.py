@@ -6,6 +6,8 @@ API, which is what a PEFT user expects anyway.
 
 from __future__ import annotations
 
+from calculator.services import OPTIMIZER_NAMES
+
 # field -> (label, short hint shown after it)
 FIELDS: dict[str, tuple[str, str]] = {
     "preset": ("Preset", ""),
@@ -50,15 +52,7 @@ FIELDS: dict[str, tuple[str, str]] = {
 CHOICES: dict[str, dict[str, str]] = {
     "base_dtype": {"int8": "int8 (LLM.int8)", "nf4": "nf4 (4-bit, QLoRA)", "fp4": "fp4 (4-bit)"},
     "adapter_dtype": {"fp32": "fp32 (PEFT default)"},
-    "optimizer": {
-        "adamw": "AdamW (torch)",
-        "adamw_8bit": "8-bit AdamW (bitsandbytes)",
-        "paged_adamw_8bit": "Paged 8-bit AdamW (bitsandbytes)",
-        "sgd": "SGD",
-        "sgd_momentum": "SGD with momentum",
-        "adafactor": "Adafactor (transformers)",
-        "lion": "Lion (bitsandbytes, 32-bit)",
-    },
+    "optimizer": dict(OPTIMIZER_NAMES),  # the core names each implementation (and its library)
 }
 
 # Quick picks shown as chips under a field: field -> ((value, chip label), ...)
