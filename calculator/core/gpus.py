@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MIB = 1024**2
@@ -45,3 +46,8 @@ def fits(total_bytes: int, gpus: tuple[Gpu, ...]) -> tuple[GpuFit, ...]:
     return tuple(
         GpuFit(g.name, g.memory_bytes, total_bytes <= g.memory_bytes, g.memory_bytes - total_bytes) for g in gpus
     )
+
+
+def smallest_fitting(gpu_fits: Iterable[GpuFit]) -> GpuFit | None:
+    """The card with the least memory among those the peak fits on, or None."""
+    return min((f for f in gpu_fits if f.fits), key=lambda f: f.memory_bytes, default=None)
