@@ -32,7 +32,7 @@ class Kind(StrEnum):
     CONTAINER = "container"  # a module without own parameters (attention block, MLP, activation...)
 
 
-LORA_MODULE_KINDS = frozenset({Kind.LINEAR, Kind.CONV1D, Kind.EMBEDDING})
+LORA_MODULE_KINDS = frozenset({Kind.LINEAR, Kind.CONV1D, Kind.EMBEDDING, Kind.CONV})
 LINEAR_KINDS = frozenset({Kind.LINEAR, Kind.CONV1D})
 
 
@@ -56,10 +56,17 @@ class Module:
     params: tuple[Param, ...] = ()
     in_features: int = 0
     out_features: int = 0
+    groups: int = 1  # convolutions: channel groups (depthwise: one per channel)
 
     @property
     def numel(self) -> int:
         return sum(p.numel for p in self.params)
+
+    @property
+    def kernel(self) -> tuple[int, ...]:
+        """A convolution's kernel size (its weight's trailing dimensions)."""
+        weight = next((p for p in self.params if p.name == "weight"), None)
+        return weight.shape[2:] if weight is not None and self.kind is Kind.CONV else ()
 
     @property
     def name(self) -> str:

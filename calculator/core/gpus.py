@@ -9,6 +9,7 @@ source and date; ``null`` where no source was found (the planner then says "unkn
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,11 @@ def fits(total_bytes: int, gpus: tuple[Gpu, ...], safety_margin: float = DEFAULT
         )
         for g in gpus
     )
+
+
+def smallest_fitting(gpu_fits: Iterable[GpuFit]) -> GpuFit | None:
+    """The card with the least memory among those the peak fits on, or None."""
+    return min((f for f in gpu_fits if f.fits), key=lambda f: f.memory_bytes, default=None)
 
 
 def _read_catalog() -> tuple[tuple[Gpu, ...], dict[str, GpuSource]]:

@@ -108,6 +108,16 @@ def adapter_params(module: Module, r: int, lora: LoraSettings) -> tuple[int, lis
         shapes: list[tuple[int, ...]] = [(r, module.in_features), (module.out_features, r)]
         if lora.use_dora:
             shapes.append((module.out_features,))
+    elif module.kind is Kind.CONV:
+        # peft/tuners/lora/layer.py _ConvNd: lora_A = Conv(in, r, kernel) with groups=1, lora_B = Conv(r, out,
+        # 1x..x1, groups=base.groups); the rank must be a multiple of the groups.
+        kernel = module.kernel
+        ones = (1,) * len(kernel)
+        shapes = [(r, module.in_features, *kernel), (module.out_features, r // module.groups, *ones)]
+        if lora.lora_bias:
+            shapes.append((module.out_features,))
+        if lora.use_dora:
+            shapes.append((module.out_features,))
     else:
         shapes = [(r, module.in_features), (module.out_features, r)]
         if lora.lora_bias:
@@ -220,6 +230,7 @@ def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped],
     cannot carry LoRA."""
     wrapped: list[Wrapped] = []
     unsupported: set[str] = set()
+    conv_ranks: set[str] = set()
 
     def consider(key: str, module: Module, keys: tuple[str, ...], stack: int | None, layers: tuple[int, ...]) -> None:
         if matcher.matches(key, module) is not True:
@@ -228,6 +239,9 @@ def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped],
             unsupported.add(f"{module.path or key} ({module.kind})")
             return
         r, alpha = matcher.rank_and_alpha(key)
+        if module.kind is Kind.CONV and r % module.groups:
+            conv_ranks.add(f"{module.path or key} has {module.groups} groups, r={r}")
+            return
         wrapped.append(Wrapped(module, keys, r, alpha, stack, layers))
 
     for module in arch.global_modules:
@@ -242,6 +256,11 @@ def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped],
                 for representative, members in groups:
                     keys = tuple(stack.key(i, module.path) for i in members)
                     consider(stack.key(representative, module.path), module, keys, stack_index, tuple(members))
+    if conv_ranks:
+        unsupported.add(
+            "convolutions need a rank that is a multiple of their channel groups (PEFT): "
+            + "; ".join(sorted(conv_ranks))
+        )
     return wrapped, unsupported
 
 
@@ -261,6 +280,12 @@ def select_parameters(
                         continue
                     key = f"{stack.key(index, module.path)}.{param.name}"
                     if any(s in targets for s in dotted_suffixes(key)):
+                        if len(param.shape) not in (2, 3):
+                            raise InputError.single(
+                                "lora.target_parameters",
+                                f"{key} is {len(param.shape)}-dimensional; PEFT's ParamWrapper adapts only 2-D and "
+                                "3-D parameters.",
+                            )
                         r, alpha = matcher.rank_and_alpha(key)
                         found.append((key, module, param, r, alpha))
     return found
@@ -278,7 +303,7 @@ def _check_selection(
     if unsupported:
         errors.add(
             "lora.target_modules",
-            "Only linear, Conv1D and embedding layers can be adapted; these matched modules are not: "
+            "Only linear, convolution and embedding layers can carry LoRA (PEFT); these matched modules cannot: "
             + ", ".join(sorted(unsupported)[:8])
             + ".",
         )

@@ -154,7 +154,10 @@ def deltanet_modules(a: GatedDeltaNet) -> list[Module]:
     value_total = value_heads * num(a.value_dim)
     conv_dim = 2 * key_total + value_total
     holder = Module(c, Kind.PARAMS, (Param("dt_bias", (value_heads,)), Param("A_log", (value_heads,))))
-    modules = [holder, Module(f"{c}.conv1d", Kind.CONV, (Param("weight", (conv_dim, 1, num(a.kernel))),), 0, conv_dim)]
+    conv1d = Module(
+        f"{c}.conv1d", Kind.CONV, (Param("weight", (conv_dim, 1, num(a.kernel))),), conv_dim, conv_dim, conv_dim
+    )
+    modules = [holder, conv1d]
     if a.split:
         modules += [
             _linear(f"{c}.in_proj_qkv", h, conv_dim),
@@ -178,7 +181,7 @@ def short_conv_modules(a: ShortConv) -> list[Module]:
         conv_params += (Param("bias", (h,)),)
     return [
         _box(c),
-        Module(f"{c}.conv", Kind.CONV, conv_params, 0, h),
+        Module(f"{c}.conv", Kind.CONV, conv_params, h, h, h),
         _linear(f"{c}.in_proj", h, 3 * h, bias),
         _linear(f"{c}.out_proj", h, h, bias),
     ]
@@ -279,9 +282,8 @@ def written_modules(items: Iterable[M], values: Values, prefix: str = "") -> lis
             Param(p.name, tuple(int(values.eval(d)) for d in p.shape)) for p in item.params if values.eval(p.when)
         )
         path = _join(prefix, item.path)
-        modules.append(
-            Module(path, item.kind, shapes, int(values.eval(item.in_features)), int(values.eval(item.out_features)))
-        )
+        in_features, out_features = int(values.eval(item.in_features)), int(values.eval(item.out_features))
+        modules.append(Module(path, item.kind, shapes, in_features, out_features, int(values.eval(item.groups))))
     return modules
 
 

@@ -71,6 +71,7 @@ class M:
     in_features: Expr = 0
     out_features: Expr = 0
     when: Expr = True
+    groups: Expr = 1
 
 
 def lin(path: str, in_features: Expr, out_features: Expr, bias: Expr = False, when: Expr = True) -> M:
@@ -86,8 +87,12 @@ def emb(path: str, count: Expr, dim: Expr, when: Expr = True) -> M:
     return M(path, Kind.EMBEDDING, (P("weight", (count, dim)),), count, dim, when)
 
 
-def conv(path: str, weight: tuple[Expr, ...], bias: Expr = False, when: Expr = True) -> M:
-    return M(path, Kind.CONV, (P("weight", weight), P("bias", (weight[0],), bias)), 0, weight[0], when)
+def conv(path: str, weight: tuple[Expr, ...], bias: Expr = False, when: Expr = True, groups: Expr = 1) -> M:
+    """An nn.ConvNd; its weight is (out, in / groups, *kernel)."""
+    in_channels = f"({weight[1]}) * ({groups})"
+    return M(
+        path, Kind.CONV, (P("weight", weight), P("bias", (weight[0],), bias)), in_channels, weight[0], when, groups
+    )
 
 
 def params(path: str, *shapes: P, when: Expr = True) -> M:
@@ -324,6 +329,7 @@ class Family:
     moe_conversion: str = ""  # PEFT's transformers-5 MoE target rewrite: "" | "mixtral" | "qwen2_moe"
     auto_class: str = "AutoModelForCausalLM"
     text_model_types: tuple[str, ...] = ()  # accepted text_config.model_type values (multimodal)
-    components: tuple[tuple[str, str], ...] = (("language_model", ""),)  # (component, path prefix)
+    # (component, path prefix): parameters per part as transformers groups them; the longest prefix wins.
+    components: tuple[tuple[str, str], ...] = (("language_model", ""), ("lm_head", "lm_head"))
     checks: tuple[tuple[Expr, str, str], ...] = ()  # (condition that must hold, key to blame, message)
     notes: tuple[str, ...] = field(default=())
