@@ -160,6 +160,8 @@ def estimate_activations(
         outside += 2 * s * forward.rope_dim * p  # cos, sin: one pair for all layers
     if checkpointing:
         outside += _checkpoint_kwargs_bytes(arch, training, p)
+    elif training.attn_implementation == "sdpa" and _sliding_masked(arch, training):
+        outside += training.batch_size * s * s * p  # SDPA keeps the sliding-window mask (one for all layers)
     logits, transient = head_bytes(arch, count, training, rg, full)
     return Activations(
         layers_bytes=layers_bytes,
@@ -206,8 +208,10 @@ def _final_norm_bytes(arch: Architecture, training: TrainingSettings, p: int) ->
     kind = arch.forward.final_norm
     if not kind:
         return 0
-    if kind in ("layer", "layer_nobias"):
+    if kind == "layer":
         return tokens * h * p + 2 * tokens * FP32  # native_layer_norm: input, mean, rstd
+    if kind == "cohere":
+        return 2 * tokens * h * FP32 + tokens * FP32 + h * FP32  # x - mean twice, rsqrt, the fp32 weight
     gemma = h * FP32 if kind == "rms_gemma" else 0
     return tokens * h * FP32 + tokens * FP32 + gemma  # fp32 input, rsqrt
 
@@ -219,13 +223,21 @@ def _checkpoint_kwargs_bytes(arch: Architecture, training: TrainingSettings, p: 
     requires grad plus its dropout mask."""
     tokens, h, b, s = training.tokens, arch.dims.hidden_size, training.batch_size, training.seq_len
     total = INT64 * s  # position_ids
+    sliding = _sliding_masked(arch, training)
     if training.attn_implementation == "eager":
-        total += arch.forward.masks * b * s * s * p
+        total += (2 if arch.forward.sliding_window is not None else 1) * b * s * s * p  # full, sliding
+    elif training.attn_implementation == "sdpa" and sliding:
+        total += b * s * s * p  # sdpa's full causal layers need no mask; the sliding ones do
     if arch.forward.learned_positions:
         total += tokens * h * p  # the wte output leaf, separate from wte + wpe
         if arch.dims.embedding_dropout > 0:
             total += tokens * h * CUDA_MASK
     return total
+
+
+def _sliding_masked(arch: Architecture, training: TrainingSettings) -> bool:
+    window = arch.forward.sliding_window
+    return window is not None and training.seq_len > window
 
 
 def _int8_checkpoint_leak(block: Any, training: TrainingSettings) -> int:

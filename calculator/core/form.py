@@ -449,10 +449,72 @@ def lora_count(arch: Architecture, lora: LoraSettings, r: int) -> LoraCount:
     return count_lora(arch, replace(lora, r=r))
 
 
-def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm:
+def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm:
     """The form for this structure (the rank, micro-batch, sequence length and GPU count of the
     arguments do not matter). Raises what `count_lora` raises for invalid LoRA settings."""
-    return _memory_form(arch, replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1))
+    lora, training = replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1)
+    window = arch.forward.sliding_window if arch.forward is not None else None
+    if window is None or training.attn_implementation != "sdpa":
+        return _memory_form(arch, lora, training)
+    return _windowed_form(arch, lora, training, window)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowedForm:
+    """Two forms split at the sliding window W: while the keys fit the window (s <= W) sdpa needs no mask; past
+    it, the sliding-window layers get a 4-D mask and their k and v are repeated to every head (a step in s that
+    no polynomial crosses). Each regime is an exact form of its own, derived on the architecture with the
+    window moved out of the way (never masked) or to 0 (always masked)."""
+
+    window: int
+    low: MemoryForm
+    high: MemoryForm
+
+    def _at(self, seq_len: int) -> MemoryForm:
+        return self.low if seq_len <= self.window else self.high
+
+    @property
+    def exact(self) -> bool:
+        return self.low.exact and self.high.exact
+
+    @property
+    def closed(self) -> bool:
+        return self.low.closed and self.high.closed
+
+    @property
+    def sharded(self) -> bool:
+        return self.low.sharded or self.high.sharded
+
+    def estimate(self, batch_size: int, seq_len: int, r: int, num_gpus: int = 1) -> MemoryEstimate:
+        return self._at(seq_len).estimate(batch_size, seq_len, r, num_gpus)
+
+    def total(self, batch_size: int, seq_len: int, r: int, num_gpus: int = 1) -> int:
+        return self._at(seq_len).total(batch_size, seq_len, r, num_gpus)
+
+    def max_batch_size(self, limit: int, seq_len: int, r: int, num_gpus: int = 1) -> int | None:
+        return self._at(seq_len).max_batch_size(limit, seq_len, r, num_gpus)
+
+    def max_rank(self, limit: int, batch_size: int, seq_len: int, num_gpus: int = 1, hi: int = MAX_RANK) -> int | None:
+        return self._at(seq_len).max_rank(limit, batch_size, seq_len, num_gpus, hi)
+
+    def min_gpus(self, limit: int, batch_size: int, seq_len: int, r: int) -> int | None:
+        return self._at(seq_len).min_gpus(limit, batch_size, seq_len, r)
+
+    def max_seq_len(self, limit: int, batch_size: int, r: int, num_gpus: int = 1, hi: int = MAX_SEQ_LEN) -> int | None:
+        """The peak grows with s in both regimes and jumps up at the window: the longest sequence past the
+        window if one fits there, else the longest up to it."""
+        if hi > self.window:
+            longest = self.high.max_seq_len(limit, batch_size, r, num_gpus, hi)
+            if longest is not None and longest > self.window:
+                return longest
+        return self.low.max_seq_len(limit, batch_size, r, num_gpus, min(hi, self.window))
+
+
+@lru_cache(maxsize=256)
+def _windowed_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings, window: int) -> WindowedForm:
+    never = replace(arch, forward=replace(arch.forward, sliding_window=MAX_SEQ_LEN))
+    always = replace(arch, forward=replace(arch.forward, sliding_window=0))
+    return WindowedForm(window, _memory_form(never, lora, training), _memory_form(always, lora, training))
 
 
 @lru_cache(maxsize=512)

@@ -60,7 +60,9 @@ def replay_layer(g: Graph, x: Tensor, block: Any, plan: LayerPlan) -> Tensor:
 
 def _norm(g: Graph, x: Tensor, norms: Norms) -> Tensor:
     size = num(norms.size)
-    if norms.kind in ("layer", "layer_nobias"):
+    if norms.kind == "cohere":
+        return g.cohere_norm(x, size)
+    if norms.kind == "layer":
         return g.layer_norm(x, size)
     return g.rms_norm(x, size, gemma=norms.kind == "rms_gemma")
 
@@ -130,6 +132,8 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
         heads=heads,
         qk_dim=hd,
         v_dim=hd,
+        kv_heads=kv,
+        masked=_sliding_mask(g, a),
         softcap=bool(a.softcap),
         fp32_softmax=a.fp32_softmax,
         dropout=block.dropout[0],
@@ -138,6 +142,13 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
     if gate is not None:
         out = g.mul_sigmoid(out, gate, q_out, q_out)
     return g.linear(out, q_out, h, lora.get(_join(c, a.o)))
+
+
+def _sliding_mask(g: Graph, a: Attention) -> bool:
+    """Whether the layer gets a 4-D mask (a sliding window shorter than the sequence): sdpa then cannot use
+    its causal flag alone (transformers' masking_utils skips the mask only while the keys fit the window)."""
+    window = g.arch.forward.sliding_window
+    return bool(a.sliding) and window is not None and g.training.seq_len > window
 
 
 def _mla(g: Graph, x: Tensor, a: Mla, block: Any, lora: Lora) -> Tensor:

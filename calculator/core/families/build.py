@@ -56,7 +56,7 @@ class Forward:
     head_softcap: bool  # Gemma 2's final logit soft-capping keeps a tanh of the logits
     rope_dim: int  # width of the cos/sin tables (0: learned positions, as GPT-2)
     learned_positions: bool
-    masks: int  # 4-D masks eager attention builds (full, and sliding-window when some layers slide)
+    sliding_window: int | None  # the smallest window of the sliding-window layers (None: no such layers)
     embedding_scaled: bool
 
 
@@ -391,7 +391,10 @@ def _text_stack(family: Family, values: Values, errors: ErrorCollector) -> tuple
 def _forward(family: Family, values: Values, stack: Stack) -> Forward:
     text = family.text
     mixers = [kind.block.mixer for kind in stack.kinds]
-    sliding = {bool(getattr(m, "sliding", False)) for m in mixers if isinstance(m, Attention)}
+    windows = [m.window for m in mixers if isinstance(m, Attention) and m.sliding]
+    window = min((num(w) for w in windows if w is not None), default=None) if windows else None
+    if windows and window is None:
+        window = 0  # a sliding layer of unknown window: assume the mask is always needed
     rope_dim = 0
     for m in mixers:
         if isinstance(m, Attention) and m.rotary:
@@ -404,7 +407,7 @@ def _forward(family: Family, values: Values, stack: Stack) -> Forward:
         head_softcap=bool(values.eval(text.head_softcap)),
         rope_dim=rope_dim,
         learned_positions=not text.rotary,
-        masks=len(sliding) or 1,
+        sliding_window=window,
         embedding_scaled=text.embedding_scaled,
     )
 

@@ -100,8 +100,9 @@ def llama_layers(attention: Attention = ATTENTION, mlp: GatedMlp = GATED_MLP, no
 
 def sliding_and_full(attention: Attention) -> tuple[tuple[str, Mixer], ...]:
     """The same attention for ``layer_types`` "sliding_attention" and "full_attention" layers (same
-    parameters; sliding-window layers build their own eager mask)."""
-    return (("sliding_attention", replace(attention, sliding=True)), ("full_attention", attention))
+    parameters; sliding-window layers need their own mask). The family declares a ``sliding_window`` key."""
+    sliding = replace(attention, sliding=True, window="sliding_window")
+    return (("sliding_attention", sliding), ("full_attention", attention))
 
 
 def every_nth(pattern: str | int, every_name: str, other_name: str) -> str:

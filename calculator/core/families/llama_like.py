@@ -222,16 +222,26 @@ COHERE2 = Family(
         head_dim="hidden_size // num_attention_heads",
         tie=True,
         positions=8192,
-        extra=(flag("attention_bias"), Key("layer_types", None, "list"), Key("sliding_window_pattern", 4)),
+        extra=(
+            flag("attention_bias"),
+            Key("layer_types", None, "list"),
+            Key("sliding_window_pattern", 4),
+            Key("sliding_window", 4096, nullable=True),
+        ),
     ),
     text=Text(
         Layers(
             mixers=(
-                ("sliding_attention", Attention(qkv_bias="attention_bias", o_bias="attention_bias", sliding=True)),
+                (
+                    "sliding_attention",
+                    Attention(
+                        qkv_bias="attention_bias", o_bias="attention_bias", sliding=True, window="sliding_window"
+                    ),
+                ),
                 ("full_attention", Attention(qkv_bias="attention_bias", o_bias="attention_bias", rotary=False)),
             ),
             ffns=(("mlp", GATED_MLP),),
-            norms=Norms(style="parallel", names=("input_layernorm",), kind="layer_nobias"),
+            norms=Norms(style="parallel", names=("input_layernorm",), kind="cohere"),
             mixer_rule=every_nth("sliding_window_pattern", "full_attention", "sliding_attention"),
         )
     ),

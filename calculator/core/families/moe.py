@@ -121,6 +121,7 @@ GPT_OSS = Family(
             Key("num_experts", 128, name="num_local_experts", aliases=("num_experts",)),
             Key("num_experts_per_tok", 4),
             Key("layer_types", None, "list"),
+            Key("sliding_window", 128, nullable=True),
         ),
     ),
     text=Text(

@@ -141,6 +141,7 @@ class Attention:
     rotary: Expr = True  # whether this layer applies RoPE (SmolLM3 / Llama 4 "NoPE" layers do not)
     fp32_softmax: bool = True  # eager attention's softmax in float32 (GPT-2's runs in the compute dtype)
     sliding: Expr = False
+    window: Expr = None  # the sliding window (tokens); sdpa needs a mask only for sequences longer than it
 
 
 @dataclass(frozen=True, slots=True)
