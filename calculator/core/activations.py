@@ -237,7 +237,7 @@ def _checkpoint_kwargs_bytes(arch: Architecture, training: TrainingSettings, p: 
 
 def _sliding_masked(arch: Architecture, training: TrainingSettings) -> bool:
     window = arch.forward.sliding_window
-    return window is not None and training.seq_len > window
+    return window is not None and training.seq_len >= window
 
 
 def _int8_checkpoint_leak(block: Any, training: TrainingSettings) -> int:

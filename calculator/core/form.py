@@ -461,17 +461,17 @@ def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettin
 
 @dataclass(frozen=True, slots=True)
 class WindowedForm:
-    """Two forms split at the sliding window W: while the keys fit the window (s <= W) sdpa needs no mask; past
-    it, the sliding-window layers get a 4-D mask and their k and v are repeated to every head (a step in s that
-    no polynomial crosses). Each regime is an exact form of its own, derived on the architecture with the
-    window moved out of the way (never masked) or to 0 (always masked)."""
+    """Two forms split at the sliding window W: while the keys are fewer than the window (s < W) sdpa needs no
+    mask; from there on, the sliding-window layers get a 4-D mask and their k and v are repeated to every head
+    (a step in s that no polynomial crosses). Each regime is an exact form of its own, derived on the
+    architecture with the window moved out of the way (never masked) or to 0 (always masked)."""
 
     window: int
     low: MemoryForm
     high: MemoryForm
 
     def _at(self, seq_len: int) -> MemoryForm:
-        return self.low if seq_len <= self.window else self.high
+        return self.low if seq_len < self.window else self.high
 
     @property
     def exact(self) -> bool:
@@ -503,16 +503,16 @@ class WindowedForm:
     def max_seq_len(self, limit: int, batch_size: int, r: int, num_gpus: int = 1, hi: int = MAX_SEQ_LEN) -> int | None:
         """The peak grows with s in both regimes and jumps up at the window: the longest sequence past the
         window if one fits there, else the longest up to it."""
-        if hi > self.window:
+        if hi >= self.window:
             longest = self.high.max_seq_len(limit, batch_size, r, num_gpus, hi)
-            if longest is not None and longest > self.window:
+            if longest is not None and longest >= self.window:
                 return longest
-        return self.low.max_seq_len(limit, batch_size, r, num_gpus, min(hi, self.window))
+        return self.low.max_seq_len(limit, batch_size, r, num_gpus, min(hi, self.window - 1))
 
 
 @lru_cache(maxsize=256)
 def _windowed_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings, window: int) -> WindowedForm:
-    never = replace(arch, forward=replace(arch.forward, sliding_window=MAX_SEQ_LEN))
+    never = replace(arch, forward=replace(arch.forward, sliding_window=MAX_SEQ_LEN + 1))
     always = replace(arch, forward=replace(arch.forward, sliding_window=0))
     return WindowedForm(window, _memory_form(never, lora, training), _memory_form(always, lora, training))
 

@@ -146,9 +146,10 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
 
 def _sliding_mask(g: Graph, a: Attention) -> bool:
     """Whether the layer gets a 4-D mask (a sliding window shorter than the sequence): sdpa then cannot use
-    its causal flag alone (transformers' masking_utils skips the mask only while the keys fit the window)."""
+    its causal flag alone (transformers' masking_utils skips the mask only while the keys are fewer than the
+    window: ``_ignore_causal_mask_sdpa``)."""
     window = g.arch.forward.sliding_window
-    return bool(a.sliding) and window is not None and g.training.seq_len > window
+    return bool(a.sliding) and window is not None and g.training.seq_len >= window
 
 
 def _mla(g: Graph, x: Tensor, a: Mla, block: Any, lora: Lora) -> Tensor:

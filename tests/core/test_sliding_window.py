@@ -21,11 +21,11 @@ def activations(arch, seq_len, attn="sdpa"):
 def test_past_the_window_sdpa_keeps_the_mask_and_repeated_keys_and_values():
     arch = preset_arch("gemma-2-2b")  # window 4096, 8 query heads over 4 kv heads of 256, 13 sliding layers
     window = arch.forward.sliding_window
-    per_token = activations(arch, window) - activations(arch, window - 1)
-    jump = activations(arch, window + 1) - activations(arch, window) - per_token
+    per_token = activations(arch, window - 1) - activations(arch, window - 2)
+    jump = activations(arch, window) - activations(arch, window - 1) - per_token
     d = arch.dims
-    repeated = 13 * 2 * (d.num_attention_heads - d.num_key_value_heads) * d.head_dim * 2 * (window + 1)
-    mask = (window + 1) ** 2 * 2  # one bf16 mask shared by every sliding layer
+    repeated = 13 * 2 * (d.num_attention_heads - d.num_key_value_heads) * d.head_dim * 2 * window
+    mask = window**2 * 2  # one bf16 mask shared by every sliding layer
     assert jump == pytest.approx(repeated + mask, rel=0.01)
 
 
@@ -54,8 +54,10 @@ def test_the_closed_form_is_exact_on_both_sides_of_the_window(seq_len):
 def test_the_longest_sequence_that_fits_is_found_across_the_step():
     arch = preset_arch("gemma-2-2b")
     form = memory_form(arch, QV, TrainingSettings())
+    below = form.total(1, 4095, 8)
     at_window = form.total(1, 4096, 8)
     past = form.total(1, 4097, 8)
-    assert past > at_window
-    assert form.max_seq_len(at_window, 1, 8) == 4096  # the step past the window does not fit that limit
+    assert at_window - below > past - at_window  # the step
+    assert form.max_seq_len(at_window, 1, 8) == 4096
+    assert form.max_seq_len(at_window - 1, 1, 8) == 4095  # the step at the window does not fit that limit
     assert form.max_seq_len(past, 1, 8) >= 4097

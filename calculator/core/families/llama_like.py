@@ -8,6 +8,8 @@ without an entry there has none (``target_modules`` must be given).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..architecture import Kind
 from .common import (
     ATTENTION,
@@ -41,11 +43,23 @@ LLAMA = Family(
     checks=(*GQA_CHECKS, *DIVISIBLE),
 )
 
+# Mistral, StarCoder2, Phi-3 and Mixtral slide every layer's window when the config sets one.
+WINDOWED = Attention(sliding="sliding_window is not None", window="sliding_window")
+
 MISTRAL = Family(
     model_type="mistral",
     name="Mistral",
-    keys=decoder_keys(vocab=32000, hidden=4096, intermediate=14336, layers=32, heads=32, kv_heads=8, positions=131072),
-    text=Text(llama_layers()),
+    keys=decoder_keys(
+        vocab=32000,
+        hidden=4096,
+        intermediate=14336,
+        layers=32,
+        heads=32,
+        kv_heads=8,
+        positions=131072,
+        extra=(Key("sliding_window", 4096, nullable=True),),
+    ),
+    text=Text(llama_layers(WINDOWED)),
     peft_targets=QV,
     checks=GQA_CHECKS,
 )
@@ -88,11 +102,11 @@ PHI3 = Family(
         layers=32,
         heads=32,
         positions=4096,
-        extra=(Key("resid_pdrop", 0.0, "prob"), Key("embd_pdrop", 0.0, "prob")),
+        extra=(Key("resid_pdrop", 0.0, "prob"), Key("embd_pdrop", 0.0, "prob"), Key("sliding_window", None)),
     ),
     text=Text(
         Layers(
-            mixers=(("full_attention", Attention(fused="qkv_proj")),),
+            mixers=(("full_attention", replace(WINDOWED, fused="qkv_proj")),),
             ffns=(("mlp", GatedMlp(fused="gate_up_proj", activation="activation_fn")),),
             extra=(M("resid_attn_dropout", Kind.CONTAINER), M("resid_mlp_dropout", Kind.CONTAINER)),
         ),
@@ -261,11 +275,16 @@ STARCODER2 = Family(
         kv_heads=2,
         tie=True,
         positions=4096,
-        extra=(flag("use_bias", True), Key("residual_dropout", 0.0, "prob"), Key("embedding_dropout", 0.0, "prob")),
+        extra=(
+            flag("use_bias", True),
+            Key("residual_dropout", 0.0, "prob"),
+            Key("embedding_dropout", 0.0, "prob"),
+            Key("sliding_window", None),
+        ),
     ),
     text=Text(
         Layers(
-            mixers=(("full_attention", Attention(qkv_bias="use_bias", o_bias="use_bias")),),
+            mixers=(("full_attention", replace(WINDOWED, qkv_bias="use_bias", o_bias="use_bias")),),
             ffns=(("mlp", Mlp(fc_in="c_fc", fc_out="c_proj", bias="use_bias")),),
             norms=Norms(kind="layer"),
         ),

@@ -43,10 +43,17 @@ MIXTRAL = Family(
         heads=32,
         kv_heads=8,
         positions=131072,
-        extra=(Key("num_experts", 8, name="num_local_experts"), Key("num_experts_per_tok", 2)),
+        extra=(
+            Key("num_experts", 8, name="num_local_experts"),
+            Key("num_experts_per_tok", 2),
+            Key("sliding_window", None),
+        ),
     ),
     text=Text(
-        Layers(mixers=(("full_attention", Attention()),), ffns=(("moe", Moe(intermediate="intermediate_size")),))
+        Layers(
+            mixers=(("full_attention", Attention(sliding="sliding_window is not None", window="sliding_window")),),
+            ffns=(("moe", Moe(intermediate="intermediate_size")),),
+        )
     ),
     peft_targets=QV,
     moe_conversion="mixtral",
