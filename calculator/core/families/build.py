@@ -398,7 +398,7 @@ def _forward(family: Family, values: Values, stack: Stack) -> Forward:
     rope_dim = 0
     for m in mixers:
         if isinstance(m, Attention) and m.rotary:
-            rope_dim = max(rope_dim, num(m.head_dim))
+            rope_dim = max(rope_dim, int(num(m.head_dim) * float(m.rotary_fraction or 1.0)))
         elif isinstance(m, Mla):
             rope_dim = max(rope_dim, num(m.qk_rope_head_dim))
     norm_kind = text.final_norm_kind or text.layers.norms.kind
