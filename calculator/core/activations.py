@@ -160,8 +160,6 @@ def estimate_activations(
         outside += 2 * s * forward.rope_dim * p  # cos, sin: one pair for all layers
     if checkpointing:
         outside += _checkpoint_kwargs_bytes(arch, training, p)
-    elif training.attn_implementation == "sdpa" and _sliding_masked(arch, training):
-        outside += training.batch_size * s * s * p  # SDPA keeps the sliding-window mask (one for all layers)
     logits, transient = head_bytes(arch, count, training, rg, full)
     return Activations(
         layers_bytes=layers_bytes,
@@ -225,11 +223,13 @@ def _checkpoint_kwargs_bytes(arch: Architecture, training: TrainingSettings, p: 
     total = INT64 * s  # position_ids
     sliding = _sliding_masked(arch, training)
     if training.attn_implementation == "eager":
-        total += (2 if arch.forward.sliding_window is not None else 1) * b * s * s * p  # full, sliding
+        total += arch.forward.attention_types * b * s * s * p  # a full and/or a sliding-window mask
     elif training.attn_implementation == "sdpa" and sliding:
-        total += b * s * s * p  # sdpa's full causal layers need no mask; the sliding ones do
-    if arch.forward.learned_positions:
-        total += tokens * h * p  # the wte output leaf, separate from wte + wpe
+        total += s * s  # sdpa: the sliding layers' boolean mask (full causal layers need none)
+    if arch.forward.learned_positions or arch.forward.embedding_copy:
+        # the embedding's output (made to require grad) stays referenced by its AccumulateGrad node, apart
+        # from the first layer's input (GPT-2's wte + wpe, Granite's scaled embeddings)
+        total += tokens * h * p
         if arch.dims.embedding_dropout > 0:
             total += tokens * h * CUDA_MASK
     return total

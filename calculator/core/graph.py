@@ -175,7 +175,8 @@ class Graph:
 
         transformers' sdpa path (integrations/sdpa_attention.py) lets SDPA handle GQA only without a mask and with
         equal q/k and v head sizes up to 256; otherwise (a sliding-window mask, Gemma 4's 512-wide global heads)
-        it repeats k and v to every head first, and SDPA keeps the repeated copies."""
+        it repeats k and v to every head first, and SDPA keeps the repeated copies, and the mask (each layer its
+        own additive copy, batch-expanded, as measured)."""
         b, s = self.training.batch_size, self.training.seq_len
         qk_width, v_width = heads * qk_dim, heads * v_dim
         needed = q.requires_grad or k.requires_grad or v.requires_grad
@@ -189,6 +190,8 @@ class Graph:
             if grouped and self.training.attn_implementation == "sdpa" and repeated:
                 k = self.act(qk_width, k.requires_grad)
                 v = self.act(v_width, v.requires_grad)
+            if masked and self.training.attn_implementation == "sdpa":
+                self.save(self.new(b * s * s, self.p, False))  # the layer's additive mask, a copy of its own
             lse_len = s
             if self.training.attn_implementation == "sdpa" and self.p == FP32:
                 lse_len = ceil_div(s, 32) * 32  # fp32 runs the memory-efficient kernel, which pads it

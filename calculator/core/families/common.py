@@ -101,7 +101,7 @@ def llama_layers(attention: Attention = ATTENTION, mlp: GatedMlp = GATED_MLP, no
 def sliding_and_full(attention: Attention) -> tuple[tuple[str, Mixer], ...]:
     """The same attention for ``layer_types`` "sliding_attention" and "full_attention" layers (same
     parameters; sliding-window layers need their own mask). The family declares a ``sliding_window`` key."""
-    sliding = replace(attention, sliding=True, window="sliding_window")
+    sliding = replace(attention, sliding=True, window="sliding_window", rope_table="local")
     return (("sliding_attention", sliding), ("full_attention", attention))
 
 

@@ -131,7 +131,10 @@ GRANITE = Family(
         positions=2048,
         extra=(flag("attention_bias"), flag("mlp_bias")),
     ),
-    text=Text(llama_layers(Attention(qkv_bias="attention_bias", o_bias="attention_bias"), GatedMlp(bias="mlp_bias"))),
+    text=Text(
+        llama_layers(Attention(qkv_bias="attention_bias", o_bias="attention_bias"), GatedMlp(bias="mlp_bias")),
+        embedding_rescaled=True,
+    ),
     checks=GQA_CHECKS,
 )
 

@@ -140,6 +140,7 @@ class Attention:
     layer_params: tuple[P, ...] = ()  # parameters on the layer module itself (Mllama's gates)
     rotary: Expr = True  # whether this layer applies RoPE (SmolLM3 / Llama 4 "NoPE" layers do not)
     rotary_fraction: Expr = 1.0  # partial RoPE: the share of head_dim rotated (the cos/sin tables' width)
+    rope_table: str = "default"  # layers with their own RoPE parameters get their own cos/sin (Gemma 3: local)
     fp32_softmax: bool = True  # eager attention's softmax in float32 (GPT-2's runs in the compute dtype)
     sliding: Expr = False
     window: Expr = None  # the sliding window (tokens); sdpa needs a mask only for sequences longer than it
@@ -303,6 +304,7 @@ class Text:
     rotary: str = "rotary_emb"  # container name, "" when positions are learned
     extra: tuple[M, ...] = ()  # further modules outside the layers (full paths)
     head_softcap: Expr = False  # Gemma 2's final logit soft-capping
+    embedding_rescaled: bool = False  # Granite: embeddings * multiplier outside the embedding module
     dropout_keys: tuple[Expr, Expr, Expr] = ("attention_dropout", 0.0, 0.0)  # attention, residual, embedding
 
 
