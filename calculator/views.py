@@ -18,6 +18,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ObjectNotUpdated
 from django.core.paginator import Paginator
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -237,7 +238,7 @@ def _signed_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             return view(request, *args, **kwargs)
-        except Http404:
+        except (Http404, ObjectNotUpdated):  # not theirs, or deleted while they were renaming it
             return render(request, "calculator/not_found.html", status=404)
         except DatabaseError:
             return render(request, "calculator/not_found.html", {"db_down": True}, status=503)

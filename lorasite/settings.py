@@ -92,13 +92,15 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # A database that does not answer must not hold a worker: connecting gives up after DATABASE_CONNECT_TIMEOUT
 # seconds, the server cancels statements after DATABASE_STATEMENT_TIMEOUT, and the client itself stops
 # waiting for any answer after DATABASE_TIMEOUT (a hung server cannot cancel anything). Each is a 503.
+# 0 turns the last two off (`migrate` on a large table, run as a deployment step, may need that).
 DATABASE_TIMEOUT = env.float("DATABASE_TIMEOUT", default=5.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "lorasite.postgresql"
     DATABASES["default"].setdefault("OPTIONS", {})
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
     statement_ms = int(env.float("DATABASE_STATEMENT_TIMEOUT", default=4.0) * 1000)
-    DATABASES["default"]["OPTIONS"].setdefault("options", f"-c statement_timeout={statement_ms}")
+    if statement_ms:
+        DATABASES["default"]["OPTIONS"].setdefault("options", f"-c statement_timeout={statement_ms}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Per-process memory by default; a shared Redis (CACHE_URL) when several app servers or workers run:
@@ -157,16 +159,17 @@ AXES_VERBOSE = False
 
 # Personal API tokens for scripts (django-rest-knox): random, shown once, stored as a SHA-512 digest.
 KNOX_TOKEN_MODEL = "accounts.ApiToken"
+MIGRATION_MODULES = {"knox": None}  # knox's own token table is swapped out: its migrations would still make it
 REST_KNOX = {"TOKEN_PREFIX": "lorasite_", "TOKEN_TTL": None, "AUTO_REFRESH": False}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["lorasite.parsers.JSONParser"],
     # The browser's session (with CSRF) and personal API tokens; never HTTP Basic (a password per request).
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.TokenAuthentication",  # first: a bad token is a 401 that says "Token"
         "accounts.authentication.SessionAuthentication",
-        "accounts.authentication.TokenAuthentication",
     ],
     "DEFAULT_THROTTLE_RATES": {"anon_save": env.str("ANON_SAVE_RATE", default="30/hour")},
     "EXCEPTION_HANDLER": "calculator.api.errors.exception_handler",

@@ -38,7 +38,7 @@ class DeadlineConnection(psycopg.Connection[Any]):
 class DatabaseWrapper(base.DatabaseWrapper):
     def get_new_connection(self, conn_params: dict[str, Any]) -> Any:
         connection = super().get_new_connection(conn_params)
-        if type(connection) is psycopg.Connection:  # the pool's connections are left as they are
+        if type(connection) is psycopg.Connection and settings.DATABASE_TIMEOUT > 0:  # (not the pool's)
             connection.__class__ = DeadlineConnection  # only `wait` differs: same layout, same state
             connection.deadline_seconds = settings.DATABASE_TIMEOUT  # type: ignore[attr-defined]
         return connection
