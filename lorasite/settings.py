@@ -103,6 +103,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         DATABASES["default"]["OPTIONS"].setdefault("options", f"-c statement_timeout={statement_ms}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The preset and GPU catalogs are re-read in a background thread when they expire, so no request waits
+# on the database for them (tests read them in line).
+CATALOG_REFRESH_IN_BACKGROUND = env.bool("CATALOG_REFRESH_IN_BACKGROUND", default=True)
+
 # Per-process memory by default; a shared Redis (CACHE_URL) when several app servers or workers run:
 # rate limits and login lockouts count there (`manage.py check --deploy` warns without it).
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://lorasite")}
@@ -192,6 +196,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_AUTHENTICATION": [],  # the schema and docs are public: they never look up who is asking
 }
 
 # Production hardening; `manage.py check --deploy` passes with DEBUG=0 and SECURE_SSL=1.
