@@ -9,6 +9,7 @@ PostgreSQL refuses to run as root.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import http.cookiejar
 import json
@@ -76,7 +77,7 @@ class ThrowawayPostgres:
     def start(self) -> None:
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c full_page_writes=off -c max_connections=60"  # commits survive a kill: no synchronous_commit=off
+            "-c fsync=off -c full_page_writes=off -c max_connections=60"  # synchronous commits: they survive a kill
         )
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "-t", "60", "start")
 
@@ -109,19 +110,15 @@ class ThrowawayPostgres:
 
     def resume(self) -> None:
         for pid in self.paused:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
         self.paused = []
 
     def destroy(self) -> None:
         self.resume()
         if self.running():
-            try:
+            with contextlib.suppress(RuntimeError):
                 self.stop("immediate")
-            except RuntimeError:
-                pass
         shutil.rmtree(self.root, ignore_errors=True)
 
 
