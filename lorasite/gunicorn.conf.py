@@ -12,8 +12,8 @@ import multiprocessing
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "4"))
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
+threads = int(os.environ.get("WEB_THREADS", "8"))  # > the slow clients one worker may be handed
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

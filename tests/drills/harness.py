@@ -135,7 +135,6 @@ def app_environment(**overrides: str) -> dict[str, str]:
         LOG_LEVEL="CRITICAL",
         STATICFILES_BACKEND="django.contrib.staticfiles.storage.StaticFilesStorage",  # no collectstatic here
         WEB_CONCURRENCY="2",
-        WEB_THREADS="4",
         DATABASE_TIMEOUT="2",
         DATABASE_CONNECT_TIMEOUT="2",
         DATABASE_STATEMENT_TIMEOUT="2",
