@@ -206,8 +206,10 @@ def _final_norm_bytes(arch: Architecture, training: TrainingSettings, p: int) ->
     kind = arch.forward.final_norm
     if not kind:
         return 0
-    if kind in ("layer", "layer_nobias"):
+    if kind == "layer":
         return tokens * h * p + 2 * tokens * FP32  # native_layer_norm: input, mean, rstd
+    if kind == "cohere":
+        return 2 * tokens * h * FP32 + tokens * FP32 + h * FP32  # x - mean twice, rsqrt, the fp32 weight
     gemma = h * FP32 if kind == "rms_gemma" else 0
     return tokens * h * FP32 + tokens * FP32 + gemma  # fp32 input, rsqrt
 
@@ -219,13 +221,23 @@ def _checkpoint_kwargs_bytes(arch: Architecture, training: TrainingSettings, p: 
     requires grad plus its dropout mask."""
     tokens, h, b, s = training.tokens, arch.dims.hidden_size, training.batch_size, training.seq_len
     total = INT64 * s  # position_ids
+    sliding = _sliding_masked(arch, training)
     if training.attn_implementation == "eager":
-        total += arch.forward.masks * b * s * s * p
-    if arch.forward.learned_positions:
-        total += tokens * h * p  # the wte output leaf, separate from wte + wpe
+        total += arch.forward.attention_types * b * s * s * p  # a full and/or a sliding-window mask
+    elif training.attn_implementation == "sdpa" and sliding:
+        total += s * s  # sdpa: the sliding layers' boolean mask (full causal layers need none)
+    if arch.forward.learned_positions or arch.forward.embedding_copy:
+        # the embedding's output (made to require grad) stays referenced by its AccumulateGrad node, apart
+        # from the first layer's input (GPT-2's wte + wpe, Granite's scaled embeddings)
+        total += tokens * h * p
         if arch.dims.embedding_dropout > 0:
             total += tokens * h * CUDA_MASK
     return total
+
+
+def _sliding_masked(arch: Architecture, training: TrainingSettings) -> bool:
+    window = arch.forward.sliding_window
+    return window is not None and training.seq_len >= window
 
 
 def _int8_checkpoint_leak(block: Any, training: TrainingSettings) -> int:

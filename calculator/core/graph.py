@@ -96,6 +96,18 @@ class Graph:
             self.save(self.new(rows * size, FP32 if gemma else self.p, True))
         return self.new(rows * size, self.p, x.requires_grad or self.full)
 
+    def cohere_norm(self, x: Tensor, size: int) -> Tensor:
+        """Cohere's LayerNorm without bias, written out in fp32 (modeling_cohere2.py Cohere2LayerNorm): x - mean
+        computed twice (for the variance and for the output) and both kept, rsqrt per row, the weight cast to
+        fp32 for the product."""
+        rows = x.nbytes // x.elem_bytes // size
+        if x.requires_grad:
+            self.save(self.new(rows * size, FP32, True), self.new(rows * size, FP32, True))
+            self.save(self.new(rows, FP32, True), self.new(size, FP32, False))
+        if self.full:
+            self.save(self.new(rows * size, FP32, True))
+        return self.new(rows * size, self.p, x.requires_grad or self.full)
+
     def layer_norm(self, x: Tensor, size: int) -> Tensor:
         """native_layer_norm keeps its input and float32 mean and rstd per row (CUDA)."""
         rows = x.nbytes // x.elem_bytes // size
@@ -151,13 +163,20 @@ class Graph:
         heads: int,
         qk_dim: int,
         v_dim: int,
+        kv_heads: int | None = None,
+        masked: bool = False,
         softcap: bool = False,
         fp32_softmax: bool = True,
         dropout: float = 0.0,
         sinks: bool = False,
     ) -> Tensor:
         """Scaled dot-product attention as the chosen kernel stores it; returns the output. gpt-oss's attention
-        sinks only run in the eager path (a logit per head appended to every row)."""
+        sinks only run in the eager path (a logit per head appended to every row).
+
+        transformers' sdpa path (integrations/sdpa_attention.py) lets SDPA handle GQA only without a mask and with
+        equal q/k and v head sizes up to 256; otherwise (a sliding-window mask, Gemma 4's 512-wide global heads)
+        it repeats k and v to every head first, and SDPA keeps the repeated copies, and the mask (each layer its
+        own additive copy, batch-expanded, as measured)."""
         b, s = self.training.batch_size, self.training.seq_len
         qk_width, v_width = heads * qk_dim, heads * v_dim
         needed = q.requires_grad or k.requires_grad or v.requires_grad
@@ -166,6 +185,13 @@ class Graph:
             if not needed:
                 return self.act(v_width, False)
             out = self.act(v_width, True)
+            grouped = kv_heads is not None and kv_heads < heads
+            repeated = masked or qk_dim != v_dim or qk_dim > 256
+            if grouped and self.training.attn_implementation == "sdpa" and repeated:
+                k = self.act(qk_width, k.requires_grad)
+                v = self.act(v_width, v.requires_grad)
+            if masked and self.training.attn_implementation == "sdpa":
+                self.save(self.new(b * s * s, self.p, False))  # the layer's additive mask, a copy of its own
             lse_len = s
             if self.training.attn_implementation == "sdpa" and self.p == FP32:
                 lse_len = ceil_div(s, 32) * 32  # fp32 runs the memory-efficient kernel, which pads it

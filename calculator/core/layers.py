@@ -60,7 +60,9 @@ def replay_layer(g: Graph, x: Tensor, block: Any, plan: LayerPlan) -> Tensor:
 
 def _norm(g: Graph, x: Tensor, norms: Norms) -> Tensor:
     size = num(norms.size)
-    if norms.kind in ("layer", "layer_nobias"):
+    if norms.kind == "cohere":
+        return g.cohere_norm(x, size)
+    if norms.kind == "layer":
         return g.layer_norm(x, size)
     return g.rms_norm(x, size, gemma=norms.kind == "rms_gemma")
 
@@ -99,17 +101,19 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
     c = a.container
     h, heads, kv, hd = num(a.hidden), num(a.heads), num(a.kv_heads), num(a.head_dim)
     q_out, kv_out = heads * hd, kv * hd
+    gate: Tensor | None = None
     if a.fused:
         qkv = g.linear(x, h, q_out + 2 * kv_out, lora.get(_join(c, a.fused)))
         q = k = v = qkv  # views of one storage: keeping v keeps all of it
     else:
         q = g.linear(x, h, q_out * (2 if a.q_gate else 1), lora.get(_join(c, a.q)))
+        if a.q_gate:  # chunk(q_proj(x), 2): q is one half, the output gate the other
+            gate, q = q, g.act(q_out, q.requires_grad)
         if a.has_kv:
             k = g.linear(x, h, kv_out, lora.get(_join(c, a.k)))
             v = g.linear(x, h, kv_out, lora.get(_join(c, a.v))) if a.has_v else k
         else:  # Gemma 4's KV sharing: an earlier layer's k and v (already kept by that layer)
             k = v = g.act(kv_out, False)
-    gate = q if a.q_gate else None  # Qwen3-Next / Qwen3.5: q_proj's second half gates the output
     if a.qk_norm in ("head", "full") and a.qk_norm_when:
         gemma = block.norms.kind == "rms_gemma"
         q_size, k_size = (hd, hd) if a.qk_norm == "head" else (q_out, kv_out)
@@ -130,14 +134,24 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
         heads=heads,
         qk_dim=hd,
         v_dim=hd,
+        kv_heads=kv,
+        masked=_sliding_mask(g, a),
         softcap=bool(a.softcap),
         fp32_softmax=a.fp32_softmax,
         dropout=block.dropout[0],
         sinks=a.sinks,
     )
-    if gate is not None:
-        out = g.mul_sigmoid(out, gate, q_out, q_out)
+    if gate is not None:  # Qwen3-Next / Qwen3.5: out (reshaped to tokens x heads·hd, a copy) * sigmoid(gate)
+        out = g.mul_sigmoid(g.act(q_out, out.requires_grad), gate, q_out, q_out)
     return g.linear(out, q_out, h, lora.get(_join(c, a.o)))
+
+
+def _sliding_mask(g: Graph, a: Attention) -> bool:
+    """Whether the layer gets a 4-D mask (a sliding window shorter than the sequence): sdpa then cannot use
+    its causal flag alone (transformers' masking_utils skips the mask only while the keys are fewer than the
+    window: ``_ignore_causal_mask_sdpa``)."""
+    window = g.arch.forward.sliding_window
+    return bool(a.sliding) and window is not None and g.training.seq_len >= window
 
 
 def _mla(g: Graph, x: Tensor, a: Mla, block: Any, lora: Lora) -> Tensor:
@@ -165,10 +179,15 @@ def _mla(g: Graph, x: Tensor, a: Mla, block: Any, lora: Lora) -> Tensor:
     return g.linear(out, heads * vd, h, lora.get(f"{c}.o_proj"))
 
 
+DELTA_CHUNK = 64  # transformers' torch_chunk_gated_delta_rule chunk size
+
+
 def _deltanet(g: Graph, x: Tensor, a: GatedDeltaNet, lora: Lora) -> Tensor:
-    """Gated DeltaNet (Qwen3-Next / Qwen3.5) as its chunked torch path keeps tensors: the projections, the
-    causal depthwise convolution and SiLU on q, k, v, the decay and beta gates, the recurrent state per chunk,
-    the gated RMSNorm and out_proj. (The fla/causal-conv1d CUDA kernels keep less: a conservative estimate.)"""
+    """Gated DeltaNet (Qwen3-Next / Qwen3.5) as transformers' torch path keeps tensors (``causal_conv1d_fn``
+    and ``torch_chunk_gated_delta_rule``, used unless flash-linear-attention's CUDA kernels are installed, which
+    keep less): the depthwise convolution's input and output, the gates, q and k L2-normalised in fp32, the
+    sequence padded to 64-token chunks, per chunk the decay, UT-system and attention matrices (64 x 64) and
+    the recurrent state, and the gated RMSNorm in fp32."""
     c = a.container
     h = num(a.hidden)
     kh, vh, kd, vd = num(a.key_heads), num(a.value_heads), num(a.key_dim), num(a.value_dim)
@@ -177,25 +196,42 @@ def _deltanet(g: Graph, x: Tensor, a: GatedDeltaNet, lora: Lora) -> Tensor:
     if a.split:
         qkv = g.linear(x, h, conv_dim, lora.get(f"{c}.in_proj_qkv"))
         z = g.linear(x, h, value_total, lora.get(f"{c}.in_proj_z"))
-        b = g.linear(x, h, vh, lora.get(f"{c}.in_proj_b"))
-        g.linear(x, h, vh, lora.get(f"{c}.in_proj_a"))
+        beta = g.linear(x, h, vh, lora.get(f"{c}.in_proj_b"))
+        decay = g.linear(x, h, vh, lora.get(f"{c}.in_proj_a"))
     else:
         qkvz = g.linear(x, h, 2 * key_total + 2 * value_total, lora.get(f"{c}.in_proj_qkvz"))
-        b = g.linear(x, h, 2 * vh, lora.get(f"{c}.in_proj_ba"))
+        beta = decay = g.linear(x, h, 2 * vh, lora.get(f"{c}.in_proj_ba"))
         qkv, z = qkvz, qkvz
-    rg = qkv.requires_grad
-    g.save_if(rg, qkv)  # the convolution keeps its input
-    conv = g.act(conv_dim, rg)
-    g.save_if(rg, conv)  # SiLU keeps its input
-    mixed = g.act(conv_dim, rg)
-    gates = g.act(2 * vh, b.requires_grad or rg, FP32)
-    g.save_if(rg or b.requires_grad, gates)
-    g.save_if(rg, mixed)
-    core = g.act(value_total, rg or b.requires_grad)
-    g.save_if(core.requires_grad, core)
-    normed = g.rms_norm(core, vd)
-    g.save_if(z.requires_grad or normed.requires_grad, g.act(value_total, True))  # silu(z) for the gate
-    gated = g.act(value_total, normed.requires_grad or z.requires_grad)
+    rg = qkv.requires_grad or beta.requires_grad or decay.requires_grad
+    b, s = g.training.batch_size, g.training.seq_len
+    tokens = g.tokens
+    chunk = DELTA_CHUNK
+    padded = -(-s // chunk) * chunk  # per sequence
+    chunks = b * padded // chunk
+
+    def fp32(numel: int) -> Tensor:
+        return g.new(numel, FP32, True)
+
+    if rg:
+        kernel = num(a.kernel)
+        g.save(g.new(b * conv_dim * s, g.p, True), g.new(b * conv_dim * (s + kernel - 1), g.p, True))  # conv in, out
+        g.save(g.new(tokens * vh, g.p, True), fp32(tokens * vh), g.new(vh, FP32, False))  # beta, softplus in, -A
+        g.save(fp32(tokens * vh * kd), fp32(tokens * vh), fp32(tokens * vh * kd), fp32(tokens * vh))  # l2norm q, k
+        rows = b * vh * padded  # padded positions over every value head
+        g.save(fp32(rows), fp32(rows * vd), fp32(rows * kd))  # beta, value and key, padded to the chunks
+        g.save(g.new(chunk * chunk, 1, False))  # the strictly-upper mask
+        square = vh * chunks * chunk * chunk
+        g.save(fp32(square), fp32(square), fp32(square), fp32(square), fp32(square))  # decay, kβk, qk, UT, intra
+        g.save(fp32(rows * kd), fp32(rows * kd), fp32(rows * kd))  # k·β, q, decayed k
+        g.save(fp32(rows), fp32(rows), fp32(rows), fp32(vh * chunks))  # the cumulative decays' exps
+        g.save(fp32(rows * vd), fp32(rows * kd), fp32(rows * vd))  # new values, k cumdecay, v_new
+        g.save(g.new(chunks * vh * kd * vd, FP32, True))  # the recurrent state entering each chunk
+    core = g.act(value_total, rg)
+    gate_rg = z.requires_grad
+    if core.requires_grad or gate_rg:  # RMSNormGated in fp32: x, rsqrt, the gate, silu(gate), the product
+        g.save(fp32(tokens * value_total), fp32(tokens * vh), fp32(tokens * value_total), fp32(tokens * value_total))
+        g.save(g.act(value_total, True))
+    gated = g.act(value_total, core.requires_grad or gate_rg)
     return g.linear(gated, value_total, h, lora.get(f"{c}.out_proj"))
 
 

@@ -54,9 +54,11 @@ class Forward:
 
     final_norm: str  # rms | rms_gemma | layer | layer_nobias | "" (none)
     head_softcap: bool  # Gemma 2's final logit soft-capping keeps a tanh of the logits
-    rope_dim: int  # width of the cos/sin tables (0: learned positions, as GPT-2)
+    rope_dim: int  # total width of the cos/sin tables, one pair per distinct RoPE (0: learned positions)
     learned_positions: bool
-    masks: int  # 4-D masks eager attention builds (full, and sliding-window when some layers slide)
+    sliding_window: int | None  # the smallest window of the sliding-window layers (None: no such layers)
+    attention_types: int  # distinct attention masks eager builds (full and/or sliding)
+    embedding_copy: bool  # the first layer's input is not the embedding's output (Granite's multiplier)
     embedding_scaled: bool
 
 
@@ -391,20 +393,27 @@ def _text_stack(family: Family, values: Values, errors: ErrorCollector) -> tuple
 def _forward(family: Family, values: Values, stack: Stack) -> Forward:
     text = family.text
     mixers = [kind.block.mixer for kind in stack.kinds]
-    sliding = {bool(getattr(m, "sliding", False)) for m in mixers if isinstance(m, Attention)}
-    rope_dim = 0
+    windows = [m.window for m in mixers if isinstance(m, Attention) and m.sliding]
+    window = min((num(w) for w in windows if w is not None), default=None) if windows else None
+    if windows and window is None:
+        window = 0  # a sliding layer of unknown window: assume the mask is always needed
+    tables: dict[str, int] = {}
     for m in mixers:
         if isinstance(m, Attention) and m.rotary:
-            rope_dim = max(rope_dim, num(m.head_dim))
+            width = int(num(m.head_dim) * float(m.rotary_fraction or 1.0))
+            tables[m.rope_table] = max(tables.get(m.rope_table, 0), width)
         elif isinstance(m, Mla):
-            rope_dim = max(rope_dim, num(m.qk_rope_head_dim))
+            tables["default"] = max(tables.get("default", 0), num(m.qk_rope_head_dim))
+    kinds = {bool(m.sliding) for m in mixers if isinstance(m, Attention) and not m.cross}
     norm_kind = text.final_norm_kind or text.layers.norms.kind
     return Forward(
         final_norm=norm_kind if text.final_norm else "",
         head_softcap=bool(values.eval(text.head_softcap)),
-        rope_dim=rope_dim,
+        rope_dim=sum(tables.values()),
         learned_positions=not text.rotary,
-        masks=len(sliding) or 1,
+        sliding_window=window,
+        attention_types=len(kinds) or 1,
+        embedding_copy=text.embedding_rescaled,
         embedding_scaled=text.embedding_scaled,
     )
 

@@ -155,6 +155,7 @@ GEMMA4_TEXT_KEYS = decoder_keys(
         flag("attention_bias"),
         Key("layer_types", None, "list"),
         Key("final_logit_softcapping", None, "float", nullable=True),
+        Key("sliding_window", 512, nullable=True),
         Key("global_head_dim", 512),
         Key("num_global_key_value_heads", None, nullable=True),
         flag("attention_k_eq_v"),
@@ -186,6 +187,7 @@ def _gemma4_attention(kind: str, shared: bool) -> Attention:
         has_kv=not shared,
         has_v="not attention_k_eq_v" if full else True,
         sliding=not full,
+        window=None if full else "sliding_window",
     )
 
 

@@ -46,7 +46,7 @@ def keys(*items: Key, at: str = "") -> tuple[Key, ...]:
     """Keys relocated into a nested config (a multimodal model's ``text_config``)."""
     if not at:
         return items
-    return tuple(replace(k, at=at) for k in items)
+    return tuple(replace(k, at=f"{at}.{k.at}" if k.at else at) for k in items)
 
 
 # --- module lists (towers, extras) ----------------------------------------------------------------
@@ -139,8 +139,11 @@ class Attention:
     cross: bool = False  # Mllama: k and v from the vision states (skipped on text-only batches)
     layer_params: tuple[P, ...] = ()  # parameters on the layer module itself (Mllama's gates)
     rotary: Expr = True  # whether this layer applies RoPE (SmolLM3 / Llama 4 "NoPE" layers do not)
+    rotary_fraction: Expr = 1.0  # partial RoPE: the share of head_dim rotated (the cos/sin tables' width)
+    rope_table: str = "default"  # layers with their own RoPE parameters get their own cos/sin (Gemma 3: local)
     fp32_softmax: bool = True  # eager attention's softmax in float32 (GPT-2's runs in the compute dtype)
     sliding: Expr = False
+    window: Expr = None  # the sliding window (tokens); sdpa needs a mask only for sequences longer than it
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +304,7 @@ class Text:
     rotary: str = "rotary_emb"  # container name, "" when positions are learned
     extra: tuple[M, ...] = ()  # further modules outside the layers (full paths)
     head_softcap: Expr = False  # Gemma 2's final logit soft-capping
+    embedding_rescaled: bool = False  # Granite: embeddings * multiplier outside the embedding module
     dropout_keys: tuple[Expr, Expr, Expr] = ("attention_dropout", 0.0, 0.0)  # attention, residual, embedding
 
 
