@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from tests.drills.harness import AppServer, ThrowawayPostgres, app_environment, manage, postgres_bin
+from tests.drills.harness import AppServer, ThrowawayPostgres, Visitor, app_environment, manage, postgres_bin
 
 REDIS_URL = os.environ.get("DRILL_REDIS_URL", "redis://127.0.0.1:6379/0")
 PASSWORD = "drill-password-that-is-long"
@@ -85,3 +85,11 @@ def server(environment):
     app = AppServer(environment).start()
     yield app
     app.stop()
+
+
+@pytest.fixture
+def signed_in(server):
+    """A browser signed in as alice on the drills' server."""
+    visitor = Visitor(server.base)
+    assert visitor.login("alice", PASSWORD).status == 302
+    return visitor

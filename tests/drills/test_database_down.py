@@ -7,8 +7,6 @@ signed in or not, answers a clear 503 (JSON under /api/). When it is back, all o
 
 from __future__ import annotations
 
-import pytest
-
 from tests.drills.conftest import PASSWORD
 from tests.drills.harness import AppServer, Visitor, eventually
 
@@ -36,13 +34,6 @@ def call(visitor: Visitor, kind: str, path: str):
     if kind == "ESTIMATE":
         return visitor.post(path, data=ESTIMATE)
     return visitor.get(path, headers=HTMX if kind == "HTMX" else None)
-
-
-@pytest.fixture
-def signed_in(server):
-    visitor = Visitor(server.base)
-    assert visitor.login("alice", PASSWORD).status == 302
-    return visitor
 
 
 def test_down_what_can_work_works_the_rest_is_a_clear_503_and_all_recovers(pg, server, signed_in):

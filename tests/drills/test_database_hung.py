@@ -11,21 +11,11 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-
 from calculator.services import CATALOG_TTL_SECONDS
-from tests.drills.conftest import PASSWORD
 from tests.drills.harness import Visitor, eventually
 
 FAST_SECONDS = 1.0  # a compute request on this shared 2-core machine, with margin
 GIVE_UP_SECONDS = 2 + 2 + 2.5  # DATABASE_CONNECT_TIMEOUT + DATABASE_TIMEOUT (drill settings) + margin
-
-
-@pytest.fixture
-def signed_in(server):
-    visitor = Visitor(server.base)
-    assert visitor.login("alice", PASSWORD).status == 302
-    return visitor
 
 
 def test_hung_computing_never_waits_database_requests_give_up_with_503_then_recover(pg, server, signed_in):
