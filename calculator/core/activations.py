@@ -78,6 +78,7 @@ class _LayerReplay:
     input_saved_bytes: int  # part of saved_bytes that is the layer's own input storage
     output_requires_grad: bool
     rope_needed: bool
+    shared_mask_needed: bool
     skipped: bool  # the layer does not run on text batches (Mllama's cross-attention)
 
 
@@ -118,7 +119,8 @@ def _replay_layer(
     g.per_layer_inputs_rg = per_layer_inputs_rg
     x = g.act(arch.dims.hidden_size, input_rg)
     out = replay_layer(g, x, block, plan)
-    return _LayerReplay(g.total, g.saved.get(x.storage, 0), out.requires_grad, g.rope_needed, out is x)
+    input_saved = g.saved.get(x.storage, 0)
+    return _LayerReplay(g.total, input_saved, out.requires_grad, g.rope_needed, g.shared_mask_needed, out is x)
 
 
 def estimate_activations(
@@ -147,13 +149,14 @@ def estimate_activations(
 
     layers_bytes = typical = recompute = 0
     experts = _quantized_expert_bytes(arch, count, training)
-    rope = False
+    rope = shared_mask = False
     for block, plan, layers in _layer_plans(arch, count):
         while layers:
             layer = replay(block, plan, rg)
             # Once a layer's output needs a gradient exactly when its input does, the rest of the run repeats.
             repeats = layers if layer.output_requires_grad == rg else 1
             rope = rope or layer.rope_needed
+            shared_mask = shared_mask or layer.shared_mask_needed
             # grouped_mm keeps its weight for the input's gradient: a parametrized (dequantized) expert
             # weight is a new tensor, so each layer whose MoE block needs a gradient keeps one.
             layer_experts = experts.get(block, 0)
@@ -171,7 +174,10 @@ def estimate_activations(
 
     forward = arch.forward
     outside = _final_norm_bytes(arch, training, p) if rg else 0
-    if rope and not forward.learned_positions:
+    if shared_mask and not checkpointing:  # Falcon's ALiBi mask, one (batch, heads, s, s) tensor kept by sdpa
+        outside += training.batch_size * forward.alibi_heads * s * s * p
+    if (rope or (checkpointing and forward.rope_dim)) and not forward.learned_positions:
+        # with checkpointing every checkpoint holds the tables (passed to each layer) whether used or not
         # cos, sin: one pair for all layers (Llama 4: one complex64 table)
         outside += s * forward.rope_dim * FP32 if forward.rope_complex else 2 * s * forward.rope_dim * p
     outside += _per_layer_inputs_bytes(arch, count, training, embeddings_rg)
@@ -273,11 +279,15 @@ def _checkpoint_kwargs_bytes(arch: Architecture, training: TrainingSettings, p: 
     tokens, h, b, s = training.tokens, arch.dims.hidden_size, training.batch_size, training.seq_len
     total = INT64 * s  # position_ids
     sliding = _sliding_masked(arch, training)
-    if training.attn_implementation == "eager":
-        total += arch.forward.attention_types * b * s * s * p  # a full and/or a sliding-window mask
-    elif training.attn_implementation == "sdpa" and sliding:
-        # sdpa: the sliding layers' boolean mask (full causal layers need none); Llama 4's chunked one per row
-        total += s * s * (b if arch.forward.chunked_mask else 1)
+    forward = arch.forward
+    if forward.alibi_heads:  # Falcon: the causal mask with ALiBi folded in, and ALiBi itself
+        total += b * forward.alibi_heads * s * s * p + b * forward.alibi_heads * s * p
+    elif training.attn_implementation == "eager":
+        total += forward.attention_types * b * s * s * p  # a full and/or a sliding-window mask
+    elif training.attn_implementation == "sdpa" and (sliding or forward.always_masked):
+        # sdpa: the sliding layers' boolean mask (full causal layers need none; Falcon always builds one);
+        # Llama 4's chunked one per batch row
+        total += s * s * (b if forward.chunked_mask else 1)
     if arch.forward.learned_positions or arch.forward.embedding_copy:
         # the embedding's output (made to require grad) stays referenced by its AccumulateGrad node, apart
         # from the first layer's input (GPT-2's wte + wpe, Granite's scaled embeddings)

@@ -62,6 +62,8 @@ class Forward:
     embedding_copy: bool  # the first layer's input is not the embedding's output (Granite's multiplier)
     embedding_scaled: bool
     chunked_mask: bool = False  # Llama 4: the chunked layers' boolean mask has a batch dimension
+    always_masked: bool = False  # Falcon: a materialised causal mask even for sdpa
+    alibi_heads: int = 0  # Falcon with ALiBi: the shared float mask (and the bias) span this many heads
     rope_complex: bool = False  # Llama 4's complex64 freqs_cis (4 bytes per rotary dimension, any dtype)
     shared_kv_features: int = 0  # k and v widths the KV-storing layers hand to later layers (Gemma 4)
     # Gemma 4's per-layer inputs, computed once before the layers: (the projection's path, its width, the
@@ -442,6 +444,8 @@ def _forward(family: Family, values: Values, stack: Stack) -> Forward:
             tables[m.rope_table] = max(tables.get(m.rope_table, 0), width)
         elif isinstance(m, Mla):
             tables["default"] = max(tables.get("default", 0), num(m.qk_rope_head_dim))
+    if text.rope_always and not tables:  # computed for nothing, but checkpoints still hold it
+        tables["default"] = max(num(m.head_dim) for m in mixers if isinstance(m, Attention))
     kinds = {bool(m.sliding) for m in mixers if isinstance(m, Attention) and not m.cross}
     shared_kv = 0
     if any(isinstance(m, Attention) and not m.has_kv for m in mixers):
@@ -459,6 +463,8 @@ def _forward(family: Family, values: Values, stack: Stack) -> Forward:
         embedding_copy=text.embedding_rescaled,
         embedding_scaled=text.embedding_scaled,
         chunked_mask=any(isinstance(m, Attention) and m.chunked for m in mixers),
+        always_masked=any(isinstance(m, Attention) and m.always_masked for m in mixers),
+        alibi_heads=max((num(m.heads) for m in mixers if isinstance(m, Attention) and m.alibi), default=0),
         rope_complex=text.rope_complex,
         shared_kv_features=shared_kv,
         per_layer_inputs=_per_layer_inputs(family, values, stack),

@@ -146,6 +146,12 @@ class Attention:
     sliding: Expr = False
     window: Expr = None  # the sliding window (tokens); sdpa needs a mask only for sequences longer than it
     chunked: bool = False  # Llama 4's chunked attention: a sliding-style mask, built per batch row
+    # Falcon: the causal mask is always materialised and passed (sdpa never runs on its causal flag alone);
+    # with ALiBi it is one float (batch, heads, s, s) tensor every layer shares
+    always_masked: bool = False
+    alibi: Expr = False
+    # Falcon's multi-query attention hands sdpa one k/v head to broadcast, which only the math kernel accepts
+    broadcast_kv: Expr = False
     temperature_tuning: Expr = False  # Llama 4's NoPE layers scale q by a per-position factor (kept, fp32)
 
 
@@ -318,6 +324,7 @@ class Text:
     tie: Expr = "tie_word_embeddings"
     rotary: str = "rotary_emb"  # container name, "" when positions are learned
     rope_complex: bool = False  # Llama 4: one complex64 freqs_cis table instead of cos and sin
+    rope_always: bool = False  # Falcon computes cos/sin even when its layers use ALiBi instead
     extra: tuple[M, ...] = ()  # further modules outside the layers (full paths)
     head_softcap: Expr = False  # Gemma 2's final logit soft-capping
     embedding_rescaled: bool = False  # Granite: embeddings * multiplier outside the embedding module
