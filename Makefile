@@ -42,6 +42,7 @@ test: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(PY) manage.py makemigrations --check --dry-run --settings lorasite.settings_test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: setup

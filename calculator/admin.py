@@ -10,9 +10,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from calculator.core import InputError, architecture_from_config
 from calculator.models import GpuModel, ModelPreset, SavedConfiguration
-from calculator.services import invalidate_catalog
+from calculator.services import InputError, invalidate_catalog
 
 
 class ModelPresetForm(forms.ModelForm):
@@ -34,14 +33,14 @@ class ModelPresetForm(forms.ModelForm):
         widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "style": "font-family: monospace"})}
 
     def clean_config(self) -> dict[str, Any]:
-        config = self.cleaned_data["config"]
+        config: dict[str, Any] = self.cleaned_data["config"]
         if isinstance(config, str):
             try:
                 config = json.loads(config)
             except json.JSONDecodeError as error:
                 raise forms.ValidationError(f"Not valid JSON: {error}") from None
         try:
-            architecture_from_config(config, field="config")
+            ModelPreset(config=config).to_spec()  # the model knows how its config becomes an architecture
         except InputError as error:
             raise forms.ValidationError([f"{k}: {' '.join(v)}" for k, v in error.errors.items()]) from None
         return config

@@ -1,20 +1,20 @@
 """Stored state: the preset catalog, the GPU catalog and users' saved configurations.
 
 Models are adapters to the pure core: `ModelPreset.to_spec()` gives the core's `Architecture`,
-`SavedConfiguration.inputs()` the estimate request. Results are never stored; they are recomputed.
+`SavedConfiguration.to_request()` the estimate request. Results are never stored; they are recomputed.
 """
 
 from __future__ import annotations
 
 import secrets
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
 from calculator.core import Architecture, architecture_from_config
+from calculator.schemas import EstimateRequest
 
 PRESETS_FILE = Path(__file__).resolve().parent / "data" / "presets.json"  # the seed catalog
 SLUG_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0)
@@ -25,7 +25,7 @@ def new_slug() -> str:
     return "".join(secrets.choice(SLUG_ALPHABET) for _ in range(SLUG_LENGTH))
 
 
-class ModelPresetQuerySet(models.QuerySet):
+class ModelPresetQuerySet(models.QuerySet["ModelPreset"]):
     def published(self) -> ModelPresetQuerySet:
         return self.filter(is_published=True)
 
@@ -95,8 +95,8 @@ class SavedConfiguration(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("permalink", args=[self.slug])
 
-    def request_data(self) -> dict[str, Any]:
-        """The estimate request this configuration means, pinned to the architecture it was saved with."""
-        data = dict(self.inputs)
-        data["model"] = {"hf_config": self.model_snapshot}
-        return data
+    def to_request(self) -> EstimateRequest:
+        """The estimate request this configuration means, pinned to the architecture it was saved with
+        (a later edit of its preset cannot change a permalink). Raises pydantic's ValidationError for
+        inputs that no longer validate."""
+        return EstimateRequest.model_validate({**self.inputs, "model": {"hf_config": self.model_snapshot}})

@@ -1,19 +1,45 @@
 """The estimate request: validated once (pydantic v2, fast) for the API and the page alike.
 
 Field names, meanings and defaults are those of ``api.md`` (the ``lora`` group mirrors
-``peft.LoraConfig``); bounds come from the core so the form, the API and the core agree.
+``peft.LoraConfig``). Every choice set, default and bound is the core's: the enums are the core's
+tuples, the defaults those of `LoraSettings` and `TrainingSettings`, the bounds `core.bounds`. The web
+form and the fuzz tests read their fields, choices and defaults from these models in turn.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import math
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from calculator.core import LoraSettings, TrainingSettings, bounds
-from calculator.core.training import DEFAULT_OVERHEAD_BYTES
+from calculator.core.dtypes import BASE_DTYPES, FLOAT_DTYPES
+from calculator.core.lora_settings import BIAS_MODES
+from calculator.core.optimizers import OPTIMIZERS
+from calculator.core.serving import MAX_ADAPTERS
+from calculator.core.training import ATTN_IMPLEMENTATIONS, PARALLELISMS, QUANTIZE_SCOPES
 
 Name = str
+LORA_DEFAULTS = LoraSettings()
+TRAINING_DEFAULTS = TrainingSettings()
+
+if TYPE_CHECKING:  # the enums are built from the core's tuples at run time; to a type checker they are str
+    BaseDtype: TypeAlias = str
+    AdapterDtype: TypeAlias = str
+    Optimizer: TypeAlias = str
+    AttnImplementation: TypeAlias = str
+    Parallelism: TypeAlias = str
+    QuantizeScope: TypeAlias = str
+    BiasMode: TypeAlias = str
+else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic validates and documents the core's choices
+    BaseDtype = Literal[BASE_DTYPES]
+    AdapterDtype = Literal[FLOAT_DTYPES]
+    Optimizer = Literal[tuple(OPTIMIZERS)]
+    AttnImplementation = Literal[ATTN_IMPLEMENTATIONS]
+    Parallelism = Literal[PARALLELISMS]
+    QuantizeScope = Literal[QUANTIZE_SCOPES]
+    BiasMode = Literal[BIAS_MODES]
 
 
 class CustomDimensions(BaseModel):
@@ -40,6 +66,15 @@ class ModelChoice(BaseModel):
     hf_config: dict[str, Any] | None = None
     custom: CustomDimensions | None = None
 
+    @field_validator("hf_config")
+    @classmethod
+    def finite_numbers(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        """JSON's NaN and Infinity are not sizes (and would overflow every integer conversion)."""
+        for key, item in (value or {}).items():
+            if isinstance(item, float) and not math.isfinite(item):
+                raise ValueError(f"{key}: {item} is not a number a config.json can hold.")
+        return value
+
     @model_validator(mode="after")
     def exactly_one(self) -> ModelChoice:
         given = [k for k in ("preset", "hf_config", "custom") if getattr(self, k) is not None]
@@ -53,14 +88,14 @@ class LoraInput(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    r: int = Field(default=8, ge=1, le=bounds.MAX_RANK)
-    lora_alpha: float = Field(default=8, gt=0, le=bounds.MAX_ALPHA)
+    r: int = Field(default=LORA_DEFAULTS.r, ge=1, le=bounds.MAX_RANK)
+    lora_alpha: float = Field(default=LORA_DEFAULTS.lora_alpha, gt=0, le=bounds.MAX_ALPHA)
     target_modules: list[Name] | Name | None = Field(default=None)
-    lora_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    bias: Literal["none", "all", "lora_only"] = "none"
-    use_dora: bool = False
-    use_rslora: bool = False
-    lora_bias: bool = False
+    lora_dropout: float = Field(default=LORA_DEFAULTS.lora_dropout, ge=0.0, lt=1.0)
+    bias: BiasMode = LORA_DEFAULTS.bias
+    use_dora: bool = LORA_DEFAULTS.use_dora
+    use_rslora: bool = LORA_DEFAULTS.use_rslora
+    lora_bias: bool = LORA_DEFAULTS.lora_bias
     modules_to_save: list[Name] | None = None
     layers_to_transform: int | list[int] | None = None
     layers_pattern: list[Name] | Name | None = None
@@ -133,19 +168,19 @@ class LoraInput(BaseModel):
 class TrainingInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    base_dtype: Literal["fp32", "bf16", "fp16", "int8", "nf4", "fp4"] = "bf16"
-    double_quant: bool = True
-    adapter_dtype: Literal["fp32", "bf16", "fp16"] = "fp32"
-    optimizer: Literal["adamw", "adamw_8bit", "paged_adamw_8bit", "sgd", "sgd_momentum", "adafactor", "lion"] = "adamw"
-    batch_size: int = Field(default=1, ge=1, le=bounds.MAX_BATCH_SIZE)
-    seq_len: int = Field(default=2048, ge=1, le=bounds.MAX_SEQ_LEN)
-    gradient_checkpointing: bool = False
-    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] = "sdpa"
-    num_gpus: int = Field(default=1, ge=1, le=bounds.MAX_GPUS)
-    parallelism: Literal["ddp", "fsdp"] = "ddp"
-    quantize_scope: Literal["all_linear", "lora_targets"] = "all_linear"
-    overhead_bytes: int = Field(default=DEFAULT_OVERHEAD_BYTES, ge=0, le=1 << 40)
-    prepare_model_for_kbit_training: bool = False
+    base_dtype: BaseDtype = TRAINING_DEFAULTS.base_dtype
+    double_quant: bool = TRAINING_DEFAULTS.double_quant
+    adapter_dtype: AdapterDtype = TRAINING_DEFAULTS.adapter_dtype
+    optimizer: Optimizer = TRAINING_DEFAULTS.optimizer
+    batch_size: int = Field(default=TRAINING_DEFAULTS.batch_size, ge=1, le=bounds.MAX_BATCH_SIZE)
+    seq_len: int = Field(default=TRAINING_DEFAULTS.seq_len, ge=1, le=bounds.MAX_SEQ_LEN)
+    gradient_checkpointing: bool = TRAINING_DEFAULTS.gradient_checkpointing
+    attn_implementation: AttnImplementation = TRAINING_DEFAULTS.attn_implementation
+    num_gpus: int = Field(default=TRAINING_DEFAULTS.num_gpus, ge=1, le=bounds.MAX_GPUS)
+    parallelism: Parallelism = TRAINING_DEFAULTS.parallelism
+    quantize_scope: QuantizeScope = TRAINING_DEFAULTS.quantize_scope
+    overhead_bytes: int = Field(default=TRAINING_DEFAULTS.overhead_bytes, ge=0, le=1 << 40)
+    prepare_model_for_kbit_training: bool = TRAINING_DEFAULTS.prepare_model_for_kbit_training
 
     def to_core(self) -> TrainingSettings:
         return TrainingSettings(**self.model_dump())
@@ -162,6 +197,16 @@ class EstimateRequest(BaseModel):
 class SaveRequest(EstimateRequest):
     name: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=5000)
+
+
+class PageOptions(BaseModel):
+    """The calculator page's own inputs beyond the estimate request: the GPU its verdict, advice and
+    serving panel are for (a catalog name; None: the default card), and the adapters served at once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpu: str | None = Field(default=None, max_length=120)
+    adapters: int = Field(default=1, ge=1, le=MAX_ADAPTERS)
 
 
 def pydantic_errors(error: ValidationError) -> dict[str, list[str]]:

@@ -1,17 +1,17 @@
-"""The web pages. Views parse, call the services and render; every number comes from the core.
+"""The web pages: one view per page; an htmx request gets the same view's partial. Views read the
+request, ask `calculator.services` (through `calculator.web`) and render; none computes anything.
 
-- ``/``: the calculator. A plain GET renders the whole page; an htmx GET (``HX-Request``) gets the
-  results fragment plus out-of-band swaps, and ``HX-Push-Url`` with the canonical URL of the state.
+- ``/``: the calculator. A plain GET renders the whole page; an htmx GET gets the results fragment
+  plus out-of-band swaps, and ``HX-Push-Url`` with the canonical URL of the state.
 - ``/save/``: "Save & share" (POST, CSRF) -> the permalink.
-- ``/presets/``, ``/learn/`` (+ ``/learn/quiz/``), ``/c/<slug>/``.
-- ``/compare/?c=<slug>&c=<slug>…``: two to four saved configurations side by side.
+- ``/presets/``, ``/learn/`` (+ ``/learn/quiz/``, ``/learn/accuracy/``), ``/c/<slug>/``.
+- ``/compare/?c=…&c=…``: two to four configurations side by side (saved ones or calculator states).
 - ``/mine/``: the signed-in user's saved configurations; ``/mine/<slug>/edit/`` and ``/mine/<slug>/delete/``
   (owner only, POST with CSRF; deleting asks for confirmation first).
 """
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -21,163 +21,90 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
-from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, render
-from django.template.loader import get_template
 from django.urls import reverse
-from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
+from django_htmx.middleware import HtmxDetails
 from pydantic import ValidationError
 
-from calculator.api.views import AnonSaveThrottle
-from calculator.core import InputError
+from calculator import services
 from calculator.models import SavedConfiguration
 from calculator.schemas import SaveRequest
-from calculator.services import catalog, save_configuration, saved_estimate
+from calculator.throttling import AnonSaveThrottle
+from calculator.web import cache, saved
+from calculator.web import calculator as calculator_page
 from calculator.web import compare as compare_content
-from calculator.web import fields as F
 from calculator.web import learn as learn_content
-from calculator.web import saved
 from calculator.web.formatting import short_count
-from calculator.web.query import Parsed, parse, request_query
-from calculator.web.render import GZIPPED, PAGES, RESPONSES, form_context, oob, results_html
-
-FORM_ONLY_PARAMS = ("src", "names", "pick", "set_r")
+from calculator.web.state import encode
 
 
-def _is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-History-Restore-Request") != "true"
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def _is_partial(request: HtmxHttpRequest) -> bool:
+    """An htmx request that swaps a part of the page (a history restore needs the whole page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 @require_GET
 @vary_on_headers("HX-Request")
-def calculator(request: HttpRequest) -> HttpResponse:
-    raw = request.META.get("QUERY_STRING", "")
-    if _is_htmx(request):
-        cached = RESPONSES.get(raw)
-        if cached is None:
-            p = parse(request.GET, htmx=True)
-            body = results_html(p) + oob(p)
-            cached = (200 if p.ok else 400, body.encode(), f"{request.path}?{p.canonical}" if p.ok else "")
-            RESPONSES.put(raw, cached)
-        status, body, push = cached
-        response = _maybe_gzipped(request, raw, body, status)
-        if push:
-            response["HX-Push-Url"] = push
-        return response
-    cached = PAGES.get(raw)
-    if cached is None:
-        p = parse(request.GET)
-        if p.ok and any(k in request.GET for k in FORM_ONLY_PARAMS) and raw != p.canonical:
-            # A form submitted without JavaScript: land on the clean, shareable URL of the same state.
-            cached = (302, f"{request.path}?{p.canonical}")
-        else:
-            cached = (200 if p.ok else 400, _page_html(p))
-        PAGES.put(raw, cached)
-    status, content = cached
-    if status == 302:
-        return HttpResponseRedirect(content)
-    # The page is rendered once per state; only the CSRF token of the Save form and the signed-in
-    # user's header link are per visitor.
-    content = content.replace(CSRF_PLACEHOLDER, get_token(request))
-    return HttpResponse(content.replace(USER_NAV_PLACEHOLDER, _user_nav(request)), status=status)
-
-
-def _maybe_gzipped(request: HttpRequest, raw: str, body: bytes, status: int) -> HttpResponse:
-    """The results fragment is the same bytes for every visitor (it holds no CSRF token), so it is
-    compressed once and cached; GZipMiddleware leaves a response that is already encoded alone."""
-    if "gzip" not in request.headers.get("Accept-Encoding", "") or len(body) < 200:
-        response = HttpResponse(body, status=status)
-    else:
-        compressed = GZIPPED.get(raw)
-        if compressed is None or compressed[0] != body:  # a recomputed body is recompressed
-            compressed = (body, gzip.compress(body, compresslevel=6, mtime=0))
-            GZIPPED.put(raw, compressed)
-        response = HttpResponse(compressed[1], status=status)
-        response["Content-Encoding"] = "gzip"
-    patch_vary_headers(response, ("Accept-Encoding",))
-    return response
-
-
-CSRF_PLACEHOLDER = "csrf0placeholder0for0the0cached0page"
-USER_NAV_PLACEHOLDER = "<!--user0nav0placeholder-->"
-
-
-def _user_nav(request: HttpRequest) -> str:
-    """The header's account links for this visitor (the cached page is shared between visitors)."""
-    user = getattr(request, "user", None)  # absent on the warm-up's bare requests (no middleware)
-    try:
-        signed_in = user is not None and user.is_authenticated
-    except DatabaseError:
-        signed_in = False
-    context = {"user": user if signed_in else None, "csrf_token": get_token(request) if signed_in else ""}
-    return get_template("calculator/_user_nav.html").render(context)
-
-
-def _context(p: Parsed, save: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        **form_context(p),
-        "results": results_html(p),
-        "gpus": catalog.gpus,
-        "fields": F.BY_NAME,
-        "rank_picks": [str(n) for n in F.RANK_PICKS],
-        "seq_picks": [str(n) for n in F.SEQ_PICKS],
-        "save": save or {},
-        "canonical": p.canonical,
-    }
-
-
-def _page_html(p: Parsed) -> str:
-    context = {**_context(p), "csrf_token": CSRF_PLACEHOLDER, "user_nav": USER_NAV_PLACEHOLDER}
-    return get_template("calculator/index.html").render(context)
-
-
-def _page(request: HttpRequest, p: Parsed, *, status: int = 200, save: dict[str, str] | None = None) -> HttpResponse:
-    return render(request, "calculator/index.html", _context(p, save), status=status)
+def calculator(request: HtmxHttpRequest) -> HttpResponse:
+    query = request.META.get("QUERY_STRING", "")
+    if _is_partial(request):
+        fragment = cache.cached("fragment", query, lambda: calculator_page.fragment(request.GET))
+        return fragment.response(accepts_gzip="gzip" in request.headers.get("Accept-Encoding", ""))
+    page = cache.cached("page", query, lambda: calculator_page.page(request.GET, query))
+    return page.response(request)
 
 
 @require_POST
 def save(request: HttpRequest) -> HttpResponse:
     """Save & share: the state (the canonical query) plus a name and a note -> a new permalink."""
     state = request.POST.get("state", "")
-    p = parse(QueryDict(state))
     name = request.POST.get("name", "").strip()
     note = request.POST.get("note", "").strip()
-    form = {"name": name, "note": note}
-    if "state" not in request.POST or not p.ok or p.request is None:
-        return _page(request, p, status=400, save={**form, "error": "Fix the inputs before saving."})
+
+    reading, results = calculator_page.compute(QueryDict(state))
+
+    def failed(status: int, error: str) -> HttpResponse:
+        save_form = {"name": name, "note": note, "error": error}
+        context = calculator_page.page_context(reading, results, save=save_form)
+        return render(request, "calculator/index.html", context, status=status)
+
+    if "state" not in request.POST or results is None or reading.request is None:
+        return failed(400, "Fix the inputs before saving.")
     try:
-        save_request = SaveRequest.model_validate({**p.request.model_dump(), "name": name, "note": note})
+        save_request = SaveRequest.model_validate({**reading.request.model_dump(), "name": name, "note": note})
     except ValidationError as error:
-        messages = [f"{e['loc'][-1]}: {e['msg']}" for e in error.errors(include_url=False)]
-        return _page(request, p, status=400, save={**form, "error": "; ".join(messages)})
-    message = "Saving is unavailable right now (the database cannot be reached); computing still works."
+        return failed(400, "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in error.errors(include_url=False)))
     try:
         owner = request.user if request.user.is_authenticated else None
         if owner is None and not AnonSaveThrottle().allow_request(request, None):  # type: ignore[arg-type]
-            return _page(request, p, status=429, save={**form, "error": "Too many saves from here; try later."})
-        configuration = save_configuration(save_request, owner)
-    except InputError:
-        return _page(request, p, status=400, save={**form, "error": "These inputs cannot be computed."})
+            return failed(429, "Too many saves from here; try later.")
+        configuration = services.save_configuration(request=save_request, owner=owner)
+    except services.InputError:
+        return failed(400, "These inputs cannot be computed.")
     except DatabaseError:
-        return _page(request, p, status=503, save={**form, "error": message})
+        return failed(503, "Saving is unavailable right now (the database cannot be reached); computing still works.")
     return HttpResponseRedirect(configuration.get_absolute_url())
 
 
 @require_GET
 def presets(request: HttpRequest) -> HttpResponse:
-    catalog.refresh()
     rows = []
-    for entry in catalog.presets.values():
+    for entry in services.presets():
         d = entry.architecture.dims
-        arch = entry.architecture
+        targets = () if services.has_default_targets(entry.architecture) else _qv_targets(entry.architecture)
+        query = encode(source=("preset", entry.slug), dims={}, targets=targets, values={}, default_gpu="")
         rows.append(
             {
                 "slug": entry.slug,
                 "name": entry.name,
                 "family": entry.family,
-                "model_type": arch.model_type,
+                "model_type": entry.architecture.model_type,
                 "params": short_count(entry.published_params),
                 "params_exact": f"{entry.published_params:,}",
                 "hidden": f"{d.hidden_size:,}",
@@ -186,17 +113,23 @@ def presets(request: HttpRequest) -> HttpResponse:
                 "heads": f"{d.num_attention_heads}/{d.num_key_value_heads}",
                 "vocab": f"{d.vocab_size:,}",
                 "experts": d.num_local_experts,
-                "href": reverse("calculator") + "?" + request_query(entry),
+                "href": reverse("calculator") + "?" + query,
                 "source_url": entry.source_url,
             }
         )
     return render(request, "calculator/presets.html", {"rows": rows, "nav": "presets"})
 
 
+def _qv_targets(arch: services.Architecture) -> tuple[str, ...]:
+    """Models without PEFT defaults open with the q,v-equivalent modules ticked."""
+    from calculator.web.targets import quick_picks
+
+    return quick_picks(arch.lora_module_names)["qv"]
+
+
 @require_GET
 def learn(request: HttpRequest) -> HttpResponse:
-    p = parse(request.GET)
-    return render(request, "calculator/learn.html", learn_content.context(p))
+    return render(request, "calculator/learn.html", learn_content.context(request.GET))
 
 
 @require_GET
@@ -205,13 +138,13 @@ def accuracy(request: HttpRequest) -> HttpResponse:
     return render(request, "calculator/accuracy.html", {"body": learn_content.accuracy_html(), "nav": "learn"})
 
 
-@require_http_methods(["POST"])
-def quiz(request: HttpRequest) -> HttpResponse:
+@require_POST
+def quiz(request: HtmxHttpRequest) -> HttpResponse:
     checked = learn_content.check_quiz(request.POST)
-    if _is_htmx(request):
+    if _is_partial(request):
         return render(request, "calculator/learn.html#quiz", {"quiz": checked})
-    p = parse(QueryDict(request.POST.get("state", "")))
-    return render(request, "calculator/learn.html", {**learn_content.context(p), "quiz": checked})
+    context = learn_content.context(QueryDict(request.POST.get("state", "")))
+    return render(request, "calculator/learn.html", {**context, "quiz": checked})
 
 
 @require_GET
@@ -222,44 +155,24 @@ def permalink(request: HttpRequest, slug: str) -> HttpResponse:
         return render(request, "calculator/not_found.html", status=404)
     except DatabaseError:
         return render(request, "calculator/not_found.html", {"db_down": True}, status=503)
-    state = _state_of(configuration)
-    p = parse(QueryDict(state))
+    state = saved.calculator_query(configuration)
+    reading, results = calculator_page.compute(QueryDict(state))
+    r = calculator_page.summary(reading, results)
     context = {
         "configuration": configuration,
         "state": state,
-        "results": "",
+        "results": calculator_page.results_html(reading, r) if r is not None else "",
+        "summary": (
+            f"{r['name']}: {r['trainable']} trainable parameters, peak {r['peak']}"
+            if r is not None
+            else "These inputs no longer compute."
+        ),
         "api_url": reverse("configuration-detail", args=[slug]),
         "url": request.build_absolute_uri(configuration.get_absolute_url()),
         "is_owner": configuration.owner_id is not None and configuration.owner_id == request.user.id,
         "compare_choices": _compare_choices(request, exclude=slug),
     }
-    try:
-        result = saved_estimate(configuration)
-        context["summary"] = (
-            f"{result.name or 'Model'}: {result.count.trainable_params:,} trainable parameters, "
-            f"peak {result.memory.total_bytes / 2**30:.1f} GiB"
-        )
-    except InputError:
-        context["summary"] = "These inputs no longer compute."
-    if p.ok:
-        context["results"] = results_html(p)
     return render(request, "calculator/permalink.html", context)
-
-
-def _state_of(configuration: SavedConfiguration) -> str:
-    """The calculator query for a saved configuration: by preset while the preset still means the same model."""
-    from calculator.web.query import query_from_request
-
-    inputs = dict(configuration.inputs)
-    model = inputs.get("model") or {}
-    preset = model.get("preset")
-    catalog.refresh()
-    entry = catalog.presets.get(preset) if preset else None
-    if entry is None or entry.config != configuration.model_snapshot:
-        inputs["model"] = (
-            {"hf_config": configuration.model_snapshot} if not model.get("custom") else {"custom": model["custom"]}
-        )
-    return query_from_request(inputs)
 
 
 def _compare_choices(request: HttpRequest, *, exclude: str) -> list[dict[str, str]]:
@@ -267,7 +180,7 @@ def _compare_choices(request: HttpRequest, *, exclude: str) -> list[dict[str, st
     if not request.user.is_authenticated:
         return []
     try:
-        rows = request.user.configurations.exclude(slug=exclude).values_list("slug", "name")[:50]  # type: ignore[union-attr]
+        rows = request.user.configurations.exclude(slug=exclude).values_list("slug", "name")[:50]
         return [{"slug": s, "name": n} for s, n in rows]
     except DatabaseError:
         return []
@@ -275,25 +188,29 @@ def _compare_choices(request: HttpRequest, *, exclude: str) -> list[dict[str, st
 
 @require_GET
 def compare(request: HttpRequest) -> HttpResponse:
-    """Two to four saved configurations side by side. ``c`` takes slugs or pasted permalinks."""
+    """Two to four configurations side by side. ``c`` takes slugs, permalinks, calculator links or presets."""
     given = request.GET.getlist("c")
-    slugs = compare_content.requested_slugs(given)
-    if slugs and slugs != given:
+    wanted = compare_content.requested(given)
+    if wanted and wanted != given:
         # Pasted links, blanks or repeats: land on the clean, shareable URL of the same comparison.
-        return HttpResponseRedirect(compare_content.compare_url(slugs))
-    error = compare_content.count_error(slugs)
+        return HttpResponseRedirect(compare_content.compare_url(wanted))
+    error = compare_content.count_error(wanted)
     if error:
-        return _compare_error(request, error, slugs, status=400)
+        return _compare_error(request, error, wanted, status=400)
+    slugs = compare_content.saved_slugs(wanted)
     try:
-        found = {c.slug: c for c in SavedConfiguration.objects.filter(slug__in=slugs)}
+        found = {c.slug: c for c in SavedConfiguration.objects.filter(slug__in=slugs)} if slugs else {}
     except DatabaseError:
         message = "Saved configurations are unavailable right now (the database cannot be reached)."
-        return _compare_error(request, message, slugs, status=503)
+        return _compare_error(request, message, wanted, status=503)
     missing = [s for s in slugs if s not in found]
     if missing:
-        return _compare_error(request, compare_content.unknown_error(missing), slugs, status=404, missing=missing)
-    context = compare_content.comparison([found[s] for s in slugs])
-    return render(request, "calculator/compare.html", {**context, "nav": "compare"})
+        return _compare_error(request, compare_content.unknown_error(missing), wanted, status=404, missing=missing)
+    items = [
+        compare_content.state_item(key) if key.startswith("?") else compare_content.saved_item(found[key])
+        for key in wanted
+    ]
+    return render(request, "calculator/compare.html", {**compare_content.comparison(items), "nav": "compare"})
 
 
 def _compare_error(

@@ -10,6 +10,7 @@ import logging
 
 from django.conf import settings
 from django.test import RequestFactory
+from django_htmx.middleware import HtmxDetails
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +21,8 @@ def warm_up() -> None:
     host = next((h.lstrip(".") for h in settings.ALLOWED_HOSTS if h != "*"), "localhost")
     factory = RequestFactory(HTTP_HOST=host)
     try:
-        for headers in ({}, {"HTTP_HX_REQUEST": "true"}):
-            calculator(factory.get("/", **headers))
+        for request in (factory.get("/"), factory.get("/", HTTP_HX_REQUEST="true")):
+            request.htmx = HtmxDetails(request)  # type: ignore[attr-defined]  # what HtmxMiddleware adds
+            calculator(request)  # type: ignore[arg-type]
     except Exception:  # a cold worker must still start: warming is an optimisation only
         logger.warning("warm-up failed", exc_info=True)

@@ -9,8 +9,8 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from calculator.core import InputError
 from calculator.schemas import nest, pydantic_errors
+from calculator.services import InputError
 
 
 def as_drf_error(error: Exception) -> exceptions.ValidationError:

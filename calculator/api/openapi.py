@@ -6,10 +6,11 @@ A test validates real responses against these models, so the documentation canno
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, create_model
 
-from calculator.representation import MEMORY_FIELDS
+from calculator.api.representation import MEMORY_FIELDS
 from calculator.schemas import LoraInput, ModelChoice, TrainingInput
 
 
@@ -54,8 +55,10 @@ class LoraOut(BaseModel):
     modules: list[ModuleOut]
 
 
-# One integer (bytes) per memory field, named as the response names them.
-MemoryOut = create_model("MemoryOut", **dict.fromkeys(MEMORY_FIELDS, (int, ...)))  # type: ignore[call-overload]
+if TYPE_CHECKING:
+    MemoryOut = BaseModel
+else:  # one integer (bytes) per memory field, named as the response names them
+    MemoryOut = create_model("MemoryOut", **dict.fromkeys(MEMORY_FIELDS, (int, ...)))
 
 
 class FitOut(BaseModel):

@@ -2,33 +2,55 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any, TypeVar
 
 from django.db import DatabaseError
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import APIException, PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.renderers import JSONRenderer
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
+from calculator import services
 from calculator.api.errors import as_drf_error
 from calculator.api.openapi import ConfigurationResponse, EstimateResponse
-from calculator.api.serializers import ConfigurationUpdateSerializer, PresetSerializer
-from calculator.core import InputError
+from calculator.api.representation import estimate_dict
+from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpdateSerializer, PresetSerializer
 from calculator.models import ModelPreset, SavedConfiguration
 from calculator.schemas import EstimateRequest, SaveRequest
-from calculator.services import configuration_dict, estimate_json, save_configuration
+from calculator.throttling import AnonSaveThrottle
+
+# "Try it out" in the API docs starts from these bodies, so each must answer 200/201 (a test posts them).
+ESTIMATE_EXAMPLE = {
+    "model": {"preset": "llama-3.1-8b"},
+    "lora": {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
+    "training": {"base_dtype": "nf4", "batch_size": 1, "seq_len": 2048, "gradient_checkpointing": True},
+}
+SAVE_EXAMPLE = {"name": "Llama 3.1 8B QLoRA r=16", "note": "all linear layers", **ESTIMATE_EXAMPLE}
+RENAME_EXAMPLE = {"name": "Renamed configuration", "note": "a new note"}
+EXAMPLES = {
+    "estimate": [OpenApiExample("QLoRA on Llama 3.1 8B", value=ESTIMATE_EXAMPLE, request_only=True)],
+    "save": [OpenApiExample("Save a configuration", value=SAVE_EXAMPLE, request_only=True)],
+    "rename": [OpenApiExample("Rename", value=RENAME_EXAMPLE, request_only=True)],
+}
 
 ERROR_400 = OpenApiResponse(description='Invalid input: `{"field": ["message"]}`, nested for nested fields.')
 
 
-def parse(model: type[EstimateRequest], data: Any) -> EstimateRequest:
+Request_ = TypeVar("Request_", bound=EstimateRequest)
+
+
+def parse(model: type[Request_], data: Any) -> Request_:
     try:
         return model.model_validate(data)
     except PydanticValidationError as error:
@@ -44,11 +66,14 @@ class ServiceUnavailable(APIException):
 class JSONOnly(BaseContentNegotiation):
     """The estimate endpoint only speaks JSON; skipping negotiation keeps the hot path short."""
 
-    def select_parser(self, request: Request, parsers: list[Any]) -> Any:
-        return parsers[0]
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser:
+        return next(iter(parsers))
 
-    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class EstimateView(APIView):
@@ -63,13 +88,24 @@ class EstimateView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnly
 
-    @extend_schema(request=EstimateRequest, responses={200: EstimateResponse, 400: ERROR_400})
+    @extend_schema(
+        request=EstimateRequest, responses={200: EstimateResponse, 400: ERROR_400}, examples=EXAMPLES["estimate"]
+    )
     def post(self, request: Request) -> HttpResponse | Response:
         try:
-            body = estimate_json(request.body)
-        except (PydanticValidationError, InputError) as error:
+            body = estimate_body(request.body, services.catalog_version())
+        except (PydanticValidationError, services.InputError) as error:
             raise as_drf_error(error) from None
         return HttpResponse(body, content_type="application/json")
+
+
+@lru_cache(maxsize=1024)
+def estimate_body(body: bytes, catalog_version: int) -> bytes:
+    """The response body for a request body. Results are pure functions of the inputs and the catalog
+    (its version is part of the key), so identical requests are answered from this per-process cache;
+    errors raise and are not cached."""
+    request = EstimateRequest.model_validate_json(body)
+    return json.dumps(estimate_dict(services.compute_estimate(request=request)), separators=(",", ":")).encode()
 
 
 class PresetViewSet(viewsets.ReadOnlyModelViewSet):
@@ -83,10 +119,6 @@ class PresetViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> Any:
         return ModelPreset.objects.published()
-
-
-class AnonSaveThrottle(AnonRateThrottle):
-    scope = "anon_save"
 
 
 class IsOwner(permissions.BasePermission):
@@ -112,7 +144,7 @@ class ConfigurationViewSet(
     permission_classes = [IsOwner]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def get_throttles(self) -> list[Any]:
+    def get_throttles(self) -> list[BaseThrottle]:
         if self.action == "create" and not self.request.user.is_authenticated:
             return [AnonSaveThrottle()]
         return []
@@ -127,28 +159,38 @@ class ConfigurationViewSet(
         if not request.user.is_authenticated:
             raise PermissionDenied("Sign in to list your configurations.")
         items = self.get_queryset()[:500]
-        return Response([configuration_dict(c, request, with_estimate=False) for c in items])
+        context = {"request": request, "with_estimate": False}
+        return Response(ConfigurationSerializer(items, many=True, context=context).data)
 
-    @extend_schema(request=SaveRequest, responses={201: ConfigurationResponse, 400: ERROR_400})
+    @extend_schema(
+        request=SaveRequest, responses={201: ConfigurationResponse, 400: ERROR_400}, examples=EXAMPLES["save"]
+    )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         save_request = parse(SaveRequest, request.data)
         owner = request.user if request.user.is_authenticated else None
         try:
-            configuration = save_configuration(save_request, owner)
-        except InputError as error:
+            configuration = services.save_configuration(request=save_request, owner=owner)
+        except services.InputError as error:
             raise as_drf_error(error) from None
         except DatabaseError:
             raise ServiceUnavailable() from None
-        return Response(configuration_dict(configuration, request), status=201)
+        return Response(self._shown(configuration), status=201)
 
     @extend_schema(responses={200: ConfigurationResponse})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(configuration_dict(self.get_object(), request))
+        return Response(self._shown(self.get_object()))
 
-    @extend_schema(request=ConfigurationUpdateSerializer, responses={200: ConfigurationResponse, 400: ERROR_400})
+    def _shown(self, configuration: SavedConfiguration) -> Any:
+        return ConfigurationSerializer(configuration, context={"request": self.request}).data
+
+    @extend_schema(
+        request=ConfigurationUpdateSerializer,
+        responses={200: ConfigurationResponse, 400: ERROR_400},
+        examples=EXAMPLES["rename"],
+    )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         configuration = self.get_object()
         serializer = ConfigurationUpdateSerializer(configuration, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         serializer.save()
-        return Response(configuration_dict(configuration, request))
+        return Response(self._shown(configuration))

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
-from .architecture import Architecture
-from .dtypes import FLOAT_BYTES
+from .architecture import Architecture, Kind, Module
+from .dtypes import FLOAT_BYTES, QUANTIZED_DTYPES
 from .graph import CUDA_MASK, FP32, INT64, Graph, LoraModule
 from .head import head_bytes
-from .layers import LayerPlan, replay_layer
+from .layers import LayerPlan, linear_input_features, replay_layer
 from .lora import LoraCount
 from .training import TrainingSettings
 
@@ -32,35 +33,43 @@ class Activations:
     recompute_bytes: int  # with checkpointing: one layer rebuilt during backward (part of the peak)
     per_layer_bytes: int  # the largest layer without checkpointing
     head_transient_bytes: int  # logits-sized buffers alive around the loss besides what is saved
+    expert_dequant_bytes: int = 0  # quantized MoE experts: one layer's dequantized expert weights (transient)
+    checkpoint_input_bytes: int = 0  # with checkpointing: what one checkpoint keeps (the layer input)
 
 
-def _layer_plans(arch: Architecture, count: LoraCount) -> list[tuple[LayerPlan, int]]:
-    """Runs of consecutive layers with the same adapted modules and ranks: (plan, number of layers)."""
+def _layer_plans(arch: Architecture, count: LoraCount) -> list[tuple[Any, LayerPlan, int]]:
+    """Runs of consecutive text layers of one kind with the same adapted modules and ranks:
+    (the kind's block, plan, number of layers)."""
+    stack = arch.text
     shared: dict[str, LoraModule] = {}
     specific: dict[int, dict[str, LoraModule]] = {}
     for path, layer, r in count.layer_adapters:
         module = LoraModule(r, count.lora_dropout, count.use_dora)
         if layer is None:
             shared[path] = module
-        elif layer < arch.num_layers:
+        elif layer < stack.num_layers:
             specific.setdefault(layer, {})[path] = module
-    prefix = f"{arch.layer_prefix}."
+    prefix = f"{stack.prefix}."
     for key, _shape, r in count.parameter_keys:  # LoRA on bare parameters (MoE experts, router)
         layer_text, _, relative = key.removeprefix(prefix).partition(".")
-        if layer_text.isdigit() and int(layer_text) < arch.num_layers:
+        if key.startswith(prefix) and layer_text.isdigit() and int(layer_text) < stack.num_layers:
             specific.setdefault(int(layer_text), {})[relative] = LoraModule(r, 0.0, False)
-    common: LayerPlan = tuple(sorted(shared.items()))
-    if not specific:
-        return [(common, arch.num_layers)]
-    runs: list[tuple[LayerPlan, int]] = []
-    for index in range(arch.num_layers):
-        extra = specific.get(index)
-        plan = tuple(sorted({**shared, **extra}.items())) if extra else common
-        if runs and runs[-1][0] == plan:
-            runs[-1] = (plan, runs[-1][1] + 1)
+    paths = [_plan_paths(kind.modules) for kind in stack.kinds]
+    runs: list[tuple[Any, LayerPlan, int]] = []
+    for index, kind_index in enumerate(stack.layout):
+        relevant = paths[kind_index]
+        merged = {**shared, **specific.get(index, {})}
+        plan = tuple(sorted((p, m) for p, m in merged.items() if p.rsplit(".", 1)[0] in relevant or p in relevant))
+        block = stack.kinds[kind_index].block
+        if runs and runs[-1][0] is block and runs[-1][1] == plan:
+            runs[-1] = (block, plan, runs[-1][2] + 1)
         else:
-            runs.append((plan, 1))
+            runs.append((block, plan, 1))
     return runs
+
+
+def _plan_paths(modules: tuple[Module, ...]) -> frozenset[str]:
+    return frozenset(m.path for m in modules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +78,11 @@ class _LayerReplay:
     input_saved_bytes: int  # part of saved_bytes that is the layer's own input storage
     output_requires_grad: bool
     rope_needed: bool
+    skipped: bool  # the layer does not run on text batches (Mllama's cross-attention)
 
 
 def _replay(
-    arch: Architecture, training: TrainingSettings, plan: LayerPlan, input_rg: bool, full: bool
+    arch: Architecture, training: TrainingSettings, block: Any, plan: LayerPlan, input_rg: bool, full: bool
 ) -> _LayerReplay:
     # Key the cache on the only settings a layer's saved tensors depend on, so an advice search that
     # changes the optimizer, checkpointing, quantization format or GPU count reuses every replay.
@@ -85,17 +95,17 @@ def _replay(
         attn_implementation=training.attn_implementation,
         prepare_model_for_kbit_training=training.prepare_model_for_kbit_training,
     )
-    return _replay_layer(arch, layer_settings, plan, input_rg, full)
+    return _replay_layer(arch, layer_settings, block, plan, input_rg, full)
 
 
 @lru_cache(maxsize=4096)
 def _replay_layer(
-    arch: Architecture, training: TrainingSettings, plan: LayerPlan, input_rg: bool, full: bool
+    arch: Architecture, training: TrainingSettings, block: Any, plan: LayerPlan, input_rg: bool, full: bool
 ) -> _LayerReplay:
     g = Graph(arch, training, full)
     x = g.act(arch.dims.hidden_size, input_rg)
-    out = replay_layer(g, x, plan)
-    return _LayerReplay(g.total, g.saved.get(x.storage, 0), out.requires_grad, g.rope_needed)
+    out = replay_layer(g, x, block, plan)
+    return _LayerReplay(g.total, g.saved.get(x.storage, 0), out.requires_grad, g.rope_needed, out is x)
 
 
 def estimate_activations(
@@ -112,36 +122,46 @@ def estimate_activations(
     checkpointing = training.gradient_checkpointing
     embedding_trainable = full or _embedding_trainable(arch, count)
     rg = embedding_trainable or checkpointing
-    cache: dict[tuple[LayerPlan, bool], _LayerReplay] = {}
+    cache: dict[tuple[Any, LayerPlan, bool], _LayerReplay] = {}
 
-    def replay(plan: LayerPlan, input_rg: bool) -> _LayerReplay:
-        key = (plan, input_rg)
+    def replay(block: Any, plan: LayerPlan, input_rg: bool) -> _LayerReplay:
+        key = (block, plan, input_rg)
         if key not in cache:
-            cache[key] = _replay(arch, training, plan, input_rg, full)
+            cache[key] = _replay(arch, training, block, plan, input_rg, full)
         return cache[key]
 
     layers_bytes = typical = recompute = 0
+    experts = _quantized_expert_bytes(arch, count, training)
     rope = False
-    for plan, layers in _layer_plans(arch, count):
+    for block, plan, layers in _layer_plans(arch, count):
         while layers:
-            layer = replay(plan, rg)
+            layer = replay(block, plan, rg)
             # Once a layer's output needs a gradient exactly when its input does, the rest of the run repeats.
             repeats = layers if layer.output_requires_grad == rg else 1
             rope = rope or layer.rope_needed
-            typical = max(typical, layer.saved_bytes)
-            if checkpointing:
-                layers_bytes += repeats * (tokens * h * p + _int8_checkpoint_leak(arch, training))
-                recompute = max(recompute, layer.saved_bytes - layer.input_saved_bytes)
+            # grouped_mm keeps its weight for the input's gradient: a parametrized (dequantized) expert
+            # weight is a new tensor, so each layer whose MoE block needs a gradient keeps one.
+            layer_experts = experts.get(block, 0)
+            saved = layer.saved_bytes + (layer_experts if layer.output_requires_grad else 0)
+            typical = max(typical, saved)
+            if layer.skipped:
+                pass
+            elif checkpointing:
+                layers_bytes += repeats * (tokens * h * p + _int8_checkpoint_leak(block, training))
+                recompute = max(recompute, saved - layer.input_saved_bytes)
             else:
-                layers_bytes += repeats * layer.saved_bytes
+                layers_bytes += repeats * saved
             rg = layer.output_requires_grad
             layers -= repeats
 
+    forward = arch.forward
     outside = _final_norm_bytes(arch, training, p) if rg else 0
-    if rope and arch.model_type != "gpt2":
-        outside += 2 * s * arch.dims.head_dim * p  # cos, sin: one pair for all layers
+    if rope and not forward.learned_positions:
+        outside += 2 * s * forward.rope_dim * p  # cos, sin: one pair for all layers
     if checkpointing:
         outside += _checkpoint_kwargs_bytes(arch, training, p)
+    elif training.attn_implementation == "sdpa" and _sliding_masked(arch, training):
+        outside += training.batch_size * s * s * p  # SDPA keeps the sliding-window mask (one for all layers)
     logits, transient = head_bytes(arch, count, training, rg, full)
     return Activations(
         layers_bytes=layers_bytes,
@@ -150,7 +170,31 @@ def estimate_activations(
         recompute_bytes=recompute,
         per_layer_bytes=typical,
         head_transient_bytes=transient,
+        expert_dequant_bytes=max(experts.values(), default=0),
+        checkpoint_input_bytes=tokens * h * p if checkpointing else 0,
     )
+
+
+def _quantized_expert_bytes(arch: Architecture, count: LoraCount, training: TrainingSettings) -> dict[Any, int]:
+    """Per text layer kind (by its block): one layer's expert tensors dequantized to the compute dtype, when
+    ``quantize_moe_experts`` stores them in 4/8 bit (bitsandbytes' ``replace_parameter_4bit``
+    parametrization, as Axolotl 0.19.0's ``monkeypatch/moe_quant.py`` applies it). Expert tensors that carry
+    a LoRA (PEFT's ParamWrapper) are already kept merged by the replay, so they add nothing here."""
+    if not (training.quantize_moe_experts and training.base_dtype in QUANTIZED_DTYPES):
+        return {}
+    adapted = {key.rsplit(".", 1)[-1] for key, _shape, _r in count.parameter_keys}
+    found: dict[Any, int] = {}
+    for kind in arch.text.kinds:
+        numel = sum(
+            param.numel
+            for module in kind.modules
+            if module.kind == Kind.EXPERTS
+            for param in module.params
+            if param.name not in adapted
+        )
+        if numel:
+            found[kind.block] = numel * FLOAT_BYTES[training.float_dtype]
+    return found
 
 
 def _embedding_trainable(arch: Architecture, count: LoraCount) -> bool:
@@ -161,34 +205,84 @@ def _embedding_trainable(arch: Architecture, count: LoraCount) -> bool:
 
 def _final_norm_bytes(arch: Architecture, training: TrainingSettings, p: int) -> int:
     tokens, h = training.tokens, arch.dims.hidden_size
-    if arch.model_type == "gpt2":
-        return tokens * h * p + 2 * tokens * FP32  # ln_f: input, mean, rstd
-    gemma = h * FP32 if arch.model_type in ("gemma", "gemma2") else 0
+    kind = arch.forward.final_norm
+    if not kind:
+        return 0
+    if kind == "layer":
+        return tokens * h * p + 2 * tokens * FP32  # native_layer_norm: input, mean, rstd
+    if kind == "cohere":
+        return 2 * tokens * h * FP32 + tokens * FP32 + h * FP32  # x - mean twice, rsqrt, the fp32 weight
+    gemma = h * FP32 if kind == "rms_gemma" else 0
     return tokens * h * FP32 + tokens * FP32 + gemma  # fp32 input, rsqrt
 
 
 def _checkpoint_kwargs_bytes(arch: Architecture, training: TrainingSettings, p: int) -> int:
     """What the checkpointed forward keeps besides the layer inputs: the arguments every layer gets
-    (position ids, the eager 4-D mask; rotary tables are counted with the layers' use of them) and, for
-    GPT-2, the embedding output that requires grad plus its dropout mask."""
+    (position ids, the eager 4-D masks — a sliding-window one too when some layers slide; rotary tables are
+    counted with the layers' use of them) and, with learned positions (GPT-2), the embedding output that
+    requires grad plus its dropout mask."""
     tokens, h, b, s = training.tokens, arch.dims.hidden_size, training.batch_size, training.seq_len
     total = INT64 * s  # position_ids
+    sliding = _sliding_masked(arch, training)
     if training.attn_implementation == "eager":
-        masks = 2 if arch.model_type == "gemma2" else 1  # Gemma 2: full and sliding-window masks
-        total += masks * b * s * s * p
-    if arch.model_type == "gpt2":
+        total += (2 if arch.forward.sliding_window is not None else 1) * b * s * s * p  # full, sliding
+    elif training.attn_implementation == "sdpa" and sliding:
+        total += b * s * s * p  # sdpa's full causal layers need no mask; the sliding ones do
+    if arch.forward.learned_positions:
         total += tokens * h * p  # the wte output leaf, separate from wte + wpe
         if arch.dims.embedding_dropout > 0:
             total += tokens * h * CUDA_MASK
     return total
 
 
-def _int8_checkpoint_leak(arch: Architecture, training: TrainingSettings) -> int:
+def _sliding_masked(arch: Architecture, training: TrainingSettings) -> bool:
+    window = arch.forward.sliding_window
+    return window is not None and training.seq_len >= window
+
+
+def _int8_checkpoint_leak(block: Any, training: TrainingSettings) -> int:
     """bitsandbytes int8 layers keep their inputs as ctx attributes, which non-reentrant checkpointing
     cannot drop: the inputs of every int8 linear layer stay alive."""
     if training.base_dtype != "int8":
         return 0
-    d = arch.dims
-    attn_width = d.hidden_size if arch.model_type == "gpt2" else d.num_attention_heads * d.head_dim
     p = FLOAT_BYTES[training.float_dtype]
-    return training.tokens * p * (2 * d.hidden_size + attn_width + d.intermediate_size)
+    return training.tokens * p * linear_input_features(block)
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedActivations:
+    activations_bytes: int  # saved activations that stay on the GPU
+    logits_bytes: int
+    host_bytes: int  # offloaded to (pinned) CPU memory
+    brought_back_bytes: int  # on the GPU again during the backward: the layer being differentiated
+
+
+def place_activations(acts: Activations, training: TrainingSettings) -> PlacedActivations:
+    """Activation offloading: where the saved tensors live.
+
+    - torchtune 0.6.1 ``training/_activation_offloading.py`` ``OffloadActivations`` and its copy in trl 1.16.0
+      ``models/activation_offloading.py``: a saved-tensor hook moves every saved tensor of at least 1024
+      bytes that is not a parameter to pinned CPU memory and brings it back when the backward unpacks it; with
+      gradient checkpointing that is the layer inputs the checkpoints keep. The output head's forward is
+      excluded. torchtune computes the loss outside the context, so the head and loss stay on the GPU; TRL
+      wraps the whole training step, and its fused head never calls ``lm_head.forward``, so its loss tensors
+      are offloaded too.
+    - Unsloth's ``use_gradient_checkpointing="unsloth"`` offloads only the checkpointed layer inputs.
+
+    During the backward one layer's tensors are back on the GPU (with checkpointing its input; the rebuilt
+    layer is ``recompute_bytes``). Tensors under 1024 bytes (per-row statistics of tiny batches) are
+    counted as offloaded.
+    """
+    if not training.activation_offloading:
+        return PlacedActivations(acts.layers_bytes + acts.outside_bytes, acts.logits_bytes, 0, 0)
+    checkpointing = training.gradient_checkpointing
+    if training.framework == "unsloth":
+        if not checkpointing:  # Unsloth's offload is a checkpointing mode: nothing else moves
+            return PlacedActivations(acts.layers_bytes + acts.outside_bytes, acts.logits_bytes, 0, 0)
+        offloaded_layers, kept_outside = acts.layers_bytes, acts.outside_bytes
+    else:
+        offloaded_layers, kept_outside = acts.layers_bytes + acts.outside_bytes, 0
+    logits_offloaded = training.framework == "trl"
+    host = offloaded_layers + (acts.logits_bytes if logits_offloaded else 0)
+    brought_back = acts.checkpoint_input_bytes if checkpointing else acts.per_layer_bytes
+    return PlacedActivations(kept_outside, 0 if logits_offloaded else acts.logits_bytes, host, brought_back)

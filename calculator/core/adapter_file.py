@@ -24,6 +24,14 @@ def saved_tensors(count: LoraCount, adapter_dtype: str, base_dtype: str) -> list
         if module.kind.value == "embedding":
             tensors.append((f"{PREFIX}{key}.lora_embedding_A", (r, module.in_features), adapter_dtype))
             tensors.append((f"{PREFIX}{key}.lora_embedding_B", (module.out_features, r), adapter_dtype))
+        elif module.kind.value == "conv":
+            kernel = module.kernel
+            a_shape = (r, module.in_features, *kernel)
+            b_shape = (module.out_features, r // module.groups, *(1,) * len(kernel))
+            tensors.append((f"{PREFIX}{key}.lora_A.weight", a_shape, adapter_dtype))
+            tensors.append((f"{PREFIX}{key}.lora_B.weight", b_shape, adapter_dtype))
+            if count.lora_bias:
+                tensors.append((f"{PREFIX}{key}.lora_B.bias", (module.out_features,), adapter_dtype))
         else:
             tensors.append((f"{PREFIX}{key}.lora_A.weight", (r, module.in_features), adapter_dtype))
             tensors.append((f"{PREFIX}{key}.lora_B.weight", (module.out_features, r), adapter_dtype))

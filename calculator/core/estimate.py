@@ -5,18 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
-from .activations import estimate_activations
+from .activations import estimate_activations, place_activations
 from .adapter_file import adapter_file_bytes
-from .architecture import LINEAR_KINDS, Architecture
+from .architecture import Architecture
 from .dtypes import FLOAT_BYTES, compute_dtype
-from .errors import ErrorCollector
+from .errors import ErrorCollector, InputError
 from .gpus import DEFAULT_GPUS, Gpu, GpuFit, fits
 from .lora import LoraCount, LoraSettings, count_lora, scaling
 from .memory import full_finetune_static_memory, static_memory
 from .snippet import lora_config_snippet
 from .training import TrainingSettings, validate_training
 
+FUSED_HEAD_LOSSES = ("trl_chunked_nll", "fused_linear", "cut")
+
 ENGINE_VERSION = "1.0.0"
+ZERO3_BYTES_PER_GATHERED_PARAM = 4  # deepspeed/runtime/zero/stage3.py: largest_layer_memory = 4 * params
 FP32_BYTES = FLOAT_BYTES["fp32"]
 
 
@@ -32,6 +35,7 @@ class MemoryEstimate:
     transient_bytes: int  # not saved for backward but alive at the peak (recompute, loss buffers...)
     total_bytes: int
     per_layer_activation_bytes: int
+    host_bytes: int = 0  # CPU RAM: offloaded activations, parameters, gradients, optimizer states (pinned)
 
     def percent_of_total(self, part_bytes: int) -> float:
         """A part's share of the peak, in percent (the breakdown cards)."""
@@ -69,18 +73,18 @@ def memory_estimate(
 ) -> MemoryEstimate:
     static = full_finetune_static_memory(arch, training) if full else static_memory(arch, count, training)
     acts = estimate_activations(arch, count, training, full=full)
-    activations = acts.layers_bytes + acts.outside_bytes
-    transient = acts.recompute_bytes + acts.head_transient_bytes + _dequant_bytes(arch, training)
+    placed = place_activations(acts, training)
+    transient = acts.recompute_bytes + acts.head_transient_bytes + placed.brought_back_bytes
+    transient += max(_dequant_bytes(arch, training), acts.expert_dequant_bytes)
     transient += _dora_norm_bytes(count) if not full else 0
-    if training.parallelism == "fsdp" and training.num_gpus > 1:
-        transient += _largest_layer_bytes(arch, training)  # one layer's weights gathered at a time
+    transient += _gathered_bytes(arch, training, full)
     total = (
         static.base_weights_bytes
         + static.adapter_weights_bytes
         + static.gradients_bytes
         + static.optimizer_states_bytes
-        + activations
-        + acts.logits_bytes
+        + placed.activations_bytes
+        + placed.logits_bytes
         + transient
         + training.overhead_bytes
     )
@@ -89,12 +93,13 @@ def memory_estimate(
         adapter_weights_bytes=static.adapter_weights_bytes,
         gradients_bytes=static.gradients_bytes,
         optimizer_states_bytes=static.optimizer_states_bytes,
-        activations_bytes=activations,
-        logits_bytes=acts.logits_bytes,
+        activations_bytes=placed.activations_bytes,
+        logits_bytes=placed.logits_bytes,
         overhead_bytes=training.overhead_bytes,
         transient_bytes=transient,
         total_bytes=total,
         per_layer_activation_bytes=acts.per_layer_bytes,
+        host_bytes=static.host_bytes + placed.host_bytes,
     )
 
 
@@ -102,7 +107,9 @@ def _dequant_bytes(arch: Architecture, training: TrainingSettings) -> int:
     """bitsandbytes dequantizes one weight at a time to the compute dtype for the matmul."""
     if training.base_dtype in FLOAT_BYTES:
         return 0
-    largest = max((m.in_features * m.out_features for m in arch.layer_modules if m.kind in LINEAR_KINDS), default=0)
+    largest = max(
+        (m.in_features * m.out_features for m, _ in arch.linear_weights() if m.path != arch.output_head), default=0
+    )
     return largest * FLOAT_BYTES[compute_dtype(training.base_dtype)]
 
 
@@ -117,8 +124,30 @@ def _dora_norm_bytes(count: LoraCount) -> int:
     )
 
 
-def _largest_layer_bytes(arch: Architecture, training: TrainingSettings) -> int:
-    return arch.params_per_layer * FLOAT_BYTES[compute_dtype(training.base_dtype)]
+def _gathered_bytes(arch: Architecture, training: TrainingSettings, full: bool) -> int:
+    """Weights gathered for compute while the rest stays sharded or offloaded: FSDP one decoder layer (its
+    unit), ZeRO-3 DeepSpeed's ``largest_layer_memory`` (4 bytes per parameter of the largest module)."""
+    sharded = training.num_gpus > 1 or training.param_offload
+    if training.parallelism == "fsdp" and sharded:
+        largest = max((kind.params for stack in arch.stacks for kind in stack.kinds), default=0)
+        return largest * FLOAT_BYTES[compute_dtype(training.base_dtype)]
+    if training.parallelism == "zero3":
+        largest = max((m.numel for _key, m in arch.modules()), default=0)
+        return ZERO3_BYTES_PER_GATHERED_PARAM * largest
+    return 0
+
+
+def validate_recipe(arch: Architecture, count: LoraCount, training: TrainingSettings) -> None:
+    """Combinations the libraries refuse. The fused losses compute the logits from ``lm_head.weight``
+    directly, so a LoRA adapter on the head would never train: TRL 1.16.0 raises (sft_trainer.py, "Applying a
+    PEFT adapter to `lm_head` is not supported"), Liger and cut-cross-entropy would silently ignore it."""
+    if training.loss in FUSED_HEAD_LOSSES and any(path == arch.output_head for path, _ in count.global_adapters):
+        raise InputError.single(
+            "training.loss",
+            f"The {training.loss} loss reads the output head's weight directly, so a LoRA adapter on "
+            f"{arch.output_head} would never train (TRL refuses it); remove it from target_modules or use "
+            "loss hf or chunked.",
+        )
 
 
 def compare_scenarios(arch: Architecture, count: LoraCount, training: TrainingSettings) -> tuple[Scenario, ...]:
@@ -156,8 +185,9 @@ def _estimate(
     validate_training(training, errors)
     errors.raise_if_any()
     count = count_lora(arch, lora)
+    validate_recipe(arch, count, training)
     memory = memory_estimate(arch, count, training)
-    resolved = arch.default_target_modules if lora.target_modules is None and not lora.target_parameters else None
+    resolved = arch.default_target_modules if lora.target_modules is None and not arch.moe_conversion else None
     return Estimate(
         engine_version=ENGINE_VERSION,
         name=name,

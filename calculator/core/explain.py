@@ -47,6 +47,8 @@ class LearnNumbers:
     float_base_bytes: int  # the base in the compute dtype
     nf4_base_bytes: int
     nf4_double_quant_base_bytes: int
+    block_size: int  # 4-bit weights per float32 absmax (bitsandbytes' blocksize)
+    nested_block_size: int  # absmax values per second-level constant (double quantization)
     nf4_bits_per_weight: float  # 4 bits + a float32 absmax per block
     double_quant_bits_per_weight: float  # 4 bits + an 8-bit absmax + a float32 per 256 absmax
     zoo_size: int
@@ -91,6 +93,8 @@ def learn_numbers(result: Estimate, gpus: tuple[Gpu, ...]) -> LearnNumbers:
         nf4_double_quant_base_bytes=base_weights_bytes(
             arch, count, replace(training, base_dtype="nf4", double_quant=True)
         ),
+        block_size=BNB_4BIT_BLOCKSIZE,
+        nested_block_size=BNB_NESTED_BLOCKSIZE,
         nf4_bits_per_weight=4 + 32 / BNB_4BIT_BLOCKSIZE,
         double_quant_bits_per_weight=4 + 8 / BNB_4BIT_BLOCKSIZE + 32 / (BNB_4BIT_BLOCKSIZE * BNB_NESTED_BLOCKSIZE),
         zoo_size=ZOO_SIZE,

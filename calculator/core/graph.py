@@ -96,6 +96,18 @@ class Graph:
             self.save(self.new(rows * size, FP32 if gemma else self.p, True))
         return self.new(rows * size, self.p, x.requires_grad or self.full)
 
+    def cohere_norm(self, x: Tensor, size: int) -> Tensor:
+        """Cohere's LayerNorm without bias, written out in fp32 (modeling_cohere2.py Cohere2LayerNorm): x - mean
+        computed twice (for the variance and for the output) and both kept, rsqrt per row, the weight cast to
+        fp32 for the product."""
+        rows = x.nbytes // x.elem_bytes // size
+        if x.requires_grad:
+            self.save(self.new(rows * size, FP32, True), self.new(rows * size, FP32, True))
+            self.save(self.new(rows, FP32, True), self.new(size, FP32, False))
+        if self.full:
+            self.save(self.new(rows * size, FP32, True))
+        return self.new(rows * size, self.p, x.requires_grad or self.full)
+
     def layer_norm(self, x: Tensor, size: int) -> Tensor:
         """native_layer_norm keeps its input and float32 mean and rstd per row (CUDA)."""
         rows = x.nbytes // x.elem_bytes // size
@@ -142,18 +154,41 @@ class Graph:
         self.save_if(activated.requires_grad, up)
         return self.act(features, activated.requires_grad or up.requires_grad)
 
-    def attention(self, q: Tensor, k: Tensor, v: Tensor, *, softcap: bool = False, fp32_softmax: bool = True) -> Tensor:
-        """Scaled dot-product attention as the chosen kernel stores it; returns the output."""
-        d = self.arch.dims
+    def attention(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        *,
+        heads: int,
+        qk_dim: int,
+        v_dim: int,
+        kv_heads: int | None = None,
+        masked: bool = False,
+        softcap: bool = False,
+        fp32_softmax: bool = True,
+        dropout: float = 0.0,
+        sinks: bool = False,
+    ) -> Tensor:
+        """Scaled dot-product attention as the chosen kernel stores it; returns the output. gpt-oss's attention
+        sinks only run in the eager path (a logit per head appended to every row).
+
+        transformers' sdpa path (integrations/sdpa_attention.py) lets SDPA handle GQA only without a mask and with
+        equal q/k and v head sizes up to 256; otherwise (a sliding-window mask, Gemma 4's 512-wide global heads)
+        it repeats k and v to every head first, and SDPA keeps the repeated copies."""
         b, s = self.training.batch_size, self.training.seq_len
-        heads, hd = d.num_attention_heads, d.head_dim
-        width = heads * hd
+        qk_width, v_width = heads * qk_dim, heads * v_dim
         needed = q.requires_grad or k.requires_grad or v.requires_grad
-        if self.training.attn_implementation != "eager":
+        if self.training.attn_implementation != "eager" and not sinks:
             # flash / memory-efficient / cuDNN: q, k, v as passed (GQA: kv heads only), output, logsumexp
             if not needed:
-                return self.act(width, False)
-            out = self.act(width, True)
+                return self.act(v_width, False)
+            out = self.act(v_width, True)
+            grouped = kv_heads is not None and kv_heads < heads
+            repeated = masked or qk_dim != v_dim or qk_dim > 256
+            if grouped and self.training.attn_implementation == "sdpa" and repeated:
+                k = self.act(qk_width, k.requires_grad)
+                v = self.act(v_width, v.requires_grad)
             lse_len = s
             if self.training.attn_implementation == "sdpa" and self.p == FP32:
                 lse_len = ceil_div(s, 32) * 32  # fp32 runs the memory-efficient kernel, which pads it
@@ -161,17 +196,25 @@ class Graph:
             return out
         # eager: scores = q @ k^T with k repeated to all heads, softmax, probs @ v with v repeated
         scores_rg = q.requires_grad or k.requires_grad
-        self.save_if(k.requires_grad, self.act(width, True))  # the query operand (a copy)
-        self.save_if(q.requires_grad, self.act(width, True))  # the key repeated to every head
-        scores = b * heads * s * s
+        self.save_if(k.requires_grad, self.act(qk_width, True))  # the query operand (a copy)
+        self.save_if(q.requires_grad, self.act(qk_width, True))  # the key repeated to every head
+        columns = s + 1 if sinks else s
+        scores = b * heads * s * columns
         if softcap:
             self.save_if(scores_rg, self.new(scores, self.p, True))  # tanh keeps its output
         softmax_bytes = FP32 if fp32_softmax else self.p
         probs = self.new(scores, softmax_bytes, scores_rg)
         self.save_if(scores_rg, probs)
         if softmax_bytes != self.p:
-            probs = self.new(scores, self.p, scores_rg)  # .to(query.dtype)
-        probs = self.dropout(probs, d.attention_dropout)
+            probs = self.new(b * heads * s * s, self.p, scores_rg)  # .to(query.dtype) (sinks dropped)
+        probs = self.dropout(probs, dropout)
         self.save_if(v.requires_grad, probs)
-        self.save_if(scores_rg, self.act(width, True))  # the value repeated to every head
-        return self.act(width, needed)
+        self.save_if(scores_rg, self.act(v_width, True))  # the value repeated to every head
+        return self.act(v_width, needed)
+
+    def mul_sigmoid(self, x: Tensor, gate: Tensor, gate_width: int, width: int) -> Tensor:
+        """``x * sigmoid(gate)``: sigmoid keeps its output, the product keeps both operands as needed."""
+        sigmoid = self.act(gate_width, gate.requires_grad)
+        self.save_if(gate.requires_grad or x.requires_grad, sigmoid)
+        self.save_if(gate.requires_grad, x)
+        return self.act(width, x.requires_grad or gate.requires_grad)

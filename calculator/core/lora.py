@@ -10,14 +10,16 @@ inventory, layer by layer only when a rule can tell layers apart.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .architecture import LINEAR_KINDS, LORA_MODULE_KINDS, Architecture, Kind, Module, Param
 from .errors import ErrorCollector, InputError
 from .lora_settings import LoraSettings, scaling, validate_settings
-from .moe_conversion import TARGET_MAPPING, convert_moe_targets
-from .targeting import Matcher
+from .moe_conversion import convert_moe_targets
+from .regex import UnsupportedPattern, compile_pattern
+from .targeting import Matcher, dotted_suffixes
 
 __all__ = ["LoraCount", "LoraSettings", "count_lora", "scaling"]
 
@@ -106,6 +108,16 @@ def adapter_params(module: Module, r: int, lora: LoraSettings) -> tuple[int, lis
         shapes: list[tuple[int, ...]] = [(r, module.in_features), (module.out_features, r)]
         if lora.use_dora:
             shapes.append((module.out_features,))
+    elif module.kind is Kind.CONV:
+        # peft/tuners/lora/layer.py _ConvNd: lora_A = Conv(in, r, kernel) with groups=1, lora_B = Conv(r, out,
+        # 1x..x1, groups=base.groups); the rank must be a multiple of the groups.
+        kernel = module.kernel
+        ones = (1,) * len(kernel)
+        shapes = [(r, module.in_features, *kernel), (module.out_features, r // module.groups, *ones)]
+        if lora.lora_bias:
+            shapes.append((module.out_features,))
+        if lora.use_dora:
+            shapes.append((module.out_features,))
     else:
         shapes = [(r, module.in_features), (module.out_features, r)]
         if lora.lora_bias:
@@ -115,12 +127,37 @@ def adapter_params(module: Module, r: int, lora: LoraSettings) -> tuple[int, lis
     return sum(math.prod(s) for s in shapes), shapes
 
 
+@dataclass(frozen=True, slots=True)
+class Wrapped:
+    """Modules PEFT wraps with one rank: one global module, or one module in a group of layers."""
+
+    module: Module
+    keys: tuple[str, ...]  # full names of every wrapped copy
+    r: int
+    alpha: float
+    stack: int | None = None  # index of the stack, None outside the layers
+    layers: tuple[int, ...] = ()  # the layers of the stack it is wrapped in
+
+
 def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
     """Trainable and total parameters after ``get_peft_model(model, LoraConfig(...))``."""
+    lora = effective_settings(arch, lora)
+    errors = ErrorCollector()
+    matcher = Matcher(arch, lora, errors)
+    errors.raise_if_any()
+    wrapped, unsupported = select_modules(arch, matcher)
+    parameters = select_parameters(arch, lora, matcher)
+    _check_selection(arch, lora, matcher, wrapped, parameters, unsupported, errors)
+    errors.raise_if_any()
+    return _assemble(arch, lora, wrapped, parameters)
+
+
+def effective_settings(arch: Architecture, lora: LoraSettings) -> LoraSettings:
+    """The LoraConfig as PEFT applies it: validated, with MoE expert names rewritten where PEFT does."""
     errors = ErrorCollector()
     validate_settings(lora, errors)
     errors.raise_if_any()
-    if arch.model_type in TARGET_MAPPING:
+    if arch.moe_conversion:
         probe = Matcher(arch, lora, ErrorCollector()) if isinstance(lora.target_modules, str) else None
         converted = convert_moe_targets(arch, lora, lambda key: probe is not None and probe.matches_key(key))
         if converted.target_modules == () and not converted.target_parameters:
@@ -130,6 +167,8 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
                 "fused parameters; name them (e.g. ['q_proj', 'v_proj', 'w1', 'w2', 'w3']) or use 'all-linear'.",
             )
         lora = converted
+    if lora.ensure_weight_tying and arch.tied:
+        lora = _tie_embedding_targets(arch, lora)
     if lora.target_parameters:
         # PEFT's ParamWrapper (LoRA on a bare parameter) supports none of these.
         for field, active in (("use_dora", lora.use_dora), ("lora_bias", lora.lora_bias)):
@@ -137,90 +176,138 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
                 errors.add(f"lora.{field}", f"{field}=True does not work on target parameters (MoE experts, router).")
         if lora.lora_dropout > 0:
             errors.add("lora.lora_dropout", "lora_dropout must be 0 when target parameters (MoE experts) are adapted.")
-    matcher = Matcher(arch, lora, errors)
     errors.raise_if_any()
+    return lora
 
-    rows: dict[tuple[str, int, int, int, float, int], int] = {}
-    row_kind: dict[tuple[str, int, int, int, float, int], Kind] = {}
-    row_params: dict[tuple[str, int, int, int, float, int], int] = {}
-    tensors: dict[tuple[tuple[int, ...], str], int] = {}
 
-    def add_tensor(shape: tuple[int, ...], times: int, origin: str = ADAPTER) -> None:
-        tensors[(shape, origin)] = tensors.get((shape, origin), 0) + times
+EMBEDDING_LAYER_NAMES = ("embed_tokens", "lm_head")  # peft/utils/constants.py
 
+
+def _tie_embedding_targets(arch: Architecture, lora: LoraSettings) -> LoraSettings:
+    """``ensure_weight_tying=True`` on a model whose output head is its input embedding (PEFT's
+    ``_check_tied_modules``): a tied layer in ``modules_to_save`` becomes one copy of the embedding that the
+    head shares; a tied layer among list targets adapts the embedding, and the head gets its own tied LoRA
+    (separate parameters); a regex target is widened to the embedding and the head likewise."""
+    embedding, head = arch.input_embedding, arch.output_head
+    saved = list(lora.modules_to_save or ())
+    if any(m.split(".")[-1] in EMBEDDING_LAYER_NAMES for m in saved):
+        kept = [m for m in saved if not _names_module(m, head)]
+        if embedding not in kept:
+            kept.append(embedding)
+        return replace(lora, modules_to_save=tuple(kept))
+    targets = lora.target_modules
+    if isinstance(targets, str):
+        if targets.lower() == "all-linear" or not any(_full_match(targets, n) for n in EMBEDDING_LAYER_NAMES):
+            return lora
+        widened = rf"(?:{targets}|^{_escape(embedding)}$|^{_escape(head)}$)"
+        return replace(lora, target_modules=widened)
+    if targets and any(t.split(".")[-1] in EMBEDDING_LAYER_NAMES for t in targets):
+        return replace(lora, target_modules=(*targets, embedding, head))
+    return lora
+
+
+def _names_module(name: str, key: str) -> bool:
+    r"""PEFT's ``re.match(rf"(^|.*\.){name}($|\..*)", key)``, on the linear-time matcher."""
+    try:
+        return compile_pattern(rf"(^|.*\.){name}($|\..*)").match(key)
+    except (re.error, UnsupportedPattern):
+        return False
+
+
+def _full_match(pattern: str, text: str) -> bool:
+    try:
+        return compile_pattern(pattern).fullmatch(text)
+    except (re.error, UnsupportedPattern):
+        return False
+
+
+def _escape(name: str) -> str:
+    return re.escape(name)
+
+
+def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped], set[str]]:
+    """Every module PEFT wraps (layers grouped where no rule tells them apart), and matched modules that
+    cannot carry LoRA."""
+    wrapped: list[Wrapped] = []
     unsupported: set[str] = set()
-    bias_params = 0
-    saved = _modules_to_save(arch, lora)
+    conv_ranks: set[str] = set()
 
-    adapted_keys: list[tuple[str, Module, int]] = []
-    layer_adapters: list[tuple[str, int | None, int]] = []
-    global_adapters: list[tuple[str, int]] = []
-    parameter_keys: list[tuple[str, tuple[int, ...], int]] = []
-    bias_keys: list[tuple[str, tuple[int, ...]]] = []
-
-    def adapt(key: str, module: Module, times: int, layer: int | None = None, is_global: bool = False) -> None:
-        nonlocal bias_params
+    def consider(key: str, module: Module, keys: tuple[str, ...], stack: int | None, layers: tuple[int, ...]) -> None:
+        if matcher.matches(key, module) is not True:
+            return
         if module.kind not in LORA_MODULE_KINDS:
             unsupported.add(f"{module.path or key} ({module.kind})")
             return
         r, alpha = matcher.rank_and_alpha(key)
-        keys = [key] if times == 1 else [arch.layer_key(i, module.path) for i in range(times)]
-        adapted_keys.extend((k, module, r) for k in keys)
-        if is_global:
-            global_adapters.append((module.path, r))
-        else:
-            layer_adapters.append((module.path, None if times > 1 else layer, r))
-        params, shapes = adapter_params(module, r, lora)
-        row = (module.name, module.in_features, module.out_features, r, alpha, 1)
-        rows[row] = rows.get(row, 0) + times
-        row_kind[row] = module.kind
-        row_params[row] = params
-        for shape in shapes:
-            add_tensor(shape, times)
-        if lora.bias == "lora_only" and module.has_bias:
-            bias_params += times * module.out_features
-            add_tensor((module.out_features,), times, BIAS)
-            bias_keys.extend((f"{k}.base_layer.bias", (module.out_features,)) for k in keys)
+        if module.kind is Kind.CONV and r % module.groups:
+            conv_ranks.add(f"{module.path or key} has {module.groups} groups, r={r}")
+            return
+        wrapped.append(Wrapped(module, keys, r, alpha, stack, layers))
 
-    for module in arch.layer_modules:
-        if not module.path:
-            continue
-        if matcher.layer_invariant(module.path):
-            decision = matcher.matches(arch.layer_key(0, module.path), module)
-            if decision is True:
-                adapt(arch.layer_key(0, module.path), module, arch.num_layers, None if arch.num_layers > 1 else 0)
-            continue
-        for index in range(arch.num_layers):
-            key = arch.layer_key(index, module.path)
-            if matcher.matches(key, module) is True:
-                adapt(key, module, 1, index)
     for module in arch.global_modules:
-        if matcher.matches(module.path, module) is True:
-            adapt(module.path, module, 1, is_global=True)
+        consider(module.path, module, (module.path,), None, ())
+    for stack_index, stack in enumerate(arch.stacks):
+        for kind_index, kind in enumerate(stack.kinds):
+            layers = stack.layers_of(kind_index)
+            groups = matcher.layer_groups(stack, layers)
+            for module in kind.modules:
+                if not module.path:
+                    continue
+                for representative, members in groups:
+                    keys = tuple(stack.key(i, module.path) for i in members)
+                    consider(stack.key(representative, module.path), module, keys, stack_index, tuple(members))
+    if conv_ranks:
+        unsupported.add(
+            "convolutions need a rank that is a multiple of their channel groups (PEFT): "
+            + "; ".join(sorted(conv_ranks))
+        )
+    return wrapped, unsupported
 
-    for key, module, param in _matched_parameters(arch, lora):
-        r, alpha = matcher.rank_and_alpha(key)
-        experts, a, b = parameter_in_out(param.shape)
-        shapes: list[tuple[int, ...]] = [(r * experts, a), (b, r * experts)]
-        if lora.lora_bias:
-            shapes.append((b,))
-        params = sum(math.prod(s) for s in shapes)
-        parameter_keys.append((key, param.shape, r))
-        row = (f"{module.name}.{param.name}", a, b, r, alpha, experts)
-        rows[row] = rows.get(row, 0) + 1
-        row_kind[row] = module.kind
-        row_params[row] = params
-        for shape in shapes:
-            add_tensor(shape, 1)
 
+def select_parameters(
+    arch: Architecture, lora: LoraSettings, matcher: Matcher
+) -> list[tuple[str, Module, Param, int, float]]:
+    """``target_parameters``: ``f"{module}.{param}"`` equal to, or ending with "." + a target."""
+    targets = frozenset(lora.target_parameters or ())
+    if not targets:
+        return []
+    found: list[tuple[str, Module, Param, int, float]] = []
+    for stack in arch.stacks:
+        for index, kind_index in enumerate(stack.layout):
+            for module in stack.kinds[kind_index].modules:
+                for param in module.params:
+                    if module.kind in LINEAR_KINDS and param.name == "bias":
+                        continue
+                    key = f"{stack.key(index, module.path)}.{param.name}"
+                    if any(s in targets for s in dotted_suffixes(key)):
+                        if len(param.shape) not in (2, 3):
+                            raise InputError.single(
+                                "lora.target_parameters",
+                                f"{key} is {len(param.shape)}-dimensional; PEFT's ParamWrapper adapts only 2-D and "
+                                "3-D parameters.",
+                            )
+                        r, alpha = matcher.rank_and_alpha(key)
+                        found.append((key, module, param, r, alpha))
+    return found
+
+
+def _check_selection(
+    arch: Architecture,
+    lora: LoraSettings,
+    matcher: Matcher,
+    wrapped: list[Wrapped],
+    parameters: list[tuple[str, Module, Param, int, float]],
+    unsupported: set[str],
+    errors: ErrorCollector,
+) -> None:
     if unsupported:
         errors.add(
             "lora.target_modules",
-            "Only linear, Conv1D and embedding layers can be adapted; these matched modules are not: "
+            "Only linear, convolution and embedding layers can carry LoRA (PEFT); these matched modules cannot: "
             + ", ".join(sorted(unsupported)[:8])
             + ".",
         )
-    if not rows:
+    if not wrapped and not parameters:
         what = lora.target_parameters if lora.target_modules is None else matcher.targets
         field = (
             "lora.target_parameters"
@@ -232,53 +319,113 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
             f"Target modules {what!r} not found in the base model ({arch.model_type}: "
             f"{', '.join(arch.lora_module_names)}).",
         )
-    errors.raise_if_any()
+
+
+def _assemble(
+    arch: Architecture,
+    lora: LoraSettings,
+    wrapped: list[Wrapped],
+    parameters: list[tuple[str, Module, Param, int, float]],
+) -> LoraCount:
+    rows: dict[tuple[str, int, int, int, float, int], tuple[Kind, int, int]] = {}  # -> kind, per layer, layers
+    tensors: dict[tuple[tuple[int, ...], str], int] = {}
+
+    def add_tensor(shape: tuple[int, ...], times: int, origin: str = ADAPTER) -> None:
+        tensors[(shape, origin)] = tensors.get((shape, origin), 0) + times
+
+    def add_row(key: tuple[str, int, int, int, float, int], kind: Kind, per_layer: int, times: int) -> None:
+        previous = rows.get(key)
+        rows[key] = (kind, per_layer, times + (previous[2] if previous else 0))
+
+    bias_params = 0
+    adapted_keys: list[tuple[str, Module, int]] = []
+    layer_adapters: list[tuple[str, int | None, int]] = []
+    global_adapters: list[tuple[str, int]] = []
+    bias_keys: list[tuple[str, tuple[int, ...]]] = []
+    for item in wrapped:
+        module, times = item.module, len(item.keys)
+        adapted_keys.extend((k, module, item.r) for k in item.keys)
+        if item.stack is None:
+            global_adapters.append((module.path, item.r))
+        elif item.stack == 0:
+            every = len(item.layers) == arch.text.layout.count(arch.text.layout[item.layers[0]])
+            if every and len(set(arch.text.layout)) == 1:
+                layer_adapters.append((module.path, None, item.r))
+            else:
+                layer_adapters.extend((module.path, i, item.r) for i in item.layers)
+        params, shapes = adapter_params(module, item.r, lora)
+        add_row(
+            (module.name, module.in_features, module.out_features, item.r, item.alpha, 1), module.kind, params, times
+        )
+        for shape in shapes:
+            add_tensor(shape, times)
+        if lora.bias == "lora_only" and module.has_bias:
+            bias_params += times * module.out_features
+            add_tensor((module.out_features,), times, BIAS)
+            bias_keys.extend((f"{k}.base_layer.bias", (module.out_features,)) for k in item.keys)
+
+    parameter_keys: list[tuple[str, tuple[int, ...], int]] = []
+    for key, module, param, r, alpha in parameters:
+        experts, a, b = parameter_in_out(param.shape)
+        factors: list[tuple[int, ...]] = [(r * experts, a), (b, r * experts)]
+        if lora.lora_bias:
+            factors.append((b,))
+        parameter_keys.append((key, param.shape, r))
+        row = (f"{module.name}.{param.name}", a, b, r, alpha, experts)
+        add_row(row, module.kind, sum(math.prod(s) for s in factors), 1)
+        for shape in factors:
+            add_tensor(shape, 1)
 
     if lora.bias == "all":
         bias_params = 0
         bias_keys = []
-        wrapped = {key for key, _, _ in adapted_keys}
+        wrapped_keys = {key for key, _, _ in adapted_keys}
         for name, shape in _base_biases(arch):
             bias_params += math.prod(shape)
             add_tensor(shape, 1, BIAS)
             module_key = name.rsplit(".", 1)[0]
             # PEFT saves an adapted module's own bias under its base_layer
-            bias_keys.append((f"{module_key}.base_layer.bias" if module_key in wrapped else name, shape))
+            bias_keys.append((f"{module_key}.base_layer.bias" if module_key in wrapped_keys else name, shape))
 
+    saved = _modules_to_save(arch, lora)
     saved_params = 0
     copy_keys: list[tuple[str, tuple[int, ...]]] = []
-    for module, times in saved:
-        saved_params += module.numel * times
+    for module, keys in saved:
+        saved_params += module.numel * len(keys)
         for param in module.params:
-            add_tensor(param.shape, times, COPY)
-        for key in _expand(arch, module.path, times):
+            add_tensor(param.shape, len(keys), COPY)
+        for key in keys:
             copy_keys.extend((f"{key}.{p.name}", p.shape) for p in module.params)
+
+    token_params = 0
+    for path, dim, indices in trainable_tokens(arch, lora):
+        token_params += len(indices) * dim
+        add_tensor((len(indices), dim), 1, COPY)
+        copy_keys.append((f"{path}.token_adapter.trainable_tokens_delta", (len(indices), dim)))
 
     modules = tuple(
         AdaptedModule(
             name=name,
-            kind=row_kind[key],
+            kind=kind,
             in_features=fin,
             out_features=fout,
             layers=count,
             r=r,
             alpha=alpha,
-            params_per_layer=row_params[key],
+            params_per_layer=per_layer,
             num_experts=experts,
         )
-        for key, count in rows.items()
-        for (name, fin, fout, r, alpha, experts) in [key]
+        for (name, fin, fout, r, alpha, experts), (kind, per_layer, count) in rows.items()
     )
     lora_params = sum(m.params for m in modules)
     base = arch.base_params
-    trainable = lora_params + bias_params + saved_params
     return LoraCount(
         base_params=base,
-        trainable_params=trainable,
-        all_params=base + lora_params + saved_params,
+        trainable_params=lora_params + bias_params + saved_params + token_params,
+        all_params=base + lora_params + saved_params + token_params,
         lora_params=lora_params,
         bias_params=bias_params,
-        modules_to_save_params=saved_params,
+        modules_to_save_params=saved_params + token_params,
         modules=modules,
         tensors=tuple(TensorGroup(shape, count, origin) for (shape, origin), count in tensors.items()),
         saved_modules=tuple(m.path for m, _ in saved),
@@ -302,71 +449,98 @@ def parameter_in_out(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return 1, shape[1], shape[0]
 
 
-def _expand(arch: Architecture, path: str, times: int) -> list[str]:
-    if times == 1:
-        return [path]
-    return [arch.layer_key(i, path) if path else f"{arch.layer_prefix}.{i}" for i in range(times)]
+def trainable_tokens(arch: Architecture, lora: LoraSettings) -> list[tuple[str, int, tuple[int, ...]]]:
+    """``trainable_token_indices`` (PEFT's ``set_additional_trainable_modules``): (module path, row width,
+    indices) of every TrainableTokensWrapper with its own delta. A list targets the input embedding; layer
+    names match by suffix. When the head is tied to the embedding, a tied layer named with the same indices
+    shares the embedding's delta (counted once), and the embedding's wrapper is tied to the head likewise."""
+    given = lora.trainable_token_indices
+    if not given:
+        return []
+    pairs: tuple[tuple[str, tuple[int, ...]], ...]
+    if isinstance(given[0], int):
+        pairs = ((arch.input_embedding.rsplit(".", 1)[-1], tuple(i for i in given if isinstance(i, int))),)
+    else:
+        pairs = tuple(p for p in given if isinstance(p, tuple))
+    saved = lora.modules_to_save or ()
+    errors = ErrorCollector()
+    for name, _ in pairs:
+        if name in saved:
+            errors.add("lora.trainable_token_indices", f"{name!r} is already trained fully (modules_to_save).")
+    tied = bool(arch.tied)
+    head, embedding = arch.output_head, arch.input_embedding
+    tied_names = [n for n, _ in pairs if embedding.endswith(n) or head.endswith(n) or n in head.split(".")]
+    skip: set[str] = set()
+    if tied and len(pairs) > 1 and len(tied_names) >= 2:
+        first = dict(pairs)[tied_names[0]]
+        mismatch = any(dict(pairs)[n] != first for n in tied_names[1:])
+        if mismatch and lora.ensure_weight_tying:
+            errors.add("lora.trainable_token_indices", "Tied layers need the same token indices to stay tied.")
+        if not mismatch:
+            skip = {n for n in tied_names if head.endswith(n) or n in head.split(".")}
+    errors.raise_if_any()
+    found: list[tuple[str, int, tuple[int, ...]]] = []
+    for name, indices in pairs:
+        if name in skip:
+            continue
+        matched = [(p, m) for p, m in arch.modules() if p.endswith(name) and m.kind in (Kind.EMBEDDING, Kind.LINEAR)]
+        if not matched:
+            raise InputError.single("lora.trainable_token_indices", f"Layer {name!r} not found in the base model.")
+        for path, module in matched:
+            width = module.out_features if module.kind is Kind.EMBEDDING else module.in_features
+            found.append((path, width, indices))
+    return found
 
 
 def _base_biases(arch: Architecture) -> Iterator[tuple[str, tuple[int, ...]]]:
-    """bias="all": PEFT makes every parameter whose name contains "bias" trainable."""
-    for index in range(arch.num_layers):
-        for module in arch.layer_modules:
-            for param in module.params:
-                if "bias" in param.name:
-                    yield f"{arch.layer_key(index, module.path)}.{param.name}", param.shape
-    for module in arch.global_modules:
-        if arch.dims.tie_word_embeddings and module.path == arch.output_head:
+    """bias="all": PEFT 0.21 makes every parameter named ``bias`` trainable (``n == "bias" or
+    n.endswith(".bias")``), so ``dt_bias`` or gpt-oss's ``gate_up_proj_bias`` stay frozen."""
+    tied = arch.tied_paths
+    for path, module in arch.modules():
+        if path in tied:
             continue
         for param in module.params:
-            if "bias" in param.name:
-                yield f"{module.path}.{param.name}", param.shape
+            if param.name == "bias":
+                yield f"{path}.{param.name}", param.shape
 
 
-def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Module, int]]:
-    """Modules PEFT wraps in ``ModulesToSaveWrapper`` (``key.endswith(name)``, outermost match)."""
+def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Module, tuple[str, ...]]]:
+    """Modules PEFT wraps in ``ModulesToSaveWrapper`` (``key.endswith(name)``, outermost match), each with the
+    full names of its copies; a wrapped container copies its children's parameters."""
     names = lora.modules_to_save
     if not names:
         return []
-    found: list[tuple[Module, int]] = []
+    found: list[tuple[Module, tuple[str, ...]]] = []
     wrapped: list[str] = []
     for module in arch.global_modules:
         if any(module.path.endswith(n) for n in names) and not _inside(module.path, wrapped):
-            found.append((module, 1))
+            found.append((module, (module.path,)))
             wrapped.append(module.path)
-    layer_wrapped: list[str] = []
-    for module in arch.layer_modules:
-        key = arch.layer_key(0, module.path) if module.path else f"{arch.layer_prefix}.0"
-        if any(key.endswith(n) for n in names) and not _inside(module.path, layer_wrapped):
-            if module.path:
-                layer_wrapped.append(module.path)
-            found.append((_with_subtree(arch, module), arch.num_layers))
-    return [(m, t) for m, t in found if m.numel]
+    for stack in arch.stacks:
+        for kind_index, kind in enumerate(stack.kinds):
+            layers = stack.layers_of(kind_index)
+            layer_wrapped: dict[int, list[str]] = {}
+            for module in kind.modules:
+                hits = tuple(
+                    stack.key(i, module.path)
+                    for i in layers
+                    if any(stack.key(i, module.path).endswith(n) for n in names)
+                    and not _inside(module.path, layer_wrapped.setdefault(i, []))
+                )
+                if not hits:
+                    continue
+                for key in hits if module.path else ():
+                    layer_wrapped[int(key.removeprefix(stack.prefix + ".").split(".")[0])].append(module.path)
+                found.append((_with_subtree(kind.modules, module), hits))
+    return [(m, keys) for m, keys in found if m.numel]
 
 
 def _inside(path: str, wrapped: list[str]) -> bool:
     return any(path.startswith(f"{w}.") for w in wrapped)
 
 
-def _with_subtree(arch: Architecture, container_module: Module) -> Module:
+def _with_subtree(modules: tuple[Module, ...], container_module: Module) -> Module:
     """A wrapped container copies all of its children's parameters."""
     prefix = f"{container_module.path}." if container_module.path else ""
-    params = tuple(
-        p for m in arch.layer_modules if m.path.startswith(prefix) or m is container_module for p in m.params
-    )
+    params = tuple(p for m in modules if m.path.startswith(prefix) or m is container_module for p in m.params)
     return Module(container_module.path, container_module.kind, params)
-
-
-def _matched_parameters(arch: Architecture, lora: LoraSettings) -> Iterator[tuple[str, Module, Param]]:
-    """``target_parameters``: ``f"{module}.{param}"`` equal to, or ending with "." + a target."""
-    targets = lora.target_parameters
-    if not targets:
-        return
-    for module in arch.layer_modules:
-        for param in module.params:
-            if module.kind in LINEAR_KINDS and param.name == "bias":
-                continue
-            for index in range(arch.num_layers):
-                key = f"{arch.layer_key(index, module.path)}.{param.name}"
-                if key in targets or any(key.endswith(f".{t}") for t in targets):
-                    yield key, module, param

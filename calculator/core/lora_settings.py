@@ -31,6 +31,10 @@ class LoraSettings:
     alpha_pattern: tuple[tuple[str, float], ...] = ()
     target_parameters: tuple[str, ...] | None = None
     exclude_modules: tuple[str, ...] | str | None = None
+    # Token indices whose embedding rows train (TrainableTokensWrapper): indices for the input embedding, or
+    # (layer name, indices) pairs.
+    trainable_token_indices: tuple[int, ...] | tuple[tuple[str, tuple[int, ...]], ...] | None = None
+    ensure_weight_tying: bool = False  # keep a tied embedding / output head tied in the adapter too
 
 
 def scaling(lora_alpha: float, r: int, use_rslora: bool) -> float:

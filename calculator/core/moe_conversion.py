@@ -15,41 +15,44 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 
-from .architecture import Architecture
+from .architecture import LINEAR_KINDS, Architecture
 from .errors import InputError
 from .lora_settings import LoraSettings
 
-# model_type -> {transformers-4 name: transformers-5 target parameter}, in PEFT's order
+# conversion pattern -> {transformers-4 name: transformers-5 target parameter}, in PEFT's order
+# (peft/utils/transformers_weight_conversion.py: _MOE_TARGET_MODULE_MAPPING, _MOE_FUSED_TARGETS)
 TARGET_MAPPING: dict[str, dict[str, str]] = {
     "mixtral": {"gate": "gate.weight", "w1": "gate_up_proj", "w3": "gate_up_proj", "w2": "down_proj"},
+    "qwen2_moe": {
+        "gate": "gate.weight",
+        "gate_proj": "gate_up_proj",
+        "up_proj": "gate_up_proj",
+        "down_proj": "down_proj",
+    },
 }
-FUSED_TARGETS: dict[str, dict[str, tuple[str, ...]]] = {"mixtral": {"gate_up_proj": ("w1", "w3")}}
+FUSED_TARGETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "mixtral": {"gate_up_proj": ("w1", "w3")},
+    "qwen2_moe": {"gate_up_proj": ("gate_proj", "up_proj")},
+}
 
 
 def module_keys(arch: Architecture) -> Iterator[str]:
-    for module in arch.global_modules:
-        yield module.path
-    for index in range(arch.num_layers):
-        for module in arch.layer_modules:
-            yield arch.layer_key(index, module.path) if module.path else f"{arch.layer_prefix}.{index}"
+    for key, _ in arch.modules():
+        yield key
 
 
 def parameter_keys(arch: Architecture) -> Iterator[str]:
-    for module in arch.global_modules:
+    for key, module in arch.modules():
         for param in module.params:
-            yield f"{module.path}.{param.name}"
-    for index in range(arch.num_layers):
-        for module in arch.layer_modules:
-            for param in module.params:
-                yield f"{arch.layer_key(index, module.path)}.{param.name}"
+            yield f"{key}.{param.name}"
 
 
 def convert_moe_targets(arch: Architecture, lora: LoraSettings, matches: Callable[[str], bool]) -> LoraSettings:
     """Return the LoraSettings PEFT actually applies to this (MoE) model; unchanged for other models."""
-    mapping = TARGET_MAPPING.get(arch.model_type)
+    mapping = TARGET_MAPPING.get(arch.moe_conversion)
     if not mapping:
         return lora
-    fused = FUSED_TARGETS[arch.model_type]
+    fused = FUSED_TARGETS[arch.moe_conversion]
     targets = lora.target_modules
     if isinstance(targets, str):
         resolved = _resolve_string(arch, targets, mapping, matches)
@@ -95,7 +98,9 @@ def _resolve_string(
     arch: Architecture, target: str, mapping: dict[str, str], matches: Callable[[str], bool]
 ) -> set[str]:
     if target.lower() == "all-linear":
-        linear = {m.name for m in arch.layer_modules if m.in_features and m.kind.value in ("linear", "conv1d")}
+        linear = {
+            key.rsplit(".", 1)[-1] for key, m in arch.modules() if m.kind in LINEAR_KINDS and key != arch.output_head
+        }
         return linear | set(mapping)
     keys = list(module_keys(arch))
     params = list(parameter_keys(arch))

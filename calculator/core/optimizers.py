@@ -11,6 +11,12 @@
   float32 row and column second moments for matrices, a full float32 second moment for vectors, and a
   float32 ``RMS`` scalar per parameter.
 - ``lion``: bitsandbytes' 32-bit ``Lion``: one float32 momentum per element.
+- ``adamw_torchao_8bit`` / ``adamw_torchao_4bit``: torchao 0.18.0 ``torchao.optim.AdamW8bit`` (block 256) and
+  ``AdamW4bit`` (block 128), ``_AdamBase._new_buffer``: a tensor with at least 4096 elements *and* a multiple of
+  the block size gets two quantized states, each uint8 codes (one byte per element, or two elements per byte
+  for 4-bit), a float32 scale per block and its own float32 ``qmap`` (256 or 16 entries; a new tensor per state,
+  ``OptimState8bit.zeros``); any other tensor keeps two states like the parameter (``torch.zeros_like``, the
+  parameter's dtype). The ``step`` counter is a CPU tensor.
 """
 
 from __future__ import annotations
@@ -29,7 +35,14 @@ OPTIMIZERS: dict[str, str] = {
     "sgd_momentum": "SGD with momentum",
     "adafactor": "Adafactor (transformers)",
     "lion": "Lion (bitsandbytes, 32-bit)",
+    "adamw_torchao_8bit": "8-bit AdamW (torchao)",
+    "adamw_torchao_4bit": "4-bit AdamW (torchao)",
 }
+
+# torchao/optim/adam.py (0.18.0): AdamW8bit(block_size=256), AdamW4bit(block_size=128); quantize from 4096 values.
+TORCHAO_MIN_QUANT_SIZE = 4096
+TORCHAO_BLOCK: dict[str, int] = {"adamw_torchao_8bit": 256, "adamw_torchao_4bit": 128}
+TORCHAO_QMAP_ENTRIES: dict[str, int] = {"adamw_torchao_8bit": 256, "adamw_torchao_4bit": 16}
 
 ADAFACTOR_RMS_BYTES = 4  # transformers' Adafactor keeps a 0-d float32 RMS per parameter
 
@@ -69,6 +82,8 @@ def optimizer_state_bytes(optimizer: str, tensors: Iterable[StateTensor]) -> int
             per = 4 * _adafactor_elements(t.shape) + ADAFACTOR_RMS_BYTES
         elif optimizer == "lion":
             per = 4 * n
+        elif optimizer in TORCHAO_BLOCK:
+            per = 2 * _torchao_state_bytes(optimizer, n, t.element_bytes)
         else:
             raise ValueError(f"unknown optimizer {optimizer!r}")
         total += per * t.count
@@ -83,3 +98,12 @@ def _adafactor_elements(shape: tuple[int, ...]) -> int:
         cols = math.prod(shape[:-2]) * shape[-1]
         return rows + cols
     return math.prod(shape)
+
+
+def _torchao_state_bytes(optimizer: str, n: int, element_bytes: int) -> int:
+    """One AdamW state of an ``n``-element tensor in torchao's 8/4-bit optimizers."""
+    block = TORCHAO_BLOCK[optimizer]
+    if n < TORCHAO_MIN_QUANT_SIZE or n % block:
+        return n * element_bytes
+    codes = n if optimizer == "adamw_torchao_8bit" else n // 2
+    return codes + 4 * (n // block) + 4 * TORCHAO_QMAP_ENTRIES[optimizer]

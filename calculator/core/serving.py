@@ -6,8 +6,11 @@
 - Merged: ``W + scaling * B @ A`` has W's shape, so the merged model costs exactly the base model in
   memory and latency. A 4-bit base cannot absorb the update without dequantizing, so merging a QLoRA
   adapter means serving the base in its compute dtype (or re-quantizing, with rounding error).
-- A KV cache for one sequence of ``context_len`` tokens (K and V, every layer, in the compute dtype)
-  and the same CUDA context / allocator allowance as training.
+- A KV cache for one sequence of ``context_len`` tokens (K and V of every attention layer that keeps its
+  own, in the compute dtype: DeepSeek's MLA caches the decompressed per-head k and v as transformers does,
+  Gemma 4's KV-sharing layers none; Gated DeltaNet and short-convolution layers a fixed recurrent/conv state
+  instead), and the same CUDA context / allocator allowance as training. Sliding-window layers are counted
+  over the whole context (transformers trims them to the window: a conservative figure).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from functools import lru_cache
 
 from .architecture import Architecture
 from .dtypes import FLOAT_BYTES, compute_dtype
+from .expressions import num
+from .families.spec import Attention, GatedDeltaNet, Mla, ShortConv
 from .gpus import Gpu, GpuFit, fits
 from .lora import LoraSettings, count_lora
 from .memory import base_weights_bytes, static_memory
@@ -44,8 +49,33 @@ class ServingEstimate:
 
 
 def kv_cache_bytes(arch: Architecture, tokens: int, dtype: str) -> int:
-    d = arch.dims
-    return 2 * d.num_hidden_layers * d.num_key_value_heads * d.head_dim * tokens * FLOAT_BYTES[compute_dtype(dtype)]
+    element = FLOAT_BYTES[compute_dtype(dtype)]
+    stack = arch.text
+    total = 0
+    for kind_index, kind in enumerate(stack.kinds):
+        layers = stack.layout.count(kind_index)
+        per_token, fixed = _layer_cache(kind.block)
+        total += layers * (per_token * tokens + fixed) * element
+    return total
+
+
+def _layer_cache(block: object) -> tuple[int, int]:
+    """(cached elements per token, fixed-size state elements) of one layer kind."""
+    mixer = getattr(block, "mixer", None)
+    if isinstance(mixer, Attention):
+        if mixer.cross or not mixer.has_kv:
+            return 0, 0
+        return 2 * num(mixer.kv_heads) * num(mixer.head_dim), 0
+    if isinstance(mixer, Mla):
+        heads = num(mixer.heads)
+        return heads * (num(mixer.qk_nope_head_dim) + num(mixer.qk_rope_head_dim) + num(mixer.v_head_dim)), 0
+    if isinstance(mixer, GatedDeltaNet):
+        value_heads, key_dim, value_dim = num(mixer.value_heads), num(mixer.key_dim), num(mixer.value_dim)
+        conv_dim = 2 * num(mixer.key_heads) * key_dim + value_heads * value_dim
+        return 0, value_heads * key_dim * value_dim + conv_dim * num(mixer.kernel)
+    if isinstance(mixer, ShortConv):
+        return 0, num(mixer.hidden) * num(mixer.kernel)
+    return 0, 0
 
 
 def serving_estimate(

@@ -13,7 +13,7 @@ def _py(value: object) -> str:
     return repr(value)
 
 
-def lora_config_snippet(lora: LoraSettings, resolved_targets: tuple[str, ...] | None = None) -> str:
+def lora_config_snippet(lora: LoraSettings, resolved_targets: tuple[str, ...] | str | None = None) -> str:
     """Only non-default arguments besides r, lora_alpha and target_modules, as a PEFT user writes them."""
     targets: object = lora.target_modules
     if targets is None and resolved_targets is not None:

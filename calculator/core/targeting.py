@@ -3,19 +3,26 @@
 PEFT tests every full module name from ``model.named_modules()``: ``exclude_modules`` first, then the
 ``modules_to_save`` names (never adapted), then ``target_modules`` — a list by exact name or dotted
 suffix (with ``layers_to_transform`` on the suffix branch), a string as a full-match regex,
-``"all-linear"`` as every linear layer but the output head (``peft/tuners/tuners_utils.py``).
+``"all-linear"`` as every linear layer but the output head (``peft/tuners/tuners_utils.py``, peft 0.21.2).
 Rank and alpha patterns are keys tried in order with ``(.*\\.)?(key)$`` (``peft/utils/other.py``).
+
+Every user pattern runs on the linear-time matcher (`regex.py`). Layers of a stack are decided once per
+group of layers that no rule can tell apart (`Matcher.layer_groups`), so a 1,024-layer model with a
+thousand named targets costs about what a 32-layer one does.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from functools import lru_cache
+from collections.abc import Iterator, Sequence
 
-from .architecture import LINEAR_KINDS, Architecture, Kind, Module
+from .architecture import LINEAR_KINDS, Architecture, Kind, Module, Stack
 from .errors import ErrorCollector
 from .lora_settings import ALL_LINEAR, LoraSettings
+from .regex import LinearPattern, UnsupportedPattern, compile_pattern
+
+NEVER = compile_pattern(r"[^\s\S]")  # matches nothing: stands in for a pattern that was refused
+DEFAULT_LAYER_INDEX = re.compile(r".*?\.[^.]*\.(?P<idx>\d+)\.")  # PEFT's, fixed: not user input
 
 
 class _Excluded:
@@ -25,9 +32,13 @@ class _Excluded:
 EXCLUDED = _Excluded()
 
 
-@lru_cache(maxsize=512)
-def _compile(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def dotted_suffixes(key: str) -> Iterator[str]:
+    """``key`` and every ``key[i+1:]`` after a dot: what ``key == t or key.endswith("." + t)`` can match."""
+    yield key
+    start = key.find(".")
+    while start >= 0:
+        yield key[start + 1 :]
+        start = key.find(".", start + 1)
 
 
 class Matcher:
@@ -38,24 +49,31 @@ class Matcher:
         self.lora = lora
         targets = lora.target_modules
         self.all_linear = isinstance(targets, str) and targets.lower() == ALL_LINEAR
-        if targets is None and lora.target_parameters is None:
+        if targets is None:
+            # PEFT's _prepare_adapter_config: the model type's defaults apply even beside target_parameters (an
+            # MoE model PEFT converted already has an empty set here, so it gets none).
             targets = arch.default_target_modules
-            if targets is None:
+            if targets is None and not lora.target_parameters:
                 errors.add(
                     "lora.target_modules",
                     f"PEFT has no default target modules for model_type {arch.model_type!r}; "
                     f"name them, e.g. {list(arch.lora_module_names)} or 'all-linear'.",
                 )
+            if targets is None:
                 targets = ()
-        if targets is None:  # only target_parameters: no module is wrapped
-            targets = ()
+            self.all_linear = isinstance(targets, str) and targets.lower() == ALL_LINEAR
         self.targets: tuple[str, ...] | str = targets
-        self.regex: re.Pattern[str] | None = None
+        self.target_set = frozenset(targets) if isinstance(targets, tuple) else frozenset()
+        self.regex: LinearPattern | None = None
         if isinstance(targets, str) and not self.all_linear:
             self.regex = _checked_regex(targets, "lora.target_modules", errors)
-        self.exclude_regex: re.Pattern[str] | None = None
-        if isinstance(lora.exclude_modules, str):
-            self.exclude_regex = _checked_regex(lora.exclude_modules, "lora.exclude_modules", errors)
+        exclude = lora.exclude_modules
+        self.exclude_regex: LinearPattern | None = None
+        self.exclude_set: frozenset[str] = frozenset()
+        if isinstance(exclude, str):
+            self.exclude_regex = _checked_regex(exclude, "lora.exclude_modules", errors)
+        elif exclude:
+            self.exclude_set = frozenset(exclude)
         self.save_regexes = tuple(
             _checked_regex(rf"(^|.*\.){m}($|\..*)", "lora.modules_to_save", errors) for m in lora.modules_to_save or ()
         )
@@ -66,71 +84,51 @@ class Matcher:
             (_checked_regex(rf"(.*\.)?({k})$", "lora.alpha_pattern", errors), v) for k, v in lora.alpha_pattern
         )
         patterns = lora.layers_pattern
-        self.layer_regexes: tuple[re.Pattern[str], ...]
-        if not patterns:
-            self.layer_regexes = (re.compile(r".*?\.[^.]*\.(\d+)\."),)
-        else:
-            names = (patterns,) if isinstance(patterns, str) else patterns
-            self.layer_regexes = tuple(
-                _checked_regex(rf".*?\.{p}\.(\d+)\.", "lora.layers_pattern", errors) for p in names
-            )
-        self.longest_name = max((len(t) for t in self._plain_strings()), default=0)
+        names = (patterns,) if isinstance(patterns, str) else tuple(patterns or ())
+        # PEFT: re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", key) for each layers_pattern
+        self.layer_patterns = tuple(_checked_regex(rf"(?:{p})\.", "lora.layers_pattern", errors) for p in names)
+        layers = lora.layers_to_transform
+        self.uses_layer_indexes = layers is not None and (not isinstance(layers, tuple) or len(layers) > 0)
+        # List entries that name a layer index can tell layer i from layer j; collect those indexes.
+        plain = [*(targets if isinstance(targets, tuple) else ()), *self.exclude_set]
+        self.named_layers = frozenset(int(part) for t in plain for part in t.split(".") if part.isdecimal())
 
-    def _plain_strings(self) -> Iterator[str]:
-        if isinstance(self.targets, tuple):
-            yield from self.targets
-        if isinstance(self.lora.exclude_modules, tuple):
-            yield from self.lora.exclude_modules
-
-    def layer_invariant(self, relative_path: str) -> bool:
-        """True when no rule can tell layer i's copy of this module from layer j's.
-
-        A suffix rule ``key.endswith("." + t)`` only looks at the layer prefix when ``t`` is longer
-        than the relative path; regexes and layer indexes always may.
-        """
-        if self.regex or self.exclude_regex or self.save_regexes or self.rank_keys or self.alpha_keys:
-            return False
-        if self.lora.layers_to_transform is not None:
-            return False
-        return self.longest_name <= len(relative_path)
-
-    def matches_key(self, key: str) -> bool:
-        """The name-only decision (regex targets), for keys that are parameters or vanished modules."""
-        return self.matches(key, Module(key, Kind.CONTAINER)) is True
+    # --- deciding one module --------------------------------------------------------------------------
 
     def matches(self, key: str, module: Module) -> bool | _Excluded:
-        lora = self.lora
-        exclude = lora.exclude_modules
-        if exclude:
-            if self.exclude_regex is not None:
-                if self.exclude_regex.fullmatch(key):
-                    return EXCLUDED
-            elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
+        if self.exclude_regex is not None:
+            if self.exclude_regex.fullmatch(key):
                 return EXCLUDED
+        elif self.exclude_set and any(s in self.exclude_set for s in dotted_suffixes(key)):
+            return EXCLUDED
         if any(r.match(key) for r in self.save_regexes):
             return EXCLUDED
         if self.all_linear:
             return module.kind in LINEAR_KINDS and key != self.arch.output_head
         if self.regex is not None:
-            return self.regex.fullmatch(key) is not None
-        targets = self.targets
-        assert isinstance(targets, tuple)
-        if key in targets:
-            return True
-        found = any(key.endswith(f".{t}") for t in targets)
-        layers = lora.layers_to_transform
-        if found and layers is not None and (not isinstance(layers, tuple) or len(layers) > 0):
+            return self.regex.fullmatch(key)
+        found = any(s in self.target_set for s in dotted_suffixes(key))
+        if found and self.uses_layer_indexes and key not in self.target_set:
             index = self.layer_index(key)
+            layers = self.lora.layers_to_transform
             if index is None:
                 return False
-            return index == layers if isinstance(layers, int) else index in layers
+            return index == layers if isinstance(layers, int) else index in (layers or ())
         return found
 
+    def matches_key(self, key: str) -> bool:
+        """The name-only decision (regex targets), for keys that are parameters or vanished modules."""
+        return self.matches(key, Module(key, Kind.CONTAINER)) is True
+
     def layer_index(self, key: str) -> int | None:
-        for regex in self.layer_regexes:
-            match = regex.match(key)
-            if match:
-                return int(match.group(1))
+        """The layer index PEFT reads from a module name for ``layers_to_transform``."""
+        if not self.layer_patterns:
+            match = DEFAULT_LAYER_INDEX.match(key)
+            return int(match.group("idx")) if match else None
+        for pattern in self.layer_patterns:
+            index = _pattern_layer_index(pattern, key)
+            if index is not None:
+                return index
         return None
 
     def rank_and_alpha(self, key: str) -> tuple[int, float]:
@@ -138,57 +136,62 @@ class Matcher:
         alpha = next((v for regex, v in self.alpha_keys if regex.match(key)), self.lora.lora_alpha)
         return r, alpha
 
+    # --- deciding many layers at once -----------------------------------------------------------------
 
-def _checked_regex(pattern: str, field: str, errors: ErrorCollector) -> re.Pattern[str]:
+    def _patterns(self) -> list[LinearPattern]:
+        found = [p for p in (self.regex, self.exclude_regex) if p is not None]
+        found += self.save_regexes
+        found += [p for p, _ in self.rank_keys]
+        found += [p for p, _ in self.alpha_keys]
+        return found
+
+    def layer_groups(self, stack: Stack, layers: Sequence[int]) -> list[tuple[int, list[int]]]:
+        """``layers`` split into groups no rule can tell apart: (representative layer, members).
+
+        A list rule (``key.endswith("." + t)``) only sees a layer's index when ``t`` names it; a pattern only
+        through the automaton's state after reading ``"{prefix}.{i}."`` (and whether it already matched);
+        ``layers_to_transform`` reads each layer's index, so it decides layer by layer.
+        """
+        if not layers:
+            return []
+        if self.uses_layer_indexes:
+            return [(i, [i]) for i in layers]
+        patterns = self._patterns()
+        if not patterns and not self.named_layers:
+            return [(layers[0], list(layers))]
+        groups: dict[object, tuple[int, list[int]]] = {}
+        for i in layers:
+            prefix = f"{stack.prefix}.{i}."
+            signature: tuple[object, ...] = (i if i in self.named_layers else None,)
+            for pattern in patterns:
+                cursor = pattern.advance(pattern.start, prefix)
+                signature += (cursor.states, pattern.match(prefix))
+            groups.setdefault(signature, (i, []))[1].append(i)
+        return list(groups.values())
+
+
+def _checked_regex(pattern: str, field: str, errors: ErrorCollector) -> LinearPattern:
+    """Compile a user pattern for the linear-time matcher; a bad or unsupported one is a field error."""
     try:
-        compiled = _compile(pattern)
+        return compile_pattern(pattern)
     except re.error as error:
         errors.add(field, f"Invalid regular expression {pattern!r}: {error}.")
-        return _compile(r"(?!)")
-    if _nested_repeat(pattern):
-        # e.g. "(.*)*x": exponential backtracking on a module name would hang the server
-        errors.add(field, f"Regular expression {pattern!r} repeats a repetition, which can take exponential time.")
-        return _compile(r"(?!)")
-    return compiled
+    except UnsupportedPattern as error:
+        errors.add(field, f"Regular expression {pattern!r} cannot be used: {error}.")
+    return NEVER
 
 
-@lru_cache(maxsize=512)
-def _nested_repeat(pattern: str) -> bool:
-    """True when a repeated group itself contains a repeat: the shape of catastrophic backtracking."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    repeats = {_parser.MAX_REPEAT, _parser.MIN_REPEAT, getattr(_parser, "POSSESSIVE_REPEAT", None)}
-
-    def unbounded(op: object, value: object) -> bool:
-        return op in repeats and value[1] > 1  # type: ignore[index]
-
-    def contains_repeat(items: object) -> bool:
-        for op, value in items:  # type: ignore[attr-defined]
-            if unbounded(op, value) or any(contains_repeat(sub) for sub in _subpatterns(value)):
-                return True
-        return False
-
-    def nested(items: object) -> bool:
-        for op, value in items:  # type: ignore[attr-defined]
-            if unbounded(op, value) and contains_repeat(value[2]):
-                return True
-            if any(nested(sub) for sub in _subpatterns(value)):
-                return True
-        return False
-
-    return nested(_parser.parse(pattern))
-
-
-def _subpatterns(value: object) -> list[object]:
-    """The nested sub-patterns of one parsed regex item (groups, branches, repeats)."""
-    from re import _parser  # type: ignore[attr-defined]
-
-    found: list[object] = []
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, _parser.SubPattern):
-            found.append(item)
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return found
+def _pattern_layer_index(pattern: LinearPattern, key: str) -> int | None:
+    r"""``re.match(rf"(?:^|.*?\.){p}\.(?P<idx>\d+)\.", key)``'s index without backtracking: the digits
+    component preceded by a match of ``p`` that starts earliest (the lazy ``.*?``); among equal starts, the
+    first such component. ``pattern`` is ``(?:p)\.`` compiled for the linear matcher."""
+    parts = key.split(".")
+    offsets = [0]
+    for part in parts[:-1]:
+        offsets.append(offsets[-1] + len(part) + 1)
+    candidates = [j for j in range(1, len(parts) - 1) if parts[j].isdecimal()]
+    for start in offsets:
+        for j in candidates:
+            if offsets[j] > start and pattern.fullmatch(key[start : offsets[j]]):
+                return int(parts[j])
+    return None

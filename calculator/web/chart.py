@@ -1,12 +1,14 @@
 """Geometry of the memory chart (a stacked bar against GPU capacities), drawn as inline SVG by the
-template. Layout only: every number comes from the core's `MemoryEstimate` and the GPU catalog."""
+template. Layout only: the parts come from the core's `MemoryEstimate`, the capacities and verdicts
+from its `GpuFit`s (one per catalog card, plus the chosen card's own)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
-from calculator.core import Gpu
+from calculator import services
 from calculator.web.formatting import GIB, size
 
 HEIGHT = 132
@@ -14,6 +16,9 @@ LEFT, RIGHT = 1.5, 1.5  # percent of the width: x positions are percentages, so 
 # to any width while its text keeps its size (no viewBox scaling)
 BAR_Y, BAR_H = 46, 34
 MERGE_WITHIN = 0.10  # capacities within 10% share one line (the 24 GB cards differ by a few %)
+LABEL_ROWS = (14, 30)  # baselines of the two rows the capacity labels alternate between
+NARROW_GAP = 16.0  # percent of the width a label needs on a phone-width chart (~330 px)
+WIDE_GAP = 6.0  # ... and on a desktop-width one
 
 
 def _label(names: list[str], capacity: int) -> str:
@@ -21,20 +26,25 @@ def _label(names: list[str], capacity: int) -> str:
     return f"{sizes.pop()} GB" if len(sizes) == 1 else f"{capacity / GIB:.0f} GiB"
 
 
-def capacity_groups(gpus: tuple[Gpu, ...]) -> list[tuple[int, list[str]]]:
-    """GPUs grouped by similar capacity: (smallest capacity of the group, names)."""
-    groups: list[tuple[int, list[str]]] = []
-    for gpu in sorted(gpus, key=lambda g: g.memory_bytes):
-        if groups and gpu.memory_bytes <= groups[-1][0] * (1 + MERGE_WITHIN):
-            groups[-1][1].append(gpu.name)
+def capacity_groups(fits: Sequence[services.GpuFit], chosen: str = "") -> list[tuple[int, list[services.GpuFit]]]:
+    """Cards grouped by similar capacity: (smallest capacity of the group, its fits). The chosen card
+    is a group of its own, so its line stands at its own capacity."""
+    groups: list[tuple[int, list[services.GpuFit]]] = []
+    for fit in sorted((f for f in fits if f.gpu != chosen), key=lambda f: f.memory_bytes):
+        if groups and fit.memory_bytes <= groups[-1][0] * (1 + MERGE_WITHIN):
+            groups[-1][1].append(fit)
         else:
-            groups.append((gpu.memory_bytes, [gpu.name]))
+            groups.append((fit.memory_bytes, [fit]))
     return groups
 
 
-def memory_chart(parts: list[tuple[str, str, int]], total: int, gpus: tuple[Gpu, ...], chosen: Gpu) -> dict[str, Any]:
-    """``parts``: (css key, label, bytes) in stacking order."""
-    groups = capacity_groups(gpus)
+def memory_chart(
+    parts: list[tuple[str, str, int]], total: int, fits: Sequence[services.GpuFit], chosen: services.GpuFit
+) -> dict[str, Any]:
+    """``parts``: (css key, label, bytes) in stacking order; ``fits``: the catalog's verdicts."""
+    groups = capacity_groups(fits, chosen.gpu)
+    groups.append((chosen.memory_bytes, [chosen]))
+    groups.sort(key=lambda g: (g[0], g[1][0].gpu != chosen.gpu))
     above = [c for c, _ in groups if c >= total]
     axis = max(total, above[0] if above else total, chosen.memory_bytes) * 1.06 or 1
     span = 100 - LEFT - RIGHT
@@ -50,20 +60,24 @@ def memory_chart(parts: list[tuple[str, str, int]], total: int, gpus: tuple[Gpu,
         width = max(round(x(offset + value) - x(offset), 2), 0.2)
         segments.append({"key": key, "x": f"{x(offset)}%", "w": f"{width}%", "title": f"{label}: {size(value)}"})
         offset += value
+    shown = [(capacity, group) for capacity, group in groups if capacity <= axis]
+    placed = _place_labels([x(c) for c, _ in shown], [g[0].gpu == chosen.gpu for _, g in shown])
     lines = []
-    for i, (capacity, names) in enumerate(c for c in groups if c[0] <= axis):
+    for (capacity, group), (row, minor, crowded) in zip(shown, placed, strict=True):
         lx = x(capacity)
-        chosen_here = chosen.name in names
-        ty = 14 if i % 2 == 0 else 30
+        is_chosen = group[0].gpu == chosen.gpu
+        names = [f.gpu for f in group]
         lines.append(
             {
                 "x": f"{lx}%",
                 "label": _label(names, capacity),
                 "title": ", ".join(names) + f": {size(capacity)}",
-                "fits": total <= capacity,
-                "chosen": chosen_here,
-                "ty": str(ty),
-                "line_top": str(ty + 4),
+                "fits": all(f.fits for f in group),
+                "chosen": is_chosen,
+                "minor": minor,
+                "crowded": crowded,
+                "ty": str(LABEL_ROWS[row]),
+                "line_top": str(LABEL_ROWS[row] + 4),
                 "anchor": "end" if lx > 93 else "start" if lx < 7 else "middle",
             }
         )
@@ -85,6 +99,28 @@ def memory_chart(parts: list[tuple[str, str, int]], total: int, gpus: tuple[Gpu,
         "lines": lines,
         "ticks": ticks,
     }
+
+
+def _place_labels(xs: list[float], chosen: list[bool]) -> list[tuple[int, bool, bool]]:
+    """(row, minor, crowded) per label. Two rows, so neighbours do not overprint on a desktop-width
+    chart; a label with no free row is "crowded" (its line stays, its text is hidden: the line's tooltip
+    names it); one too close to a kept label for a phone-width chart is "minor" (hidden there). The
+    chosen card's label is placed first and always shown."""
+    order = sorted(range(len(xs)), key=lambda i: (not chosen[i], xs[i]))
+    rows: list[list[float]] = [[], []]
+    kept: list[float] = []
+    placed: dict[int, tuple[int, bool, bool]] = {}
+    for i in order:
+        free = [r for r in (0, 1) if not any(abs(xs[i] - o) < WIDE_GAP for o in rows[r])]
+        crowded = not free and not chosen[i]
+        row = free[0] if free else 0
+        if not crowded:
+            rows[row].append(xs[i])
+        minor = crowded or any(abs(xs[i] - o) < NARROW_GAP for o in kept)
+        if not minor:
+            kept.append(xs[i])
+        placed[i] = (row, minor, crowded)
+    return [placed[i] for i in range(len(xs))]
 
 
 def _tick_step(axis: float) -> int:

@@ -1,8 +1,10 @@
-"""The Compare page: two to four saved configurations side by side, the cells that differ marked.
+"""The Compare page: two to four configurations side by side, the cells that differ marked.
 
-Every number comes from the core (`services.saved_estimate`, one per configuration) and is formatted
-here; the template only prints. A row "differs" when its underlying values (not their rounded text)
-are not all equal, so 14.21 GiB and 14.24 GiB are marked even if both round alike.
+A configuration is a saved one (a slug or a pasted permalink) or an unsaved calculator state (a
+calculator link, ``?preset=…&r=16``, or just a preset's slug), so the current configuration can be
+compared with another without saving either. Every number comes from the services (one estimate per
+column) and is formatted here; the template only prints. A row "differs" when its underlying values
+(not their rounded text) are not all equal, so 14.21 GiB and 14.24 GiB are marked even if both round alike.
 """
 
 from __future__ import annotations
@@ -10,30 +12,27 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+from django.http import QueryDict
 from django.urls import reverse
 from pydantic import ValidationError
 
-from calculator.core import Estimate, InputError
-from calculator.core.optimizers import OPTIMIZERS
+from calculator import services
 from calculator.models import SavedConfiguration
 from calculator.schemas import EstimateRequest, LoraInput, TrainingInput
-from calculator.services import saved_estimate
-from calculator.web import fields as F
 from calculator.web import formatting as fmt
-from calculator.web.present import PARTS
-from calculator.web.query import _layers_text
-from calculator.web.saved import model_label
+from calculator.web import labels
+from calculator.web.form import read
+from calculator.web.saved import calculator_query, model_label
+from calculator.web.state import write_layers
 
 MIN_COMPARED = 2
 MAX_COMPARED = 4
 MAX_SHOWN_LENGTH = 40  # of an unknown slug echoed in an error message
-
-BASE_DTYPE_LABELS = dict(F.BASE_DTYPES)
-ADAPTER_DTYPE_LABELS = dict(F.ADAPTER_DTYPES)
-QUANTIZED_4BIT = ("nf4", "fp4")
+SLUG = re.compile(r"[a-z0-9]{4,16}")  # saved configurations' slugs (presets' have dots and dashes)
 
 
 def slug_from(text: str) -> str:
@@ -44,18 +43,32 @@ def slug_from(text: str) -> str:
     return re.split(r"[/?#\s]", text, maxsplit=1)[0].lower()
 
 
-def requested_slugs(values: Sequence[str]) -> list[str]:
-    """The ``c`` parameters as slugs: pasted links reduced, blanks and repeats dropped, order kept."""
-    slugs: list[str] = []
+def requested(values: Sequence[str]) -> list[str]:
+    """The ``c`` parameters, normalised: a saved configuration as its slug, an unsaved state as
+    ``?<canonical query>`` (a bare preset slug becomes ``?preset=<slug>``); blanks and repeats dropped."""
+    out: list[str] = []
     for value in values:
-        slug = slug_from(value)
-        if slug and slug not in slugs:
-            slugs.append(slug)
-    return slugs
+        text = value.strip()
+        if not text:
+            continue
+        if "/c/" not in text and ("?" in text or "=" in text):
+            query = urlsplit(text).query if "?" in text else text
+            item = "?" + read(QueryDict(query)).canonical
+        elif (slug := slug_from(text)) and not SLUG.fullmatch(slug) and services.find_preset(slug):
+            item = "?" + read(QueryDict(f"preset={slug}")).canonical
+        else:
+            item = slug_from(text)
+        if item and item not in out:
+            out.append(item)
+    return out
 
 
-def compare_url(slugs: Sequence[str]) -> str:
-    return reverse("compare") + "?" + urlencode([("c", s) for s in slugs])
+def saved_slugs(items: Sequence[str]) -> list[str]:
+    return [i for i in items if not i.startswith("?")]
+
+
+def compare_url(items: Sequence[str]) -> str:
+    return reverse("compare") + "?" + urlencode([("c", s) for s in items])
 
 
 def count_error(slugs: Sequence[str]) -> str:
@@ -81,21 +94,62 @@ def unknown_error(missing: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class _Item:
-    configuration: SavedConfiguration
-    request: EstimateRequest | None  # None when the stored inputs no longer validate
-    result: Estimate | None  # None when they no longer compute
+    key: str  # what the ``c`` parameter holds for it
+    name: str
+    model: str  # what its model is called
+    href: str
+    request: EstimateRequest | None  # None when the inputs do not validate (any more)
+    result: services.Estimate | None  # None when they do not compute
+    note: str = ""
+    created: datetime | None = None  # None: not saved
+    slug: str = ""
 
 
-def _item(configuration: SavedConfiguration) -> _Item:
+def saved_item(configuration: SavedConfiguration) -> _Item:
+    """A saved configuration, recomputed from its immutable inputs."""
+    request: EstimateRequest | None
+    result: services.Estimate | None = None
     try:
-        request = EstimateRequest.model_validate(configuration.request_data())
+        request = configuration.to_request()
+        result = services.configuration_estimate(configuration=configuration)
     except ValidationError:
-        return _Item(configuration, None, None)
-    try:
-        result = saved_estimate(configuration)
-    except (InputError, ValidationError):
-        result = None
-    return _Item(configuration, request, result)
+        request = None
+    except services.InputError:
+        pass
+    return _Item(
+        configuration.slug,
+        configuration.name,
+        model_label(configuration),
+        configuration.get_absolute_url(),
+        request,
+        result,
+        configuration.note,
+        configuration.created,
+        configuration.slug,
+    )
+
+
+def state_item(key: str) -> _Item:
+    """An unsaved calculator state (``?<query>``), computed as the calculator computes it."""
+    reading = read(QueryDict(key.removeprefix("?")))
+    result = None
+    if reading.ok and reading.request is not None:
+        try:
+            result = services.compute_estimate(request=reading.request)
+        except services.InputError:
+            result = None
+    model = result.name if result is not None else "—"
+    href = reverse("calculator") + key
+    return _Item(key, f"{model} (unsaved)", model, href, reading.request if reading.ok else None, result)
+
+
+def _no_result(item: _Item) -> str:
+    return "These inputs no longer compute." if item.created is not None else "These inputs do not compute."
+
+
+def saved_query(configuration: SavedConfiguration) -> str:
+    """The ``c`` value that compares a saved configuration's inputs as an unsaved state."""
+    return "?" + calculator_query(configuration)
 
 
 def _cell(text: str, key: object = None, *, sub: str = "", state: str = "", code: bool = False) -> dict[str, Any]:
@@ -105,7 +159,9 @@ def _cell(text: str, key: object = None, *, sub: str = "", state: str = "", code
 MISSING = {"text": "—", "key": None, "sub": "", "state": "", "code": False}
 
 
-def _row(label: str, cells: Sequence[dict[str, Any] | None], *, mark: bool = True, total: bool = False) -> dict:
+def _row(
+    label: str, cells: Sequence[dict[str, Any] | None], *, mark: bool = True, total: bool = False
+) -> dict[str, Any]:
     filled = [dict(c) if c is not None else dict(MISSING) for c in cells]
     differs = mark and len({repr(c["key"]) for c in filled}) > 1
     for c in filled:
@@ -117,7 +173,7 @@ def _yes_no(value: bool) -> dict[str, Any]:
     return _cell("yes" if value else "no", value)
 
 
-def _targets(lora: LoraInput, result: Estimate | None) -> dict[str, Any]:
+def _targets(lora: LoraInput, result: services.Estimate | None) -> dict[str, Any]:
     spec = lora.target_modules
     adapted = list(dict.fromkeys(m.name for m in result.count.modules)) if result else []
     if spec is None:
@@ -131,8 +187,8 @@ def _targets(lora: LoraInput, result: Estimate | None) -> dict[str, Any]:
 
 
 def _base_dtype(t: TrainingInput) -> dict[str, Any]:
-    double = t.base_dtype in QUANTIZED_4BIT and t.double_quant
-    text = BASE_DTYPE_LABELS.get(t.base_dtype, t.base_dtype) + (" + double quant" if double else "")
+    double = t.base_dtype in services.FOUR_BIT and t.double_quant
+    text = labels.choice("base_dtype", t.base_dtype) + (" + double quant" if double else "")
     return _cell(text, (t.base_dtype, double))
 
 
@@ -144,7 +200,7 @@ def _layers(value: int | list[int] | None) -> dict[str, Any]:
     if value is None:
         return _cell("all", None)
     layers = [value] if isinstance(value, int) else list(value)
-    return _cell(_layers_text(layers), tuple(sorted(set(layers))))
+    return _cell(write_layers(layers), tuple(sorted(set(layers))))
 
 
 def _pattern(value: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +212,9 @@ def _inputs(items: Sequence[_Item], label: str, get: Callable[[_Item], dict[str,
     return _row(label, [get(i) if i.request is not None else None for i in items])
 
 
-def _results(items: Sequence[_Item], label: str, get: Callable[[Estimate], dict[str, Any]], **kw: Any) -> dict:
+def _results(
+    items: Sequence[_Item], label: str, get: Callable[[services.Estimate], dict[str, Any]], **kw: Any
+) -> dict[str, Any]:
     return _row(label, [get(i.result) if i.result is not None else None for i in items], **kw)
 
 
@@ -203,13 +261,15 @@ def _training_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
 
     given = [i for i in items if i.request is not None]
     rows = [
-        _inputs(items, "Base precision", lambda i: _base_dtype(t(i))),
-        _inputs(items, "Adapter dtype", lambda i: _cell(ADAPTER_DTYPE_LABELS.get(t(i).adapter_dtype, "?"))),
-        _inputs(items, "Optimizer", lambda i: _cell(OPTIMIZERS.get(t(i).optimizer, t(i).optimizer))),
-        _inputs(items, "Micro-batch size", lambda i: _cell(fmt.count(t(i).batch_size), t(i).batch_size)),
-        _inputs(items, "Sequence length", lambda i: _cell(fmt.count(t(i).seq_len), t(i).seq_len)),
-        _inputs(items, "Gradient checkpointing", lambda i: _yes_no(t(i).gradient_checkpointing)),
-        _inputs(items, "Attention kernel", lambda i: _cell(t(i).attn_implementation, code=True)),
+        _inputs(items, labels.label("base_dtype"), lambda i: _base_dtype(t(i))),
+        _inputs(
+            items, labels.label("adapter_dtype"), lambda i: _cell(labels.choice("adapter_dtype", t(i).adapter_dtype))
+        ),
+        _inputs(items, labels.label("optimizer"), lambda i: _cell(labels.choice("optimizer", t(i).optimizer))),
+        _inputs(items, labels.label("batch_size"), lambda i: _cell(fmt.count(t(i).batch_size), t(i).batch_size)),
+        _inputs(items, labels.label("seq_len"), lambda i: _cell(fmt.count(t(i).seq_len), t(i).seq_len)),
+        _inputs(items, labels.label("gradient_checkpointing"), lambda i: _yes_no(t(i).gradient_checkpointing)),
+        _inputs(items, labels.label("attn_implementation"), lambda i: _cell(t(i).attn_implementation, code=True)),
     ]
     if any(t(i).num_gpus > 1 for i in given):
         rows.append(
@@ -258,12 +318,12 @@ def _result_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
 
 def _memory_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
     rows = []
-    for _key, attr, label, _what in PARTS:
+    for _key, attr, label, _what in labels.MEMORY_PARTS:
         rows.append(
             _results(
                 items,
                 label,
-                lambda r, attr=attr: _cell(fmt.size(getattr(r.memory, attr)), getattr(r.memory, attr)),
+                lambda r, attr=attr: _cell(fmt.size(getattr(r.memory, attr)), getattr(r.memory, attr)),  # type: ignore[misc]
             )
         )
     rows.append(
@@ -273,20 +333,20 @@ def _memory_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
 
 
 def _fit_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
-    def summary(r: Estimate) -> dict[str, Any]:
+    def summary(r: services.Estimate) -> dict[str, Any]:
         fitting = [f for f in r.fits if f.fits]
-        smallest = min(fitting, key=lambda f: f.memory_bytes).gpu if fitting else ""
+        smallest = services.smallest_fitting(r.fits)
         return _cell(
             f"{len(fitting)} of {len(r.fits)} GPUs",
             tuple(f.gpu for f in fitting),
-            sub=f"smallest: {smallest}" if smallest else "none in the catalog",
+            sub=f"smallest: {smallest.gpu}" if smallest else "none in the catalog",
         )
 
     rows = [_results(items, "Fits", summary)]
     gpus = list(dict.fromkeys(f.gpu for i in items if i.result is not None for f in i.result.fits))
     for gpu in gpus:
 
-        def on(r: Estimate, gpu: str = gpu) -> dict[str, Any] | None:
+        def on(r: services.Estimate, gpu: str = gpu) -> dict[str, Any] | None:
             fit = next((f for f in r.fits if f.gpu == gpu), None)
             if fit is None:
                 return None
@@ -302,7 +362,7 @@ def _fit_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
 def _model_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
     cells = []
     for i in items:
-        label = model_label(i.configuration)
+        label = i.model
         if i.result is None:
             cells.append(_cell(label, (label, None)))
             continue
@@ -312,26 +372,24 @@ def _model_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
     return [_row("Model", cells)]
 
 
-def comparison(configurations: Sequence[SavedConfiguration]) -> dict[str, Any]:
+def comparison(items: Sequence[_Item]) -> dict[str, Any]:
     """The page's context: one column per configuration, sections of rows, the differing cells marked."""
-    items = [_item(c) for c in configurations]
-    slugs = [c.slug for c in configurations]
+    slugs = [i.key for i in items]
     columns = []
     for item in items:
-        c = item.configuration
-        others = [s for s in slugs if s != c.slug]
+        others = [s for s in slugs if s != item.key]
         columns.append(
             {
-                "slug": c.slug,
-                "name": c.name,
-                "note": c.note,
-                "created": c.created,
-                "href": c.get_absolute_url(),
-                "error": "" if item.result is not None else "These inputs no longer compute.",
+                "slug": item.slug,
+                "name": item.name,
+                "note": item.note,
+                "created": item.created,
+                "href": item.href,
+                "error": "" if item.result is not None else _no_result(item),
                 "remove_href": compare_url(others) if len(others) >= MIN_COMPARED else "",
             }
         )
-    sections = [
+    sections: list[dict[str, Any]] = [
         {"title": "Model", "rows": _model_rows(items)},
         {"title": "LoRA", "rows": _lora_rows(items)},
         {"title": "Training", "rows": _training_rows(items)},
@@ -339,7 +397,7 @@ def comparison(configurations: Sequence[SavedConfiguration]) -> dict[str, Any]:
         {"title": "Memory per GPU", "rows": _memory_rows(items)},
         {"title": "GPU fit", "rows": _fit_rows(items)},
     ]
-    rows = [r for s in sections for r in s["rows"]]
+    rows: list[dict[str, Any]] = [r for s in sections for r in s["rows"]]
     return {
         "columns": columns,
         "sections": sections,

@@ -1,108 +1,125 @@
-"""The calculator form's fields: their API names, kinds, defaults and choices (one table for parsing,
-rendering and the canonical URL). Defaults are the API's (`calculator.schemas`)."""
+"""The calculator form's fields, read off the request schemas: a field is declared once.
+
+Each form field is a field of `calculator.schemas` (``LoraInput``, ``TrainingInput``, the page's own
+``PageOptions``), so its kind, default, choices and bounds are the schema's, which are the core's. The
+form's layout is the list of names per section below; the words are in `calculator.web.labels`.
+Adding an input = a core constant or setting, its schema field, its name here, its label.
+"""
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
+from typing import Any, Literal
 
-from calculator.core.families import CUSTOM_FIELDS
-from calculator.core.optimizers import OPTIMIZERS
+from pydantic import BaseModel
+
+from calculator.schemas import LoraInput, PageOptions, TrainingInput
+from calculator.services import DIMENSION_FIELDS
+from calculator.web import labels
 
 
 @dataclass(frozen=True, slots=True)
 class Field:
     name: str
-    kind: str  # int | float | bool | choice | names | layers
+    group: str  # the request group it fills: lora | training | page
+    kind: str  # int | float | bool | choice | names | layers | gpu
     default: object = None
-    group: str = ""  # lora | training | page
-    choices: tuple[tuple[str, str], ...] = ()
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def label(self) -> str:
+        return labels.label(self.name)
+
+    @property
+    def hint(self) -> str:
+        return labels.hint(self.name)
 
 
-DIM_FIELDS: tuple[str, ...] = CUSTOM_FIELDS  # the architecture fields the form shows, as the core names them
-DIM_LABELS = {
-    "hidden_size": "hidden_size",
-    "intermediate_size": "intermediate_size",
-    "num_hidden_layers": "num_hidden_layers",
-    "num_attention_heads": "num_attention_heads",
-    "num_key_value_heads": "num_key_value_heads",
-    "head_dim": "head_dim",
-    "vocab_size": "vocab_size",
-    "tie_word_embeddings": "tie_word_embeddings",
-    "num_local_experts": "num_local_experts (MoE)",
-    "num_experts_per_tok": "num_experts_per_tok (MoE)",
+GROUPS: dict[str, type[BaseModel]] = {"lora": LoraInput, "training": TrainingInput, "page": PageOptions}
+
+
+def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
+    """The form kind of a schema annotation (and the choices of a Literal)."""
+    if typing.get_origin(annotation) is Literal:
+        return "choice", tuple(str(a) for a in typing.get_args(annotation))
+    if annotation in (bool, int, float):
+        return annotation.__name__, ()
+    args = set(typing.get_args(annotation))
+    if list[int] in args:
+        return "layers", ()  # int | list[int] | None: layer indexes, written as ranges
+    if list[str] in args:
+        return "names", ()
+    return "text", ()
+
+
+def _field(group: str, name: str) -> Field:
+    info = GROUPS[group].model_fields[name]
+    kind, choices = _kind(info.annotation)
+    bounds: dict[str, float] = {}
+    for item in info.metadata:
+        for attr in ("ge", "gt", "le", "lt"):
+            if getattr(item, attr, None) is not None:
+                bounds[attr] = getattr(item, attr)
+    default = info.get_default(call_default_factory=True)
+    if name == "gpu":
+        kind = "gpu"  # a catalog card: its choices are the catalog's, read per request
+    return Field(
+        name,
+        group,
+        kind,
+        default,
+        choices,
+        bounds.get("ge", bounds.get("gt")),
+        bounds.get("le", bounds.get("lt")),
+    )
+
+
+# The form's sections and, in order, the fields each shows (names as the API spells them).
+SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "lora",
+        "LoRA",
+        (
+            ("lora", "r"),
+            ("lora", "lora_alpha"),
+            ("lora", "lora_dropout"),
+            ("lora", "bias"),
+            ("lora", "use_rslora"),
+            ("lora", "use_dora"),
+            ("lora", "modules_to_save"),
+            ("lora", "layers_to_transform"),
+        ),
+    ),
+    (
+        "training",
+        "Training",
+        (
+            ("training", "base_dtype"),
+            ("training", "double_quant"),
+            ("training", "prepare_model_for_kbit_training"),
+            ("training", "adapter_dtype"),
+            ("training", "optimizer"),
+            ("training", "batch_size"),
+            ("training", "seq_len"),
+            ("training", "gradient_checkpointing"),
+            ("training", "attn_implementation"),
+        ),
+    ),
+    ("gpu", "Your GPU & serving", (("page", "gpu"), ("page", "adapters"))),
+)
+
+SCALAR_FIELDS: tuple[Field, ...] = tuple(_field(group, name) for _, _, names in SECTIONS for group, name in names)
+BY_NAME: dict[str, Field] = {f.name: f for f in SCALAR_FIELDS}
+SECTION_FIELDS: dict[str, tuple[Field, ...]] = {
+    key: tuple(BY_NAME[name] for _, name in names) for key, _, names in SECTIONS
 }
-# Config keys per model type when they differ from the API's names (GPT-2 has its own).
-CONFIG_KEYS: dict[str, dict[str, str]] = {
-    "gpt2": {
-        "hidden_size": "n_embd",
-        "num_hidden_layers": "n_layer",
-        "num_attention_heads": "n_head",
-        "intermediate_size": "n_inner",
-    }
-}
-# Which dimension fields a model type reads (the rest are shown disabled).
-COMMON_DIMS = frozenset(
-    {
-        "hidden_size",
-        "intermediate_size",
-        "num_hidden_layers",
-        "num_attention_heads",
-        "vocab_size",
-        "tie_word_embeddings",
-    }
-)
-GQA_DIMS = COMMON_DIMS | {"num_key_value_heads", "head_dim"}
-MOE_DIMS = GQA_DIMS | {"num_local_experts", "num_experts_per_tok"}
+SECTION_TITLES: dict[str, str] = {key: title for key, title, _ in SECTIONS}
 
-
-def applicable_dims(model_type: str | None) -> frozenset[str]:
-    if model_type == "gpt2":
-        return COMMON_DIMS
-    if model_type in (None, "mixtral"):  # None: custom dimensions (Llama-style, Mixtral-style with experts)
-        return MOE_DIMS
-    return GQA_DIMS
-
-
-BASE_DTYPES = (
-    ("fp32", "fp32"),
-    ("bf16", "bf16"),
-    ("fp16", "fp16"),
-    ("int8", "int8 (LLM.int8)"),
-    ("nf4", "nf4 (4-bit, QLoRA)"),
-    ("fp4", "fp4 (4-bit)"),
-)
-ADAPTER_DTYPES = (("fp32", "fp32 (PEFT default)"), ("bf16", "bf16"), ("fp16", "fp16"))
-ATTN = (("eager", "eager"), ("sdpa", "sdpa"), ("flash_attention_2", "flash_attention_2"))
-BIAS = (("none", "none"), ("all", "all"), ("lora_only", "lora_only"))
-
-LORA_FIELDS: tuple[Field, ...] = (
-    Field("r", "int", 8, "lora"),
-    Field("lora_alpha", "float", 8.0, "lora"),
-    Field("lora_dropout", "float", 0.0, "lora"),
-    Field("bias", "choice", "none", "lora", BIAS),
-    Field("use_rslora", "bool", False, "lora"),
-    Field("use_dora", "bool", False, "lora"),
-    Field("modules_to_save", "names", None, "lora"),
-    Field("layers_to_transform", "layers", None, "lora"),
-)
-TRAINING_FIELDS: tuple[Field, ...] = (
-    Field("base_dtype", "choice", "bf16", "training", BASE_DTYPES),
-    Field("double_quant", "bool", True, "training"),
-    Field("prepare_model_for_kbit_training", "bool", False, "training"),
-    Field("adapter_dtype", "choice", "fp32", "training", ADAPTER_DTYPES),
-    Field("optimizer", "choice", "adamw", "training", tuple(OPTIMIZERS.items())),
-    Field("batch_size", "int", 1, "training"),
-    Field("seq_len", "int", 2048, "training"),
-    Field("gradient_checkpointing", "bool", False, "training"),
-    Field("attn_implementation", "choice", "sdpa", "training", ATTN),
-)
-DEFAULT_ADAPTERS = 1
-MAX_ADAPTERS = 1000
-PAGE_FIELDS: tuple[Field, ...] = (Field("gpu", "text", "", "page"), Field("adapters", "int", DEFAULT_ADAPTERS, "page"))
-SCALAR_FIELDS = LORA_FIELDS + TRAINING_FIELDS + PAGE_FIELDS
-BY_NAME = {f.name: f for f in SCALAR_FIELDS}
-
-RANK_PICKS = (4, 8, 16, 32, 64, 128)
-SEQ_PICKS = (512, 1024, 2048, 4096, 8192, 16384, 32768)
+DIM_FIELDS: tuple[str, ...] = DIMENSION_FIELDS  # the architecture fields the Model section shows
 DEFAULT_PRESET = "llama-3.1-8b"
-DEFAULT_GPU_HINT = "4090"  # "does it fit on a 24 GB card?" is the first question people ask
+# Parameters the form sends that are not state: the source the dimension fields were filled from, the
+# module names the checkboxes were drawn for, a pressed quick pick.
+FORM_ONLY_PARAMS = ("src", "names", "pick", "set")

@@ -46,3 +46,8 @@ def number(x: float) -> str:
     if float(x).is_integer():
         return f"{int(x):,}"
     return f"{x:.4g}"
+
+
+def factor(x: float) -> str:
+    """How many times: ``2,356\u00d7``, ``12.5\u00d7``."""
+    return f"{x:,.0f}\u00d7" if x >= 100 else f"{x:.3g}\u00d7"

@@ -10,26 +10,30 @@ from typing import Any
 import markdown
 from django.http import QueryDict
 
-from calculator.core.dtypes import BNB_4BIT_BLOCKSIZE, BNB_NESTED_BLOCKSIZE
-from calculator.core.explain import learn_numbers
-from calculator.services import catalog
+from calculator import services
 from calculator.web import formatting as fmt
-from calculator.web.query import Parsed
+from calculator.web.form import read
 
 
-def context(p: Parsed) -> dict[str, Any]:
-    ctx: dict[str, Any] = {"nav": "learn", "canonical": p.canonical, "ok": p.ok, "quiz": quiz_questions()}
-    if not p.ok or p.result is None:
-        ctx["errors"] = p.errors
+def context(query: QueryDict) -> dict[str, Any]:
+    """The page for the configuration in ``query`` (general explanations only while it has errors)."""
+    reading = read(query)
+    ctx: dict[str, Any] = {"nav": "learn", "canonical": reading.canonical, "quiz": quiz_questions()}
+    if not reading.ok:
         return ctx
-    result = p.result
+    assert reading.request is not None
+    try:
+        learned = services.learn(request=reading.request)
+    except services.InputError:
+        return ctx
+    result, x = learned.estimate, learned.numbers
     arch, lora, training, count = result.architecture, result.lora_settings, result.training, result.count
     d = arch.dims
-    n = ctx["n"] = {}
+    n: dict[str, Any] = {}
+    ctx["n"] = n
     n["name"] = result.name or arch.family
     n["r"] = str(lora.r)
     n["alpha"] = fmt.number(lora.lora_alpha)
-    x = learn_numbers(result, catalog.gpus)
     n["scaling"] = f"{x.scaling:.4g}"
     n["rs_scaling"] = f"{x.rslora_scaling:.4g}"
     n["rslora"] = lora.use_rslora
@@ -74,8 +78,8 @@ def context(p: Parsed) -> dict[str, Any]:
     n["dq_saving"] = fmt.size(x.nf4_base_bytes - x.nf4_double_quant_base_bytes)
     n["bits_nf4"] = f"{x.nf4_bits_per_weight:.3f}"
     n["bits_dq"] = f"{x.double_quant_bits_per_weight:.3f}"
-    n["block"] = str(BNB_4BIT_BLOCKSIZE)
-    n["nested"] = str(BNB_NESTED_BLOCKSIZE)
+    n["block"] = str(x.block_size)
+    n["nested"] = str(x.nested_block_size)
     n["zoo"] = str(x.zoo_size)
     n["serve_base"] = fmt.gib(x.zoo.base_weights_bytes)
     n["adapter"] = fmt.size(x.zoo.adapter_bytes)

@@ -7,25 +7,27 @@ from typing import Any
 from django import forms
 from django.urls import reverse
 
+from calculator import services
 from calculator.models import SavedConfiguration
-from calculator.services import catalog
+from calculator.web import state
 
 
 def model_label(configuration: SavedConfiguration) -> str:
-    """What a saved configuration's model is called: the preset's name, the pasted config's
-    ``_name_or_path``, or "Custom (model type)"."""
-    model = configuration.inputs.get("model") or {}
-    snapshot = configuration.model_snapshot or {}
-    model_type = str(snapshot.get("model_type") or "unknown type")
+    return services.saved_model_name(configuration=configuration)
+
+
+def calculator_query(configuration: SavedConfiguration) -> str:
+    """The calculator's query for a saved configuration: by preset while the preset still means the
+    same model (its config unchanged since), else the config.json it was saved with."""
+    inputs = dict(configuration.inputs)
+    model = inputs.get("model") or {}
     preset = model.get("preset")
-    if preset:
-        catalog.refresh()
-        entry = catalog.presets.get(preset)
-        return entry.name if entry else str(preset)
-    if model.get("hf_config") is not None:
-        name = snapshot.get("_name_or_path") or snapshot.get("name_or_path")
-        return name if isinstance(name, str) and name else f"Pasted config.json ({model_type})"
-    return f"Custom ({model_type})"
+    entry = services.find_preset(preset) if preset else None
+    if entry is None or entry.config != configuration.model_snapshot:
+        inputs["model"] = (
+            {"custom": model["custom"]} if model.get("custom") else {"hf_config": configuration.model_snapshot}
+        )
+    return state.query_of_request(inputs)
 
 
 class RenameForm(forms.ModelForm):

@@ -61,10 +61,39 @@
       document.querySelectorAll("#calc .err").forEach(function (el) { el.textContent = ""; });
     }
   });
-  // Keep the rank chips in step with the rank field.
-  document.addEventListener("input", function (e) {
-    if (e.target.id !== "r") return;
-    document.querySelectorAll('[data-set="r"]').forEach(function (c) { c.classList.toggle("on", c.dataset.value === e.target.value); });
+  // Keep quick-pick chips (rank, QLoRA) in step with their field.
+  function syncChips(field) {
+    document.querySelectorAll('[data-set="' + field.id + '"]').forEach(function (c) {
+      var on = c.dataset.value === field.value;
+      c.classList.toggle("on", on);
+      c.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+  }
+  document.addEventListener("input", function (e) { if (e.target.id) syncChips(e.target); });
+  document.addEventListener("change", function (e) { if (e.target.id) syncChips(e.target); });
+
+  // A recompute that failed (server error, network) must not leave old results looking current.
+  function recomputeFailed(message) {
+    var note = document.getElementById("recompute-status");
+    var results = document.getElementById("results");
+    if (!note || !results) return;
+    note.textContent = message + " The results below are for the previous inputs.";
+    note.hidden = false;
+    results.classList.add("stale");
+  }
+  document.addEventListener("htmx:responseError", function (e) {
+    if (e.detail.target && e.detail.target.id === "results") {
+      recomputeFailed("Could not recompute (the server answered " + e.detail.xhr.status + ").");
+    }
+  });
+  document.addEventListener("htmx:sendError", function (e) {
+    if (e.detail.target && e.detail.target.id === "results") recomputeFailed("Could not reach the server to recompute.");
+  });
+  document.addEventListener("htmx:afterSwap", function (e) {
+    if (!e.detail.target || e.detail.target.id !== "results") return;
+    var note = document.getElementById("recompute-status");
+    if (note) { note.hidden = true; note.textContent = ""; }
+    e.detail.target.classList.remove("stale");
   });
 
   // /presets/: filter the table as you type.

@@ -13,7 +13,7 @@ BODY = {"model": {"preset": "llama-3.1-8b"}, "lora": {"r": 32}}
 @pytest.fixture
 def database_down():
     services.invalidate_catalog()
-    services.catalog.presets = {}  # a fresh worker that never reached the database
+    services._catalog.presets = {}  # a fresh worker that never reached the database
     with mock.patch("calculator.models.ModelPreset.objects.published", side_effect=DatabaseError("down")):
         yield
     services.invalidate_catalog()
@@ -28,7 +28,7 @@ def test_estimate_with_a_preset_works_from_the_seed_catalog(client, database_dow
 
 @pytest.mark.django_db
 def test_saving_fails_with_a_clear_503(client, database_down):
-    with mock.patch("calculator.api.views.save_configuration", side_effect=DatabaseError("down")):
+    with mock.patch("calculator.services.save_configuration", side_effect=DatabaseError("down")):
         response = client.post("/api/v1/configurations/", {**BODY, "name": "x"}, content_type="application/json")
     assert response.status_code == 503
     assert "database" in response.json()["detail"]

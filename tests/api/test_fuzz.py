@@ -6,7 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from calculator.core import SUPPORTED_MODEL_TYPES
 from calculator.core.families import CUSTOM_FIELDS
+from calculator.schemas import LoraInput, TrainingInput
+from calculator.web.fields import BY_NAME, FORM_ONLY_PARAMS
 
 JSON_LEAF = st.one_of(
     st.none(),
@@ -21,38 +24,11 @@ JSON = st.recursive(
     max_leaves=8,
 )
 
-LORA_KEYS = [
-    "r",
-    "lora_alpha",
-    "target_modules",
-    "lora_dropout",
-    "bias",
-    "use_dora",
-    "use_rslora",
-    "lora_bias",
-    "modules_to_save",
-    "layers_to_transform",
-    "layers_pattern",
-    "rank_pattern",
-    "alpha_pattern",
-    "target_parameters",
-    "exclude_modules",
-]
-TRAINING_KEYS = [
-    "base_dtype",
-    "double_quant",
-    "adapter_dtype",
-    "optimizer",
-    "batch_size",
-    "seq_len",
-    "gradient_checkpointing",
-    "attn_implementation",
-    "num_gpus",
-    "parallelism",
-    "quantize_scope",
-]
+# Field lists from the schemas (whose choices and defaults are the core's): a new field is fuzzed at once.
+LORA_KEYS = list(LoraInput.model_fields)
+TRAINING_KEYS = list(TrainingInput.model_fields)
 CONFIG_KEYS = [*CUSTOM_FIELDS, "model_type", "n_embd", "n_layer", "n_head", "attention_dropout", "resid_pdrop"]
-MODEL_TYPES = st.sampled_from(["llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gemma2", "phi3", "gpt2"])
+MODEL_TYPES = st.sampled_from(SUPPORTED_MODEL_TYPES)
 SMALL = st.one_of(st.integers(-4, 4096), JSON_LEAF)
 NAMES = st.one_of(
     st.sampled_from(["q_proj", "v_proj", "all-linear", ".*", "(", "w1", "gate", "lm_head", "experts"]), JSON
@@ -91,25 +67,7 @@ def test_estimate_never_fails_with_a_server_error(client, body):
 QUERY = st.lists(
     st.tuples(
         st.sampled_from(
-            [
-                "preset",
-                "r",
-                "lora_alpha",
-                "target_modules",
-                "seq_len",
-                "batch_size",
-                "base_dtype",
-                "hidden_size",
-                "num_key_value_heads",
-                "head_dim",
-                "layers_to_transform",
-                "rank_pattern",
-                "optimizer",
-                "gpu",
-                "config",
-                "vocab_size",
-                "modules_to_save",
-            ]
+            ["preset", "hf_config", "target_modules", *CUSTOM_FIELDS, *BY_NAME, *FORM_ONLY_PARAMS, "rank_pattern"]
         ),
         st.text(max_size=10),
     ),

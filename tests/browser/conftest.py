@@ -75,8 +75,16 @@ def _new_page(browser, **options):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: _console_error(message, errors))
     page.js_errors = errors
     return context, page
+
+
+def _console_error(message, errors):
+    """Console errors fail the test, except the browser's note that a response was a 400 (bad input
+    is answered with 400 on purpose, with the field's error on the page)."""
+    if message.type == "error" and "status of 400" not in message.text:
+        errors.append(message.text)
 
 
 @pytest.fixture

@@ -14,8 +14,10 @@ def test_sign_in_pick_two_on_my_configurations_and_compare_them(page, django_use
     alice = django_user_model.objects.create_user("alice", password="a-long-test-password")  # not staff
     for name, lora in (("Baseline r=8", {"r": 8}), ("Wide r=64", {"r": 64, "target_modules": "all-linear"})):
         data = {"model": {"preset": "llama-3.1-8b"}, "name": name, "lora": lora}
-        save_configuration(SaveRequest.model_validate(data), alice)
-    save_configuration(SaveRequest.model_validate({"model": {"preset": "gpt2"}, "name": "Not picked"}), alice)
+        save_configuration(request=SaveRequest.model_validate(data), owner=alice)
+    save_configuration(
+        request=SaveRequest.model_validate({"model": {"preset": "gpt2"}, "name": "Not picked"}), owner=alice
+    )
 
     # Anonymous: /mine/ sends to the login page and back.
     page.goto(page.base + "/mine/")

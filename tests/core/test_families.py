@@ -13,7 +13,7 @@ def test_base_params_equal_the_published_count(slug):
 
 def test_llama_3_1_8b_layer_shapes_are_gqa_aware():
     arch = preset_arch("llama-3.1-8b")
-    shapes = {m.name: (m.in_features, m.out_features) for m in arch.layer_modules if m.in_features}
+    shapes = {m.name: (m.in_features, m.out_features) for m in arch.layer_modules_of(arch.text) if m.in_features}
     assert shapes["q_proj"] == (4096, 4096)
     assert shapes["k_proj"] == (4096, 1024)  # 8 kv heads x 128
     assert shapes["v_proj"] == (4096, 1024)
@@ -22,7 +22,7 @@ def test_llama_3_1_8b_layer_shapes_are_gqa_aware():
 
 def test_explicit_head_dim_wins_over_hidden_over_heads():
     arch = preset_arch("gemma-2-2b")  # hidden 2304, 8 heads, head_dim 256 (not 288)
-    q = next(m for m in arch.layer_modules if m.name == "q_proj")
+    q = next(m for m in arch.layer_modules_of(arch.text) if m.name == "q_proj")
     assert (q.in_features, q.out_features) == (2304, 8 * 256)
 
 
@@ -43,13 +43,13 @@ def test_gpt2_uses_conv1d_names():
 
 def test_qwen2_has_qkv_biases_but_no_o_bias():
     arch = preset_arch("qwen2.5-7b")
-    biases = {m.name for m in arch.layer_modules if m.has_bias}
+    biases = {m.name for m in arch.layer_modules_of(arch.text) if m.has_bias}
     assert biases == {"q_proj", "k_proj", "v_proj"}
 
 
 def test_mixtral_experts_are_three_dimensional_parameters():
     arch = preset_arch("mixtral-8x7b")
-    experts = next(m for m in arch.layer_modules if m.path == "mlp.experts")
+    experts = next(m for m in arch.layer_modules_of(arch.text) if m.path == "mlp.experts")
     assert [p.shape for p in experts.params] == [(8, 2 * 14336, 4096), (8, 4096, 14336)]
 
 
@@ -81,12 +81,33 @@ def test_bad_configs_name_the_field(config, field):
     assert field in caught.value.errors
 
 
-def test_unsupported_model_type_lists_the_supported_ones():
+def test_unsupported_model_type_without_the_usual_keys_lists_the_supported_ones():
     with pytest.raises(InputError) as caught:
-        architecture_from_config({"model_type": "falcon"})
+        architecture_from_config({"model_type": "xlnet", "d_inner": 4096})
     (message,) = caught.value.errors["model.hf_config.model_type"]
     assert "llama" in message
-    assert "gpt2" in message
+    assert "gemma4" in message
+    assert "hidden_size" in message  # says what an approximate reading would need
+
+
+def test_unknown_model_type_with_the_usual_keys_gets_an_approximate_reading_marked_so():
+    config = {
+        "model_type": "exaone4",
+        "hidden_size": 4096,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "vocab_size": 128256,
+        "sliding_window_pattern": 4,
+    }
+    arch = architecture_from_config(config)
+    llama = architecture_from_config({**config, "model_type": "llama"})
+    assert arch.base_params == llama.base_params
+    assert arch.exact is False
+    assert arch.model_type == "exaone4"
+    assert any("sliding_window_pattern" in a for a in arch.assumptions)  # keys it could not read are named
+    assert architecture_from_config({**config, "model_type": "llama"}).exact is True
 
 
 def test_custom_dimensions_build_a_llama_and_report_their_own_field():

@@ -145,14 +145,33 @@ def test_rslora_changes_scaling_not_parameters(llama8b):
         ({"r": 0}, "lora.r"),
         ({"bias": "some"}, "lora.bias"),
         ({"target_modules": "([unclosed"}, "lora.target_modules"),
-        ({"target_modules": "(.*)*x"}, "lora.target_modules"),  # exponential backtracking: refused
-        ({"rank_pattern": (("(a+)+", 4),)}, "lora.rank_pattern"),
+        ({"target_modules": "(.*)*x"}, "lora.target_modules"),  # computed in linear time: matches nothing
+        ({"target_modules": r"(q)\1_proj"}, "lora.target_modules"),  # a backreference needs backtracking
+        ({"rank_pattern": ((r"(?=q)q_proj", 4),)}, "lora.rank_pattern"),  # look-ahead likewise
+        ({"exclude_modules": r"\bq_proj"}, "lora.exclude_modules"),
+        ({"target_modules": ("q_proj",), "modules_to_save": ("(lm_head",)}, "lora.modules_to_save"),
     ],
 )
 def test_invalid_lora_settings_name_the_field(llama8b, kwargs, field):
     with pytest.raises(InputError) as caught:
         count(llama8b, **kwargs)
     assert field in caught.value.errors
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [r".*\.(q|v)_proj", r"model\.layers\.\d+\.self_attn\.[qv]_proj", r"(.*\.)?(q_proj|v_proj)"],
+)
+def test_regex_targets_count_what_pythons_re_selects(llama8b, pattern):
+    """The linear-time matcher selects the same modules as ``re.fullmatch`` (PEFT's matcher)."""
+    result = count(llama8b, target_modules=pattern)
+    expected = count(llama8b, target_modules=("q_proj", "v_proj"))
+    assert result.trainable_params == expected.trainable_params
+
+
+def test_layers_pattern_reads_the_index_after_the_named_component(llama8b):
+    result = count(llama8b, target_modules=("q_proj",), layers_to_transform=(0, 1), layers_pattern="layers")
+    assert result.trainable_params == 2 * 8 * (H + H)
 
 
 def test_phi3_has_no_peft_default_targets():

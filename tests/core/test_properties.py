@@ -49,8 +49,9 @@ def test_trainable_params_are_linear_in_r(case, r):
 @given(arch_and_targets(), st.integers(1, 64))
 def test_trainable_params_are_r_times_in_plus_out_summed_over_adapted_modules(case, r):
     arch, targets, _ = case
-    expected = (
-        r * arch.num_layers * sum(m.in_features + m.out_features for m in arch.layer_modules if m.name in targets)
+    stack = arch.text
+    expected = r * sum(
+        m.in_features + m.out_features for k in stack.layout for m in stack.kinds[k].modules if m.name in targets
     )
     assert count_lora(arch, LoraSettings(r=r, target_modules=targets)).trainable_params == expected
 

@@ -10,13 +10,13 @@ from django.db import DatabaseError
 
 from calculator.core import InputError
 from calculator.schemas import SaveRequest
-from calculator.services import save_configuration, saved_estimate
+from calculator.services import configuration_estimate, save_configuration
 from calculator.web import formatting as fmt
 
 
 def save(owner=None, name="config", **groups):
     return save_configuration(
-        SaveRequest.model_validate({"model": {"preset": "llama-3.1-8b"}, "name": name, **groups}), owner
+        request=SaveRequest.model_validate({"model": {"preset": "llama-3.1-8b"}, "name": name, **groups}), owner=owner
     )
 
 
@@ -90,7 +90,7 @@ def test_two_configurations_side_by_side_with_their_inputs_and_results(client, p
         assert len(table[label]) == 2, label
     # Every number is the core's, formatted.
     for configuration in pair:
-        result = saved_estimate(configuration)
+        result = configuration_estimate(configuration=configuration)
         assert f"{result.count.trainable_params:,}" in page
         assert fmt.size(result.adapter_file_bytes) in page
         assert fmt.gib(result.memory.total_bytes) in page
@@ -213,14 +213,14 @@ def test_the_database_being_down_is_a_503_not_a_500(client, pair):
 
 def test_a_configuration_that_no_longer_computes_is_shown_as_such(client, pair):
     a, b = pair
-    real = saved_estimate
+    real = configuration_estimate
 
-    def flaky(configuration):
+    def flaky(*, configuration):
         if configuration.slug == b.slug:
             raise InputError.single("model", "no longer supported")
-        return real(configuration)
+        return real(configuration=configuration)
 
-    with mock.patch("calculator.web.compare.saved_estimate", side_effect=flaky):
+    with mock.patch("calculator.services.configuration_estimate", side_effect=flaky):
         response = client.get(url(a.slug, b.slug))
     assert response.status_code == 200
     assert "These inputs no longer compute." in body(response)

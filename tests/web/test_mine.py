@@ -16,7 +16,7 @@ NAV_LINK = '<a href="/mine/"'
 
 def save(owner=None, name="config", model=None, **groups):
     data = {"model": model or {"preset": "llama-3.1-8b"}, "name": name, **groups}
-    return save_configuration(SaveRequest.model_validate(data), owner)
+    return save_configuration(request=SaveRequest.model_validate(data), owner=owner)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from django.db import DatabaseError
 
 from calculator.models import SavedConfiguration
 from calculator.schemas import EstimateRequest
-from calculator.services import run_estimate
+from calculator.services import compute_estimate
 
 HX = {"HTTP_HX_REQUEST": "true"}
 API_LIKE = "/?preset=llama-3.1-8b&r=16&target_modules=q_proj&target_modules=v_proj"
@@ -49,8 +49,8 @@ def test_an_htmx_request_gets_only_the_results_fragment_and_the_canonical_url(cl
 
 def test_an_api_shaped_url_opens_that_exact_state_with_the_apis_numbers(client):
     body = text(client.get(API_LIKE))
-    expected = run_estimate(
-        EstimateRequest.model_validate(
+    expected = compute_estimate(
+        request=EstimateRequest.model_validate(
             {"model": {"preset": "llama-3.1-8b"}, "lora": {"r": 16, "target_modules": ["q_proj", "v_proj"]}}
         )
     )
@@ -73,7 +73,7 @@ def test_a_form_submitted_without_javascript_lands_on_the_clean_url(client):
 
 
 def test_quick_picks_work_without_javascript(client):
-    response = client.get("/?preset=llama-3.1-8b&src=preset%3Allama-3.1-8b&pick=all&set_r=64")
+    response = client.get("/?preset=llama-3.1-8b&src=preset%3Allama-3.1-8b&pick=all&set=r%3D64")
     location = parse_qs(urlsplit(response["Location"]).query)
     assert location["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     assert location["r"] == ["64"]
@@ -84,6 +84,8 @@ def test_quick_picks_work_without_javascript(client):
     [
         ("r=0", "r", "greater than or equal to 1"),
         ("r=abc", "r", "whole number"),
+        ("batch_size=four", "batch_size", "whole number"),
+        ("layers_to_transform=40-45", "layers_to_transform", "has 32 layers"),
         ("lora_dropout=1.5", "lora_dropout", "less than 1"),
         ("seq_len=99999999999", "seq_len", "less than or equal"),
         ("base_dtype=int3", "base_dtype", "fp32"),
@@ -91,7 +93,8 @@ def test_quick_picks_work_without_javascript(client):
         ("layers_to_transform=a-b", "layers_to_transform", "layer indexes"),
         ("target_modules=nope", "target_modules", "not found"),
         ("gpu=Voodoo", "gpu", "Unknown GPU"),
-        ("adapters=0", "adapters", "between 1"),
+        ("adapters=0", "adapters", "greater than or equal to 1"),
+        ("adapters=10001", "adapters", "less than or equal to 10000"),
     ],
 )
 def test_bad_input_shows_the_fields_error_never_a_500(client, query, field, message):
@@ -126,7 +129,9 @@ def test_editing_a_preset_dimension_overrides_it(client):
     response = client.get("/?preset=llama-3.1-8b&num_hidden_layers=16", **HX)
     assert "Llama-3.1-8B (edited)" in text(response)
     assert response["HX-Push-Url"] == "/?preset=llama-3.1-8b&num_hidden_layers=16"
-    assert "hx-swap-oob" not in text(response)  # nothing under the user's cursor is replaced
+    body = text(response)
+    for part in ('id="dims"', 'id="targets"', 'id="preset-field"', 'id="config-field"'):
+        assert part not in body  # nothing under the user's cursor is replaced
 
 
 def test_switching_to_gpt2_carries_the_module_choice_over(client):
@@ -188,11 +193,8 @@ def test_a_history_restore_gets_the_full_page(client):
 
 
 def test_recomputes_are_served_from_the_per_process_cache(client):
-    with mock.patch(
-        "calculator.web.render.results_html", wraps=__import__("calculator.web.render").web.render.results_html
-    ):
-        first = client.get(API_LIKE, **HX)
-    with mock.patch("calculator.views.parse", side_effect=AssertionError("not cached")):
+    first = client.get(API_LIKE, **HX)
+    with mock.patch("calculator.web.calculator.compute", side_effect=AssertionError("not cached")):
         second = client.get(API_LIKE, **HX)
     assert first.content == second.content
 
@@ -258,7 +260,7 @@ def test_saving_needs_valid_inputs_and_a_name(client):
 
 
 def test_saving_while_the_database_is_down_says_so_and_still_computes(client):
-    with mock.patch("calculator.views.save_configuration", side_effect=DatabaseError("down")):
+    with mock.patch("calculator.services.save_configuration", side_effect=DatabaseError("down")):
         response = client.post("/save/", {"state": "preset=llama-3.1-8b&r=32", "name": "x"})
     assert response.status_code == 503
     assert "database cannot be reached" in text(response)
@@ -336,3 +338,14 @@ def test_htmx_fragment_is_gzipped_for_browsers_that_accept_it(client):
     assert len(packed.content) < len(plain.content) / 3
     assert "Accept-Encoding" in packed["Vary"]
     assert packed["HX-Push-Url"] == plain["HX-Push-Url"]
+
+
+def test_a_model_without_peft_default_targets_opens_with_the_q_v_modules(client):
+    """PEFT has no default targets for phi3, and Mixtral's convert to nothing: not an error to start from."""
+    for preset, expected in (
+        ("mixtral-8x7b", "target_modules=q_proj&target_modules=v_proj"),
+        ("phi-3-mini", "target_modules=qkv_proj"),
+    ):
+        response = client.get(f"/?preset={preset}", **HX)
+        assert response.status_code == 200, text(response)[:300]
+        assert response["HX-Push-Url"] == f"/?preset={preset}&{expected}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from calculator.core import Estimate, MemoryEstimate
+from calculator.services import Estimate, MemoryEstimate
 
 MEMORY_FIELDS = (
     "base_weights_bytes",

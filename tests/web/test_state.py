@@ -1,4 +1,4 @@
-"""The query string <-> API request mapping, the canonical URL, and the layout helpers."""
+"""The URL-state codec, the form's reading of a query, error mapping, and the layout helpers."""
 
 import json
 
@@ -7,12 +7,14 @@ from django.http import QueryDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calculator.core import Gpu
 from calculator.schemas import EstimateRequest
-from calculator.services import catalog, run_estimate
+from calculator.services import GpuFit, compute_estimate, invalidate_catalog
 from calculator.web import formatting as fmt
+from calculator.web.calculator import compute
 from calculator.web.chart import capacity_groups, memory_chart
-from calculator.web.query import _layers, _layers_text, form_field, parse, query_from_request, reduce_config
+from calculator.web.errors import form_field
+from calculator.web.form import read as parse
+from calculator.web.state import query_of_request, read_config, read_layers, write_layers
 from calculator.web.targets import carry_over, quick_picks
 
 LLAMA = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -66,22 +68,23 @@ def test_a_flat_query_means_the_same_as_the_nested_api_request(
         "training": {"base_dtype": base, "seq_len": seq, "gradient_checkpointing": checkpointing},
     }
     with django_db_blocker.unblock():
-        catalog.refresh(force=True)
-        parsed = parse(q(query_from_request(request)))
-        assert parsed.ok, parsed.errors
-        assert parsed.result == run_estimate(EstimateRequest.model_validate(request))
+        invalidate_catalog()
+        reading, results = compute(q(query_of_request(request)))
+        assert reading.ok, reading.errors
+        assert results is not None
+        assert results.estimate == compute_estimate(request=EstimateRequest.model_validate(request))
 
 
-def test_reduce_config_keeps_only_the_keys_that_change_the_numbers():
+def test_a_pasted_config_keeps_only_the_keys_that_change_the_numbers():
     config = {"model_type": "gpt2", "n_embd": 768, "n_layer": 12, "torch_dtype": "float32", "architectures": ["x"]}
-    reduced, error = reduce_config(json.dumps(config))
+    reduced, error = read_config(json.dumps(config))
     assert error == ""
     assert reduced == {"model_type": "gpt2", "n_embd": 768, "n_layer": 12}
 
 
 @pytest.mark.parametrize("text", ["{oops", "[]", '"x"', "{" + " " * 300_000 + "}"])
-def test_reduce_config_explains_what_is_wrong(text):
-    reduced, error = reduce_config(text)
+def test_a_bad_pasted_config_says_what_is_wrong(text):
+    reduced, error = read_config(text)
     assert reduced is None
     assert error
 
@@ -89,6 +92,7 @@ def test_reduce_config_explains_what_is_wrong(text):
 @pytest.mark.parametrize(
     ("path", "overrides", "expected"),
     [
+        ("page.gpu", (), ("gpu", "")),
         ("lora.r", (), ("r", "")),
         ("training.seq_len", (), ("seq_len", "")),
         ("model.preset", (), ("preset", "")),
@@ -102,14 +106,15 @@ def test_reduce_config_explains_what_is_wrong(text):
     ],
 )
 def test_error_paths_map_to_form_fields(path, overrides, expected):
-    assert form_field(path, overrides) == expected
+    assert form_field(path, overrides, "gpt2" if "n_embd" in path else "llama") == expected
 
 
 def test_layer_ranges_read_and_write():
-    assert _layers("0-3, 8,10-11") == [0, 1, 2, 3, 8, 10, 11]
-    assert _layers_text([0, 1, 2, 3, 8, 10, 11]) == "0-3,8,10-11"
-    assert _layers("3-1") is None
-    assert _layers("x") is None
+    assert read_layers("0-3, 8,10-11") == [0, 1, 2, 3, 8, 10, 11]
+    assert write_layers([0, 1, 2, 3, 8, 10, 11]) == "0-3,8,10-11"
+    assert write_layers([5]) == "5"
+    assert read_layers("3-1") is None
+    assert read_layers("x") is None
 
 
 @pytest.mark.parametrize(
@@ -141,15 +146,29 @@ def test_a_module_choice_carries_over_to_another_family(selected, names, expecte
     assert carry_over(selected, names) == expected
 
 
+def fit(name, gib, total_gib=16):
+    return GpuFit(name, gib * 2**30, total_gib <= gib, (gib - total_gib) * 2**30)
+
+
 def test_similar_gpus_share_one_capacity_line():
     gib = 2**30
-    gpus = (Gpu("A 24 GB", 23 * gib), Gpu("B 24 GB", 24 * gib), Gpu("C 80 GB", 80 * gib))
-    assert capacity_groups(gpus) == [(23 * gib, ["A 24 GB", "B 24 GB"]), (80 * gib, ["C 80 GB"])]
-    chart = memory_chart([("a", "A", 10 * gib), ("b", "B", 6 * gib), ("c", "C", 0)], 16 * gib, gpus, gpus[1])
+    fits = (fit("A 24 GB", 23), fit("B 24 GB", 24), fit("C 80 GB", 80))
+    assert capacity_groups(fits) == [(23 * gib, list(fits[:2])), (80 * gib, [fits[2]])]
+    chart = memory_chart([("a", "A", 10 * gib), ("b", "B", 6 * gib), ("c", "C", 0)], 16 * gib, fits, fits[0])
     assert [s["key"] for s in chart["segments"]] == ["a", "b"]
-    assert [line["label"] for line in chart["lines"]] == ["24 GB"]  # 80 GB lies beyond the axis
+    assert [line["label"] for line in chart["lines"]] == ["24 GB", "24 GB"]  # 80 GB lies beyond the axis
     assert chart["lines"][0]["chosen"]
     assert chart["lines"][0]["fits"]
+
+
+def test_the_chosen_gpu_gets_its_own_line_at_its_own_capacity():
+    fits = (fit("A 24 GB", 23), fit("B 24 GB", 24), fit("C 80 GB", 80))
+    chart = memory_chart([("a", "A", 16 * 2**30)], 16 * 2**30, fits, fits[1])
+    (chosen,) = [line for line in chart["lines"] if line["chosen"]]
+    assert chosen["title"].startswith("B 24 GB")
+    others = [line for line in chart["lines"] if not line["chosen"]]
+    assert [line["title"].split(":")[0] for line in others] == ["A 24 GB"]
+    assert float(chosen["x"].rstrip("%")) > float(others[0]["x"].rstrip("%"))
 
 
 @pytest.mark.parametrize(

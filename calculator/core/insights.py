@@ -1,0 +1,123 @@
+"""Facts about a configuration that the page points out, computed once here instead of in a template.
+
+Each answers a question a user asks when a number surprises them: does PEFT pick targets by itself
+for this model, how many times smaller is the adapter than the model, is a rank larger than the
+matrix it adapts, why is the LoRA column above full fine-tuning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from functools import lru_cache
+
+from .adapter_file import adapter_file_bytes
+from .architecture import Architecture
+from .errors import InputError
+from .estimate import Estimate
+from .lora import AdaptedModule, LoraCount, LoraSettings, count_lora
+
+QUANTIZED_4BIT = ("nf4", "fp4")
+
+
+@lru_cache(maxsize=256)
+def has_default_targets(arch: Architecture) -> bool:
+    """Whether ``LoraConfig()`` without ``target_modules`` adapts anything in this model.
+
+    PEFT has no defaults for some model types (phi3), and for transformers-5 MoE models the defaults
+    convert to nothing (Mixtral): both raise, exactly as ``count_lora`` replays it.
+    """
+    try:
+        count_lora(arch, LoraSettings())
+    except InputError:
+        return False
+    return True
+
+
+def parameter_reduction(count: LoraCount) -> float:
+    """How many times fewer parameters train than the base model has (0 when nothing trains)."""
+    return count.base_params / count.trainable_params if count.trainable_params else 0.0
+
+
+def oversized_ranks(count: LoraCount) -> tuple[AdaptedModule, ...]:
+    """Adapted modules whose rank exceeds min(in, out): B·A cannot have a rank above that, so the
+    extra rank only adds parameters (PEFT accepts it all the same)."""
+    return tuple(m for m in count.modules if m.r > min(m.in_features, m.out_features))
+
+
+def layers_out_of_range(arch: Architecture, lora: LoraSettings) -> InputError | None:
+    """``layers_to_transform`` naming only layers the model does not have (PEFT then finds no target)."""
+    layers = lora.layers_to_transform
+    if layers is None or isinstance(lora.target_modules, str):
+        return None
+    indexes = (layers,) if isinstance(layers, int) else layers
+    last = arch.num_layers - 1
+    if not indexes or min(indexes) <= last:
+        return None
+    return InputError.single(
+        "lora.layers_to_transform",
+        f"This model has {arch.num_layers} layers (0 to {last}); none of the layers given exists.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonNotes:
+    """What the full fine-tuning / LoRA / QLoRA comparison needs said next to it."""
+
+    lora_is_qlora: bool  # the configuration already loads a 4-bit base: the LoRA and QLoRA columns agree
+    lora_above_full: bool  # LoRA's peak is above full fine-tuning's (fp32 adapters keep fp32 inputs)
+
+
+def comparison_notes(result: Estimate) -> ComparisonNotes:
+    full, lora = result.comparison[0].memory, result.comparison[1].memory
+    return ComparisonNotes(
+        lora_is_qlora=result.training.base_dtype in QUANTIZED_4BIT,
+        lora_above_full=lora.total_bytes > full.total_bytes,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterFileSizes:
+    """``adapter_model.safetensors`` sizes across ranks (rows) and targets by adapter dtypes (columns);
+    a size is None where those targets do not exist in the model."""
+
+    ranks: tuple[int, ...]
+    columns: tuple[tuple[str, str], ...]  # (targets label, adapter dtype)
+    sizes: tuple[tuple[int | None, ...], ...]  # one row per rank
+
+
+def adapter_file_sizes(
+    arch: Architecture,
+    lora: LoraSettings,
+    base_dtype: str,
+    ranks: tuple[int, ...],
+    targets: tuple[tuple[str, tuple[str, ...]], ...],
+    dtypes: tuple[str, ...],
+) -> AdapterFileSizes:
+    """The file for each rank, target set and adapter dtype, keeping the other LoRA settings (DoRA,
+    biases...). Independent of the current rank, so it is cached across rank changes."""
+    neutral = replace(lora, r=1, lora_alpha=1, rank_pattern=(), alpha_pattern=())
+    return _adapter_file_sizes(arch, neutral, base_dtype, ranks, targets, dtypes)
+
+
+@lru_cache(maxsize=256)
+def _adapter_file_sizes(
+    arch: Architecture,
+    lora: LoraSettings,
+    base_dtype: str,
+    ranks: tuple[int, ...],
+    targets: tuple[tuple[str, tuple[str, ...]], ...],
+    dtypes: tuple[str, ...],
+) -> AdapterFileSizes:
+    rows = []
+    for r in ranks:
+        row: list[int | None] = []
+        for _, names in targets:
+            try:
+                count = count_lora(arch, replace(lora, r=r, lora_alpha=r, target_modules=names))
+            except InputError:
+                row.extend(None for _ in dtypes)
+                continue
+            row.extend(adapter_file_bytes(count, dtype, base_dtype) for dtype in dtypes)
+        rows.append(tuple(row))
+    columns = tuple((label, dtype) for label, _ in targets for dtype in dtypes)
+    return AdapterFileSizes(ranks, columns, tuple(rows))

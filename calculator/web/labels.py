@@ -1,0 +1,87 @@
+"""Every word the pages put next to a field, a choice or a memory part, in one table.
+
+Field names are the API's (`calculator.schemas`); a name missing here is shown as it is spelled in the
+API, which is what a PEFT user expects anyway.
+"""
+
+from __future__ import annotations
+
+from calculator.services import OPTIMIZER_NAMES
+
+# field -> (label, short hint shown after it)
+FIELDS: dict[str, tuple[str, str]] = {
+    "preset": ("Preset", ""),
+    "hf_config": ("config.json", ""),
+    "hidden_size": ("hidden_size", ""),
+    "intermediate_size": ("intermediate_size", ""),
+    "num_hidden_layers": ("num_hidden_layers", ""),
+    "num_attention_heads": ("num_attention_heads", ""),
+    "num_key_value_heads": ("num_key_value_heads", ""),
+    "head_dim": ("head_dim", ""),
+    "vocab_size": ("vocab_size", ""),
+    "tie_word_embeddings": ("tie_word_embeddings", ""),
+    "num_local_experts": ("num_local_experts", "MoE"),
+    "num_experts_per_tok": ("num_experts_per_tok", "MoE"),
+    "r": ("r", "rank"),
+    "lora_alpha": ("lora_alpha", ""),
+    "target_modules": ("target_modules", ""),
+    "lora_dropout": ("lora_dropout", ""),
+    "bias": ("bias", ""),
+    "use_rslora": ("use_rslora", "scale by lora_alpha/√r"),
+    "use_dora": ("use_dora", ""),
+    "modules_to_save": ("modules_to_save", "comma-separated, e.g. lm_head"),
+    "layers_to_transform": ("layers_to_transform", "e.g. 0-15 or 0,2,4; empty: all"),
+    "base_dtype": ("Base precision", ""),
+    "double_quant": ("Double quantization", "4-bit only"),
+    "prepare_model_for_kbit_training": (
+        "prepare_model_for_kbit_training",
+        "8/4-bit: norms, embeddings, head and activations in fp32, as TRL does",
+    ),
+    "adapter_dtype": ("Adapter dtype", ""),
+    "optimizer": ("Optimizer", ""),
+    "batch_size": ("Micro-batch size", ""),
+    "seq_len": ("Sequence length", "tokens"),
+    "gradient_checkpointing": ("Gradient checkpointing", ""),
+    "attn_implementation": ("Attention kernel", ""),
+    "gpu": ("GPU for the verdict and advice", ""),
+    "adapters": ("Adapters loaded when serving", ""),
+    "form": ("Input", ""),
+}
+
+# field -> choice value -> label (values without an entry are shown as they are)
+CHOICES: dict[str, dict[str, str]] = {
+    "base_dtype": {"int8": "int8 (LLM.int8)", "nf4": "nf4 (4-bit, QLoRA)", "fp4": "fp4 (4-bit)"},
+    "adapter_dtype": {"fp32": "fp32 (PEFT default)"},
+    "optimizer": dict(OPTIMIZER_NAMES),  # the core names each implementation (and its library)
+}
+
+# Quick picks shown as chips under a field: field -> ((value, chip label), ...)
+PICKS: dict[str, tuple[tuple[str, str], ...]] = {
+    "r": tuple((str(n), str(n)) for n in (4, 8, 16, 32, 64, 128)),
+    "base_dtype": (("bf16", "LoRA · bf16 base"), ("nf4", "QLoRA · 4-bit NF4 base")),
+}
+SUGGESTIONS: dict[str, tuple[int, ...]] = {"seq_len": (512, 1024, 2048, 4096, 8192, 16384, 32768)}
+
+# Memory parts in stacking order: (css key, MemoryEstimate field, label, what it is)
+MEMORY_PARTS: tuple[tuple[str, str, str, str], ...] = (
+    ("base", "base_weights_bytes", "Base weights", "the frozen model as loaded"),
+    ("adapter", "adapter_weights_bytes", "LoRA weights", "A and B matrices (and copies) in the adapter dtype"),
+    ("grads", "gradients_bytes", "Gradients", "one per trainable parameter"),
+    ("optim", "optimizer_states_bytes", "Optimizer states", "after the first step"),
+    ("acts", "activations_bytes", "Activations", "saved for backward, one micro-batch"),
+    ("logits", "logits_bytes", "Logits & loss", "output head and cross-entropy"),
+    ("transient", "transient_bytes", "Transient at peak", "recomputed layer, dequantized weight, loss buffers"),
+    ("overhead", "overhead_bytes", "CUDA context & allocator", "a stated allowance"),
+)
+
+
+def label(field: str) -> str:
+    return FIELDS.get(field, (field, ""))[0]
+
+
+def hint(field: str) -> str:
+    return FIELDS.get(field, (field, ""))[1]
+
+
+def choice(field: str, value: str) -> str:
+    return CHOICES.get(field, {}).get(value, value)
