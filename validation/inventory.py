@@ -49,10 +49,14 @@ def small_sources() -> dict[str, dict]:
 
 
 def catalog_sources() -> dict[str, dict]:
+    """Every config.json of configs/catalog/ (a file holding {"config": ...} is read too); the catalog's own
+    bookkeeping files there (counts.json, sources.json: no model_type) are skipped."""
     out = {}
     for path in sorted(CATALOG_DIR.glob("*.json")):
         entry = json.loads(path.read_text())
-        config = entry.get("config", entry) if isinstance(entry, dict) else entry
+        config = entry.get("config", entry)
+        if "model_type" not in config:
+            continue
         out[path.stem] = {"config": config, "source": "catalog", "config_file": _rel(path)}
     return out
 

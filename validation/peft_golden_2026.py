@@ -102,6 +102,8 @@ def base_names(config: dict) -> dict:
     n = {"qv": ["q_proj", "v_proj"], "attn": list(QKVO), "mlp": list(GATE_UP_DOWN), "embed": "embed_tokens"}
     if mt == "glm4":
         n["mlp"] = ["gate_up_proj", "down_proj"]
+    elif mt == "phi3":  # Phi-3 / Phi-4 (catalog): fused projections
+        n |= {"qv": ["qkv_proj"], "attn": ["qkv_proj", "o_proj"], "mlp": ["gate_up_proj", "down_proj"]}
     elif mt == "phi":
         n |= {"attn": ["q_proj", "k_proj", "v_proj", "dense"], "mlp": ["fc1", "fc2"]}
     elif mt == "starcoder2":
@@ -552,6 +554,7 @@ def main(argv: list[str]) -> int:
     # ImageTextToText variants of the text-only CausalLM types: small configs only (the real-size count is in
     # inventories.json; the grid on the small tower shows every PEFT rule that reaches a vision tower)
     sources = {k: v for k, v in sources.items() if not (k.endswith(VISION_SUFFIX) and v["source"] != "small")}
+    order = list(sources)
     if args.arch:
         sources = {k: v for k, v in sources.items() if any(re.fullmatch(a, k) for a in args.arch)}
         if not sources:
@@ -601,6 +604,13 @@ def main(argv: list[str]) -> int:
             flush=True,
         )
     if not args.stdout:
+        if args.arch and args.out.exists():
+            # a partial run replaces those configs in the existing file; the others are kept, in source order
+            old = json.loads(args.out.read_text())
+            archs = old["architectures"] | doc["architectures"]
+            cases = [c for c in old["cases"] if c["arch"] not in doc["architectures"]] + doc["cases"]
+            doc["architectures"] = {k: archs[k] for k in order if k in archs}
+            doc["cases"] = [c for k in doc["architectures"] for c in cases if c["arch"] == k]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(peft_golden.dump(doc))
         print(
