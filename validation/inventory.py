@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -27,7 +26,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model_build import CAUSAL_LM, IMAGE_TEXT_TO_TEXT, auto_class_for, build_meta
+from model_build import CAUSAL_LM, IMAGE_TEXT_TO_TEXT, auto_class_for, build_meta, fixed_hash_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL_DIR = ROOT / "validation" / "configs" / "small"
@@ -321,9 +320,7 @@ def dump(doc: dict) -> str:
 
 
 def main(argv: list[str]) -> int:
-    if os.environ.get("PYTHONHASHSEED") != "0":  # set iteration order reaches messages: keep re-runs identical
-        os.environ["PYTHONHASHSEED"] = "0"
-        os.execv(sys.executable, [sys.executable, __file__, *argv])
+    fixed_hash_seed(__file__, argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", action="append", help="only these config names (repeatable; regex, full match)")
     ap.add_argument("--stdout", action="store_true")

@@ -467,24 +467,29 @@ def random_checkpoint(fam: str) -> str:
     return _CHECKPOINTS[fam]
 
 
+def bnb_config(quant: str):
+    """The quantized bases measured: nf4 with double quantization and bf16 compute (the QLoRA recipe), or LLM.int8."""
+    from transformers import BitsAndBytesConfig
+
+    if quant == "nf4":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
 def build(case):
     fam = case["family"]
     cfg = make_config(fam, case.get("model_dropout", 0.0))
     torch.manual_seed(0)
     if case.get("quant"):
-        from transformers import BitsAndBytesConfig
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        if case["quant"] == "nf4":
-            qc = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16,
-            )
-        else:
-            qc = BitsAndBytesConfig(load_in_8bit=True)
+        qc = bnb_config(case["quant"])
         model = AutoModelForCausalLM.from_pretrained(
             random_checkpoint(fam),
             quantization_config=qc,

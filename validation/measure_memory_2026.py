@@ -24,7 +24,6 @@ import argparse
 import copy
 import importlib.util
 import json
-import os
 import platform
 import re
 import sys
@@ -40,7 +39,7 @@ import peft  # noqa: E402
 import torch  # noqa: E402
 import transformers  # noqa: E402
 from measure_quant import _tensors_of_quant_state  # noqa: E402
-from model_build import IMAGE_TEXT_TO_TEXT, auto_class_for, build  # noqa: E402
+from model_build import IMAGE_TEXT_TO_TEXT, auto_class_for, build, fixed_hash_seed  # noqa: E402
 from peft import LoraConfig, get_peft_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,19 +118,6 @@ def random_checkpoint(name: str) -> str:
     return _CHECKPOINTS[name]
 
 
-def quant_config(quant: str):
-    from transformers import BitsAndBytesConfig
-
-    if quant == "nf4":
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
-        )
-    return BitsAndBytesConfig(load_in_8bit=True)
-
-
 def load_quantized(name: str, quant: str, attn: str):
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
     from transformers.utils import logging as hf_logging
@@ -141,7 +127,7 @@ def load_quantized(name: str, quant: str, attn: str):
     cls = AutoModelForImageTextToText if auto_class_for(config) == IMAGE_TEXT_TO_TEXT else AutoModelForCausalLM
     return cls.from_pretrained(
         random_checkpoint(name),
-        quantization_config=quant_config(quant),
+        quantization_config=mm.bnb_config(quant),
         dtype=torch.bfloat16,
         device_map="cpu",
         attn_implementation=attn,
@@ -446,9 +432,7 @@ def run(case: dict, optim_cache: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if os.environ.get("PYTHONHASHSEED") != "0":  # set iteration order reaches messages: keep re-runs identical
-        os.environ["PYTHONHASHSEED"] = "0"
-        os.execv(sys.executable, [sys.executable, __file__, *argv])
+    fixed_hash_seed(__file__, argv)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", action="append", help="only these small configs (repeatable)")
     ap.add_argument("--quick", action="store_true")

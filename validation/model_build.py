@@ -7,6 +7,8 @@ Shared by inventory.py, peft_golden_2026.py and measure_memory_2026.py (validati
 from __future__ import annotations
 
 import copy
+import os
+import sys
 import warnings
 
 CAUSAL_LM = "AutoModelForCausalLM"
@@ -47,3 +49,11 @@ def build(config: dict, auto_class: str | None = None, device: str = "meta", **k
 
 def build_meta(config: dict, auto_class: str | None = None):
     return build(config, auto_class, "meta")
+
+
+def fixed_hash_seed(script: str, argv: list[str]) -> None:
+    """Re-run `script` with PYTHONHASHSEED=0 unless it is set: PEFT's messages print sets ({'q_proj', 'v_proj'}) and
+    set order follows the hash seed, so without it two runs of a golden script differ."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.environ["PYTHONHASHSEED"] = "0"
+        os.execv(sys.executable, [sys.executable, script, *argv])

@@ -464,6 +464,16 @@ def run_case(config: dict, lora_kwargs: dict, build=None, low_cpu_mem_usage: boo
 # --------------------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------------------
+def new_doc(generated_by: str) -> dict:
+    """An empty golden document: the versions it is generated with, its architectures and cases to come."""
+    import peft
+    import torch
+    import transformers
+
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+    return {"versions": versions, "generated_by": generated_by, "architectures": {}, "cases": []}
+
+
 def dump(doc: dict) -> str:
     """Pretty top level, one line per case (small and diff-friendly)."""
     lines = ["{"]
@@ -491,8 +501,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
 
-    import peft
-    import torch
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -503,12 +511,7 @@ def main(argv: list[str]) -> int:
             parser.error(f"unknown architectures: {sorted(unknown)}")
         archs = {k: v for k, v in archs.items() if k in args.arch}
 
-    doc = {
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
-        "generated_by": "validation/peft_golden.py",
-        "architectures": {},
-        "cases": [],
-    }
+    doc = new_doc("validation/peft_golden.py")
     t_start = time.time()
     for slug, arch in archs.items():
         t0 = time.time()

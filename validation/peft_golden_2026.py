@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import time
@@ -38,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import peft_golden
 from inventory import VISION_SUFFIX, all_sources, component_of
-from model_build import build_meta
+from model_build import build_meta, fixed_hash_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "core" / "golden" / "peft_params_2026.json"
@@ -526,10 +525,7 @@ def run(config: dict, auto_class: str, lora_kwargs: dict, low_cpu_mem_usage: boo
 
 
 def main(argv: list[str]) -> int:
-    if os.environ.get("PYTHONHASHSEED") != "0":
-        # PEFT's error messages print sets ({'q_proj', 'v_proj'}): a fixed hash seed keeps re-runs byte-identical
-        os.environ["PYTHONHASHSEED"] = "0"
-        os.execv(sys.executable, [sys.executable, __file__, *argv])
+    fixed_hash_seed(__file__, argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", action="append", help="only these config names (regex, full match; repeatable)")
     parser.add_argument("--stdout", action="store_true", help="print the cases instead of writing the file")
@@ -544,8 +540,6 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
 
-    import peft
-    import torch
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -559,12 +553,7 @@ def main(argv: list[str]) -> int:
         sources = {k: v for k, v in sources.items() if any(re.fullmatch(a, k) for a in args.arch)}
         if not sources:
             parser.error("no config matches --arch")
-    doc = {
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
-        "generated_by": "validation/peft_golden_2026.py",
-        "architectures": {},
-        "cases": [],
-    }
+    doc = peft_golden.new_doc("validation/peft_golden_2026.py")
     t_start = time.time()
     for slug, src in sources.items():
         t0 = time.time()
