@@ -3,11 +3,12 @@
 Every field of `MemoryEstimate` is, for one structure (architecture, LoRA targets, training settings other
 than micro-batch, sequence length, rank and GPU count), a polynomial with few monomials:
 
-    c₁ + c_r·r + c_s·s + c_b·b + c_T·b·s + c_Tr·b·s·r + c_q·b·s² + c_p·b·⌈s/32⌉·32 + c_1·[b = 1]
+    c₁ + c_r·r + c_s·s + c_b·b + c_T·b·s + c_Tr·b·s·r + c_q·b·s² + c_p·b·⌈s/32⌉·32 + c_1·[b = 1] + c_m·s²
 
 (tokens b·s for most activations and the logits, b·s·r for LoRA's rank-r activations, b·s² for eager
-attention's scores and masks, s for the rotary tables and position ids; the padded log-sum-exp of fp32 SDPA
-and the b = 1 view of the shifted labels are the exact rounding steps), except the optimizer states,
+attention's scores and masks, s² for a mask the batch shares, s for the rotary tables and position ids;
+the padded log-sum-exp of fp32 SDPA and the b = 1 view of the shifted labels are the exact rounding steps;
+a sliding window adds a step at s = W, see `WindowedForm`), except the optimizer states,
 which follow the optimizer's own per-tensor rule (8-bit states: a 4,096-element threshold and a per-256
 absmax), computed from the trainable tensors' shapes, which are affine in r; a field that depends on r
 alone but follows no such rule (ZeRO's fp32 copies of 8-bit states, an offload's size threshold) is
@@ -57,7 +58,7 @@ PEAK_PARTS: tuple[str, ...] = (
 # total_bytes is the sum of the parts (checked at every evaluated point), not a field of its own
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(MemoryEstimate) if f.name != "total_bytes")
 
-# Points (b, s, r) where the estimate is evaluated to solve for the 9 coefficients, then points that check.
+# Points (b, s, r) where the estimate is evaluated to solve for the 10 coefficients, then points that check.
 FIT_POINTS: tuple[tuple[int, int, int], ...] = (
     # four sequence lengths whose padded lengths are not a quadratic in s, b = 1 twice, r = 2 twice
     (1, 33, 1),
@@ -69,6 +70,7 @@ FIT_POINTS: tuple[tuple[int, int, int], ...] = (
     (2, 33, 2),
     (3, 100, 2),
     (1, 64, 1),
+    (1, 130, 2),
 )
 # Check points span the whole range (a token, and the largest micro-batch and sequence) so that fields which
 # are the larger of two polynomials (layers with different adapters) show where another one takes over.
@@ -92,7 +94,7 @@ def _padded(s: int) -> int:
 
 
 def monomials(b: int, s: int, r: int) -> tuple[int, ...]:
-    return (1, r, s, b, b * s, b * s * r, b * s * s, b * _padded(s), 1 if b == 1 else 0)
+    return (1, r, s, b, b * s, b * s * r, b * s * s, b * _padded(s), 1 if b == 1 else 0, s * s)
 
 
 def _inverse(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
@@ -140,12 +142,12 @@ class Poly:
         """(per-b slope, constant, extra at b = 1) at fixed s and r."""
         c = [Fraction(x, self.denominator) for x in self.coefficients]
         slope = c[3] + c[4] * s + c[5] * s * r + c[6] * s * s + c[7] * _padded(s)
-        return slope, c[0] + c[1] * r + c[2] * s, c[8]
+        return slope, c[0] + c[1] * r + c[2] * s + c[9] * s * s, c[8]
 
     def in_sequence(self, b: int, r: int) -> tuple[Fraction, Fraction, Fraction, Fraction]:
         """(s², s, padded s, constant) coefficients at fixed b and r."""
         c = [Fraction(x, self.denominator) for x in self.coefficients]
-        return c[6] * b, c[2] + c[4] * b + c[5] * b * r, c[7] * b, c[0] + c[1] * r + c[3] * b + c[8] * (b == 1)
+        return c[6] * b + c[9], c[2] + c[4] * b + c[5] * b * r, c[7] * b, c[0] + c[1] * r + c[3] * b + c[8] * (b == 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +213,7 @@ def _is_zero(model: Model) -> bool:
     return isinstance(model, Poly) and not any(model.coefficients)
 
 
-ZERO = Poly((0,) * 9, 1)
+ZERO = Poly((0,) * 10, 1)
 
 
 # --- the form ---------------------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Graph:
         self.full = full  # full fine-tuning: every weight trains, so every linear keeps its input
         self.saved: dict[int, int] = {}
         self.rope_needed = False
+        self.per_layer_inputs_rg = False  # Gemma 4: the per-layer inputs the layers mix in need a gradient
         self._ids = counter()
 
     def new(self, numel: int, elem_bytes: int, requires_grad: bool) -> Tensor:
@@ -83,18 +84,29 @@ class Graph:
         self.save_if(x.requires_grad, self.new(numel, CUDA_MASK, False))
         return self.new(numel, x.elem_bytes, x.requires_grad)
 
-    def rms_norm(self, x: Tensor, size: int, *, gemma: bool = False) -> Tensor:
-        """transformers' RMSNorm: x.float() (the input itself when fp32) and rsqrt per row are kept;
-        Gemma's ``1 + weight.float()`` is a fresh tensor kept for the product. The weight is frozen."""
+    def rms_norm(self, x: Tensor, size: int, *, kind: str = "rms", scale: bool = True) -> Tensor:
+        """transformers' RMSNorm: x.float() (the input itself when fp32) and rsqrt per row are kept.
+        ``rms_gemma``: Gemma's ``1 + weight.float()`` is a fresh tensor kept for the product. ``rms_gemma4``:
+        Gemma 4 writes ``x * pow(mean(x²) + eps, -0.5)``, keeping both per-row tensors, then multiplies by
+        ``weight.float()`` (a copy unless the weights are fp32; none without a scale). The weight is frozen."""
         rows = x.nbytes // x.elem_bytes // size
+        fp32_out = kind != "rms"
         if x.requires_grad:
             self.save(x if x.elem_bytes == FP32 else self.new(rows * size, FP32, True))
             self.save(self.new(rows, FP32, True))
-            if gemma:
+            if kind == "rms_gemma":
                 self.save(self.new(size, FP32, False))
+            elif kind == "rms_gemma4":
+                self.save(self.new(rows, FP32, True))
+                self.save_if(scale and not self.fp32_norm_weights, self.new(size, FP32, False))
         if self.full:  # a trainable norm weight keeps the normalised input for its own gradient
-            self.save(self.new(rows * size, FP32 if gemma else self.p, True))
+            self.save(self.new(rows * size, FP32 if fp32_out else self.p, True))
         return self.new(rows * size, self.p, x.requires_grad or self.full)
+
+    @property
+    def fp32_norm_weights(self) -> bool:
+        """Norm weights are fp32 in fp32 training and after prepare_model_for_kbit_training's upcast."""
+        return self.p == FP32 or self.training.prepare_model_for_kbit_training
 
     def cohere_norm(self, x: Tensor, size: int) -> Tensor:
         """Cohere's LayerNorm without bias, written out in fp32 (modeling_cohere2.py Cohere2LayerNorm): x - mean
@@ -175,7 +187,8 @@ class Graph:
 
         transformers' sdpa path (integrations/sdpa_attention.py) lets SDPA handle GQA only without a mask and with
         equal q/k and v head sizes up to 256; otherwise (a sliding-window mask, Gemma 4's 512-wide global heads)
-        it repeats k and v to every head first, and SDPA keeps the repeated copies."""
+        it repeats k and v to every head first, and SDPA keeps the repeated copies, and the mask (each layer its
+        own additive copy, batch-expanded, as measured)."""
         b, s = self.training.batch_size, self.training.seq_len
         qk_width, v_width = heads * qk_dim, heads * v_dim
         needed = q.requires_grad or k.requires_grad or v.requires_grad
@@ -189,6 +202,8 @@ class Graph:
             if grouped and self.training.attn_implementation == "sdpa" and repeated:
                 k = self.act(qk_width, k.requires_grad)
                 v = self.act(v_width, v.requires_grad)
+            if masked and self.training.attn_implementation == "sdpa":
+                self.save(self.new(b * s * s, self.p, False))  # the layer's additive mask, a copy of its own
             lse_len = s
             if self.training.attn_implementation == "sdpa" and self.p == FP32:
                 lse_len = ceil_div(s, 32) * 32  # fp32 runs the memory-efficient kernel, which pads it

@@ -25,7 +25,7 @@ def test_past_the_window_sdpa_keeps_the_mask_and_repeated_keys_and_values():
     jump = activations(arch, window) - activations(arch, window - 1) - per_token
     d = arch.dims
     repeated = 13 * 2 * (d.num_attention_heads - d.num_key_value_heads) * d.head_dim * 2 * window
-    mask = window**2 * 2  # one bf16 mask shared by every sliding layer
+    mask = 13 * window**2 * 2  # each sliding layer keeps its own bf16 additive mask
     assert jump == pytest.approx(repeated + mask, rel=0.01)
 
 

@@ -18,10 +18,12 @@ from .common import (
     GQA_CHECKS,
     LAYER_TYPES_CHECK,
     QV,
+    ROTARY_FRACTION,
     decoder_keys,
     every_nth,
     flag,
     llama_layers,
+    partial_rotary,
     sliding_and_full,
 )
 from .spec import Attention, Family, GatedMlp, Key, Layers, M, Mlp, Norms, Text
@@ -129,7 +131,10 @@ GRANITE = Family(
         positions=2048,
         extra=(flag("attention_bias"), flag("mlp_bias")),
     ),
-    text=Text(llama_layers(Attention(qkv_bias="attention_bias", o_bias="attention_bias"), GatedMlp(bias="mlp_bias"))),
+    text=Text(
+        llama_layers(Attention(qkv_bias="attention_bias", o_bias="attention_bias"), GatedMlp(bias="mlp_bias")),
+        embedding_rescaled=True,
+    ),
     checks=GQA_CHECKS,
 )
 
@@ -207,11 +212,11 @@ GLM4 = Family(
         kv_heads=2,
         head_dim=128,
         positions=131072,
-        extra=(flag("attention_bias", True),),
+        extra=(flag("attention_bias", True), *partial_rotary(0.5)),
     ),
     text=Text(
         llama_layers(
-            Attention(qkv_bias="attention_bias"),
+            Attention(qkv_bias="attention_bias", rotary_fraction=ROTARY_FRACTION),
             GatedMlp(fused="gate_up_proj", activation="activation_fn"),
             Norms(
                 style="sandwich",
@@ -310,6 +315,7 @@ PHI = Family(
             flag("qk_layernorm"),
             Key("resid_pdrop", 0.0, "prob"),
             Key("embd_pdrop", 0.0, "prob"),
+            *partial_rotary(0.5),
         ),
     ),
     text=Text(
@@ -325,6 +331,7 @@ PHI = Family(
                         qk_norm_when="qk_layernorm",
                         qk_norm_names=("q_layernorm", "k_layernorm"),
                         qk_norm_bias=True,
+                        rotary_fraction=ROTARY_FRACTION,
                     ),
                 ),
             ),
