@@ -54,7 +54,7 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 check-deploy: setup
-	DEBUG=0 SECURE_SSL=1 SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	DEBUG=0 SECURE_SSL=1 CACHE_URL=redis://127.0.0.1:6379/1 SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	  ALLOWED_HOSTS=lorasite.example.com $(PY) manage.py check --deploy --fail-level WARNING
 
 bench: serve-setup

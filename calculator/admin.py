@@ -30,7 +30,7 @@ class ModelPresetForm(forms.ModelForm):
             "is_published",
             "order",
         ]
-        widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "style": "font-family: monospace"})}
+        widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "class": "monospace"})}
 
     def clean_config(self) -> dict[str, Any]:
         config: dict[str, Any] = self.cleaned_data["config"]
@@ -56,14 +56,17 @@ class ModelPresetAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ["name"]}
     actions = ["publish", "unpublish"]
 
+    class Media:
+        css = {"all": ["calculator/admin.css"]}  # classes, not inline styles: the CSP allows none
+
     @admin.display(description="Computed parameters")
     def computed(self, obj: ModelPreset) -> str:
         try:
             count = obj.to_spec().base_params
         except InputError:
-            return format_html('<span style="color:#b00">invalid config</span>')
-        colour = "#070" if count == obj.published_params else "#b00"
-        return format_html('<span style="color:{}">{}</span>', colour, f"{count:,}")
+            return format_html('<span class="count-differs">invalid config</span>')
+        verdict = "count-matches" if count == obj.published_params else "count-differs"
+        return format_html('<span class="{}">{}</span>', verdict, f"{count:,}")
 
     @admin.action(description="Publish selected presets")
     def publish(self, request: HttpRequest, queryset: Any) -> None:

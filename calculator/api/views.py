@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, permissions, viewsets
-from rest_framework.exceptions import APIException, PermissionDenied
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -109,16 +109,33 @@ def estimate_body(body: bytes, catalog_version: int) -> bytes:
 
 
 class PresetViewSet(viewsets.ReadOnlyModelViewSet):
-    """The published preset catalog."""
+    """The published preset catalog; while the database is down, the catalog this process read last
+    (or the seed catalog), as the calculator itself uses it."""
 
     serializer_class = PresetSerializer
     lookup_field = "slug"
+    lookup_value_regex = "[^/]+"  # preset slugs have dots (llama-3.1-8b)
     authentication_classes: list[type] = []
     permission_classes = [permissions.AllowAny]
     pagination_class = None
 
     def get_queryset(self) -> Any:
         return ModelPreset.objects.published()
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().list(request, *args, **kwargs)
+        except DatabaseError:
+            return Response(PresetSerializer(services.presets(), many=True).data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        try:
+            return super().retrieve(request, *args, **kwargs)
+        except DatabaseError:
+            entry = services.find_preset(kwargs["slug"])
+            if entry is None:
+                raise NotFound() from None
+            return Response(PresetSerializer(entry).data)
 
 
 class IsOwner(permissions.BasePermission):
