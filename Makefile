@@ -61,7 +61,8 @@ bench: serve-setup
 	$(PY) benchmarks/bench_http.py
 
 # Regenerates the golden files of tests/core/golden/ with the real libraries (torch, transformers, peft,
-# bitsandbytes) in their own Python 3.11 venv (torch 2.13.0's CPU wheel); about 20 minutes on 2 cores.
+# bitsandbytes) in their own Python 3.11 venv (torch 2.13.0's CPU wheel); about 20 minutes on 2 cores, plus about
+# 70 for the 2026 families (issue 7: small configs, inventories, PEFT grid, memory measurements, self-check).
 VAL_VENV ?= validation/.venv
 VAL_PY := $(VAL_VENV)/bin/python
 
@@ -77,6 +78,11 @@ golden: $(VAL_VENV)/.installed
 	$(VAL_PY) validation/peft_golden.py
 	$(VAL_PY) validation/measure_memory.py
 	$(VAL_PY) validation/measure_adapter_file.py
+	$(VAL_PY) validation/small_configs.py --check
+	$(VAL_PY) validation/inventory.py
+	$(VAL_PY) validation/peft_golden_2026.py
+	$(VAL_PY) validation/measure_memory_2026.py
+	$(VAL_PY) validation/golden_summary.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
