@@ -224,19 +224,16 @@ def _deepseek_keys(
 
 
 # DeepSeek-V2's router: softmax, then greedy or group-limited top-k (DeepseekV2TopkRouter)
-DEEPSEEK_V2_ROUTER = {
-    "router_kind": "deepseek_v2",
-    "groups": "n_group or 1",
-    "top_groups": "topk_group or 1",
-    "group_limited": "topk_method == 'group_limited_greedy'",
-}
+DEEPSEEK_V2_MOE = Moe(
+    router_kind="deepseek_v2",
+    groups="n_group or 1",
+    top_groups="topk_group or 1",
+    group_limited="topk_method == 'group_limited_greedy'",
+)
 # DeepSeek-V3 / GLM-4.5's router: sigmoid, group-limited top-k, renormalised (DeepseekV3TopkRouter)
-SIGMOID_GROUPS_ROUTER = {
-    "router_kind": "sigmoid_groups",
-    "groups": "n_group or 1",
-    "top_groups": "topk_group or 1",
-    "normalised": "norm_topk_prob",
-}
+SIGMOID_GROUPS_MOE = Moe(
+    router_kind="sigmoid_groups", groups="n_group or 1", top_groups="topk_group or 1", normalised="norm_topk_prob"
+)
 
 
 DEEPSEEK_V2 = Family(
@@ -262,7 +259,7 @@ DEEPSEEK_V2 = Family(
         Layers(
             mixers=(("full_attention", Mla()),),
             ffns=(
-                ("moe", Moe(shared=replace(DEEPSEEK_SHARED, bias="mlp_bias"), **DEEPSEEK_V2_ROUTER)),
+                ("moe", replace(DEEPSEEK_V2_MOE, shared=replace(DEEPSEEK_SHARED, bias="mlp_bias"))),
                 ("mlp", GatedMlp(bias="mlp_bias")),
             ),
             ffn_rule=DEEPSEEK_DENSE_FIRST,
@@ -300,7 +297,7 @@ DEEPSEEK_V3 = Family(
     text=Text(
         Layers(
             mixers=(("full_attention", Mla()),),
-            ffns=(("moe", Moe(shared=DEEPSEEK_SHARED, **SIGMOID_GROUPS_ROUTER)), ("mlp", GATED_MLP)),
+            ffns=(("moe", replace(SIGMOID_GROUPS_MOE, shared=DEEPSEEK_SHARED)), ("mlp", GATED_MLP)),
             ffn_rule=DEEPSEEK_DENSE_FIRST,
         )
     ),
@@ -346,7 +343,7 @@ GLM4_MOE = Family(
                     ),
                 ),
             ),
-            ffns=(("moe", Moe(shared=DEEPSEEK_SHARED, **SIGMOID_GROUPS_ROUTER)), ("mlp", GATED_MLP)),
+            ffns=(("moe", replace(SIGMOID_GROUPS_MOE, shared=DEEPSEEK_SHARED)), ("mlp", GATED_MLP)),
             ffn_rule=DEEPSEEK_DENSE_FIRST,
         )
     ),
