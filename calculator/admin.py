@@ -25,12 +25,15 @@ class ModelPresetForm(forms.ModelForm):
             "family",
             "config",
             "published_params",
+            "published_params_exact",
+            "transformers_params",
+            "params_note",
             "source_url",
             "notes",
             "is_published",
             "order",
         ]
-        widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "style": "font-family: monospace"})}
+        widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "class": "config-json"})}
 
     def clean_config(self) -> dict[str, Any]:
         config: dict[str, Any] = self.cleaned_data["config"]
@@ -53,17 +56,23 @@ class ModelPresetAdmin(admin.ModelAdmin):
     list_editable = ["is_published", "order"]
     list_filter = ["family", "is_published"]
     search_fields = ["name", "slug", "family"]
-    prepopulated_fields = {"slug": ["name"]}
+    # No prepopulated slug: Django's slugify drops the dots that preset slugs keep ("llama-3.1-8b").
     actions = ["publish", "unpublish"]
+
+    class Media:
+        css = {"all": ("calculator/admin.css",)}  # a stylesheet, not inline styles (the CSP allows no inline style)
 
     @admin.display(description="Computed parameters")
     def computed(self, obj: ModelPreset) -> str:
+        """The calculator's count, against transformers' count as the catalog measured it (or, without one,
+        the published count): green when equal."""
         try:
             count = obj.to_spec().base_params
         except InputError:
-            return format_html('<span style="color:#b00">invalid config</span>')
-        colour = "#070" if count == obj.published_params else "#b00"
-        return format_html('<span style="color:{}">{}</span>', colour, f"{count:,}")
+            return format_html('<span class="preset-invalid">invalid config</span>')
+        expected = obj.transformers_params if obj.transformers_params is not None else obj.published_params
+        state = "preset-ok" if count == expected else "preset-off"
+        return format_html('<span class="{}" title="expected {}">{}</span>', state, f"{expected:,}", f"{count:,}")
 
     @admin.action(description="Publish selected presets")
     def publish(self, request: HttpRequest, queryset: Any) -> None:

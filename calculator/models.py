@@ -10,13 +10,19 @@ import secrets
 from pathlib import Path
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
 from calculator.core import Architecture, architecture_from_config
-from calculator.schemas import EstimateRequest
+from calculator.schemas import PRESET_SLUG, EstimateRequest
 
-PRESETS_FILE = Path(__file__).resolve().parent / "data" / "presets.json"  # the seed catalog
+PRESETS_FILE = Path(__file__).resolve().parent / "data" / "presets.json"  # the seed catalog (2024)
+PRESETS_2026_FILE = Path(__file__).resolve().parent / "data" / "presets_2026.json"  # the models of 2026
+preset_slug = RegexValidator(
+    f"^{PRESET_SLUG}$",
+    "Lower-case letters and digits, in words joined by dots, dashes or underscores (e.g. llama-3.1-8b).",
+)
 SLUG_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0)
 SLUG_LENGTH = 10  # 32**10 ≈ 1.1e15: unguessable, still short enough to paste
 
@@ -31,11 +37,25 @@ class ModelPresetQuerySet(models.QuerySet["ModelPreset"]):
 
 
 class ModelPreset(models.Model):
-    slug = models.SlugField(max_length=80, unique=True)
+    slug = models.CharField(max_length=80, unique=True, validators=[preset_slug], help_text=preset_slug.message)
     name = models.CharField(max_length=120)
     family = models.CharField(max_length=80, db_index=True)
     config = models.JSONField(help_text="The config.json fields (model_type decides the architecture).")
     published_params = models.BigIntegerField(help_text="Total parameters as the model's page publishes them.")
+    published_params_exact = models.BooleanField(
+        default=True, help_text='Unticked when the published figure is rounded ("4B") rather than an exact count.'
+    )
+    transformers_params = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="What transformers builds from the config (sum of model.parameters()); empty when it equals the "
+        "published count.",
+    )
+    params_note = models.TextField(
+        blank=True,
+        help_text="Why the published count and transformers' count differ (multi-token-prediction layers, a "
+        "tied head stored twice, a vision tower the text class drops...).",
+    )
     source_url = models.URLField(blank=True)
     notes = models.TextField(blank=True)
     is_published = models.BooleanField(default=True)

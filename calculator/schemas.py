@@ -21,6 +21,9 @@ from calculator.core.serving import MAX_ADAPTERS
 from calculator.core.training import ATTN_IMPLEMENTATIONS, PARALLELISMS, QUANTIZE_SCOPES
 
 Name = str
+# Preset slugs: lower-case words joined by dots, dashes or underscores ("llama-3.1-8b", "qwen3.5-9b"). The model
+# field, the API's lookup and the OpenAPI path pattern all use this one.
+PRESET_SLUG = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
 LORA_DEFAULTS = LoraSettings()
 TRAINING_DEFAULTS = TrainingSettings()
 
@@ -62,7 +65,7 @@ class ModelChoice(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: str | None = Field(default=None, max_length=80)
+    preset: str | None = Field(default=None, max_length=80, pattern=f"^{PRESET_SLUG}$")
     hf_config: dict[str, Any] | None = None
     custom: CustomDimensions | None = None
 
@@ -103,6 +106,9 @@ class LoraInput(BaseModel):
     alpha_pattern: dict[str, float] = Field(default_factory=dict)
     target_parameters: list[Name] | None = None
     exclude_modules: list[Name] | Name | None = None
+    # Token ids whose embedding rows train: a list for the input embedding, or {layer name: ids}.
+    trainable_token_indices: list[int] | dict[Name, list[int]] | None = None
+    ensure_weight_tying: bool = LORA_DEFAULTS.ensure_weight_tying
 
     @field_validator("target_modules", "modules_to_save", "target_parameters", "exclude_modules", "layers_pattern")
     @classmethod
@@ -121,6 +127,21 @@ class LoraInput(BaseModel):
         items = [value] if isinstance(value, int) else value or []
         if len(items) > bounds.MAX_LIST_ENTRIES or any(not 0 <= i < bounds.MAX_LAYERS for i in items):
             raise ValueError(f"Layer indexes must be between 0 and {bounds.MAX_LAYERS - 1}.")
+        return value
+
+    @field_validator("trainable_token_indices")
+    @classmethod
+    def token_ids(cls, value: list[int] | dict[str, list[int]] | None) -> list[int] | dict[str, list[int]] | None:
+        lists = list(value.values()) if isinstance(value, dict) else [value or []]
+        if isinstance(value, dict) and len(value) > bounds.MAX_PATTERN_ENTRIES:
+            raise ValueError(f"At most {bounds.MAX_PATTERN_ENTRIES} layers.")
+        if isinstance(value, dict) and any(not k or len(k) > bounds.MAX_NAME_LENGTH for k in value):
+            raise ValueError(f"Layer names must be 1 to {bounds.MAX_NAME_LENGTH} characters.")
+        for ids in lists:
+            if len(ids) > bounds.MAX_LIST_ENTRIES:
+                raise ValueError(f"At most {bounds.MAX_LIST_ENTRIES} token ids per layer.")
+            if any(not 0 <= i < bounds.MAX_VOCAB_SIZE for i in ids):
+                raise ValueError(f"Token ids must be between 0 and {bounds.MAX_VOCAB_SIZE - 1:,}.")
         return value
 
     @field_validator("rank_pattern")
@@ -162,7 +183,15 @@ class LoraInput(BaseModel):
             alpha_pattern=tuple(self.alpha_pattern.items()),
             target_parameters=tuple(self.target_parameters) if self.target_parameters is not None else None,
             exclude_modules=names(self.exclude_modules),
+            trainable_token_indices=self._token_ids(),
+            ensure_weight_tying=self.ensure_weight_tying,
         )
+
+    def _token_ids(self) -> tuple[int, ...] | tuple[tuple[str, tuple[int, ...]], ...] | None:
+        given = self.trainable_token_indices
+        if isinstance(given, dict):
+            return tuple((name, tuple(ids)) for name, ids in given.items())
+        return tuple(given) if given is not None else None
 
 
 class TrainingInput(BaseModel):

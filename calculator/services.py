@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.db import DatabaseError, IntegrityError, transaction
@@ -36,6 +36,7 @@ from calculator.core.config_keys import (
     config_key,
     dimension_of,
     dimension_values,
+    dimensions_from_config,
     dimensions_read,
     relevant_config,
 )
@@ -46,9 +47,12 @@ from calculator.core.insights import QUANTIZED_4BIT as FOUR_BIT
 from calculator.core.insights import (
     AdapterFileSizes,
     ComparisonNotes,
+    LayerGroup,
     adapter_file_sizes,
     comparison_notes,
+    expert_params,
     has_default_targets,
+    layer_groups,
     layers_out_of_range,
     oversized_ranks,
     parameter_reduction,
@@ -78,6 +82,7 @@ __all__ = [  # what the faces may use; the core's types come along for annotatio
     "Gpu",
     "GpuFit",
     "InputError",
+    "LayerGroup",
     "LearnNumbers",
     "LearnResults",
     "MemoryEstimate",
@@ -91,11 +96,14 @@ __all__ = [  # what the faces may use; the core's types come along for annotatio
     "default_gpu",
     "dimension_of",
     "dimension_values",
+    "dimensions_from_config",
     "dimensions_read",
+    "expert_params",
     "find_preset",
     "gpus",
     "has_default_targets",
     "invalidate_catalog",
+    "layer_groups",
     "learn",
     "presets",
     "relevant_config",
@@ -118,6 +126,20 @@ class PresetEntry:
     source_url: str
     config: dict[str, Any]
     architecture: Architecture
+    published_params_exact: bool = True  # False: the model card rounds it ("4B")
+    transformers_params: int | None = None  # as the catalog measured it; None: equals the published count
+    params_note: str = ""  # why the two differ
+    notes: str = ""
+
+    @property
+    def base_params(self) -> int:
+        """What the calculator counts: the model transformers builds from the config."""
+        return self.architecture.base_params
+
+    @property
+    def counts_differ(self) -> bool:
+        """Whether the published figure is not the count transformers builds (both are shown, with why)."""
+        return self.published_params != self.base_params
 
 
 class _Catalog:
@@ -143,7 +165,17 @@ class _Catalog:
                 except InputError:
                     continue  # an invalid admin edit must not break the calculator
                 presets[p.slug] = PresetEntry(
-                    p.slug, p.name, p.family, p.published_params, p.source_url, p.config, arch
+                    p.slug,
+                    p.name,
+                    p.family,
+                    p.published_params,
+                    p.source_url,
+                    p.config,
+                    arch,
+                    p.published_params_exact,
+                    p.transformers_params,
+                    p.params_note,
+                    p.notes,
                 )
             gpus = tuple(Gpu(g.name, g.memory_bytes) for g in GpuModel.objects.filter(is_active=True))
         except DatabaseError:
@@ -154,23 +186,48 @@ class _Catalog:
             self.loaded_at = now - CATALOG_TTL_SECONDS + 1.0
             return
         self.presets, self.gpus, self.loaded_at = presets, gpus or DEFAULT_GPUS, now
-        self.version = hash((tuple((e.slug, repr(e.architecture), e.name) for e in presets.values()), self.gpus))
+        self.version = hash((tuple(_entry_key(e) for e in presets.values()), self.gpus))
+
+
+def _entry_key(entry: PresetEntry) -> tuple[object, ...]:
+    """What the pages show of a preset: a change to any of it must change the catalog's version."""
+    return (
+        entry.slug,
+        repr(entry.architecture),
+        entry.name,
+        entry.family,
+        entry.published_params,
+        entry.published_params_exact,
+        entry.params_note,
+        entry.source_url,
+    )
 
 
 def _seed_presets() -> dict[str, PresetEntry]:
-    from calculator.models import PRESETS_FILE
+    from calculator.models import PRESETS_2026_FILE, PRESETS_FILE
 
-    entries = {}
-    for item in json.loads(PRESETS_FILE.read_text()):
-        entries[item["slug"]] = PresetEntry(
-            item["slug"],
-            item["name"],
-            item["family"],
-            item["published_params"],
-            item.get("source_url", ""),
-            item["config"],
-            architecture_from_config(item["config"], field="config"),
-        )
+    entries: dict[str, PresetEntry] = {}
+    for path in (PRESETS_FILE, PRESETS_2026_FILE):
+        for item in json.loads(path.read_text()):
+            known = entries.get(item["slug"])
+            if known is not None:  # as the data migration does: the 2024 row stays, its count fields filled
+                entries[item["slug"]] = replace(
+                    known, transformers_params=item.get("transformers_params"), params_note=item.get("params_note", "")
+                )
+                continue
+            entries[item["slug"]] = PresetEntry(
+                item["slug"],
+                item["name"],
+                item["family"],
+                item["published_params"],
+                item.get("source_url", ""),
+                item["config"],
+                architecture_from_config(item["config"], field="config"),
+                item.get("published_params_exact", True),
+                item.get("transformers_params"),
+                item.get("params_note", ""),
+                item.get("notes", ""),
+            )
     return entries
 
 

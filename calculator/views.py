@@ -36,8 +36,7 @@ from calculator.web import cache, saved
 from calculator.web import calculator as calculator_page
 from calculator.web import compare as compare_content
 from calculator.web import learn as learn_content
-from calculator.web.formatting import short_count
-from calculator.web.state import encode
+from calculator.web import presets as presets_content
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -94,37 +93,8 @@ def save(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def presets(request: HttpRequest) -> HttpResponse:
-    rows = []
-    for entry in services.presets():
-        d = entry.architecture.dims
-        targets = () if services.has_default_targets(entry.architecture) else _qv_targets(entry.architecture)
-        query = encode(source=("preset", entry.slug), dims={}, targets=targets, values={}, default_gpu="")
-        rows.append(
-            {
-                "slug": entry.slug,
-                "name": entry.name,
-                "family": entry.family,
-                "model_type": entry.architecture.model_type,
-                "params": short_count(entry.published_params),
-                "params_exact": f"{entry.published_params:,}",
-                "hidden": f"{d.hidden_size:,}",
-                "intermediate": f"{d.intermediate_size:,}",
-                "layers": d.num_hidden_layers,
-                "heads": f"{d.num_attention_heads}/{d.num_key_value_heads}",
-                "vocab": f"{d.vocab_size:,}",
-                "experts": d.num_local_experts,
-                "href": reverse("calculator") + "?" + query,
-                "source_url": entry.source_url,
-            }
-        )
-    return render(request, "calculator/presets.html", {"rows": rows, "nav": "presets"})
-
-
-def _qv_targets(arch: services.Architecture) -> tuple[str, ...]:
-    """Models without PEFT defaults open with the q,v-equivalent modules ticked."""
-    from calculator.web.targets import quick_picks
-
-    return quick_picks(arch.lora_module_names)["qv"]
+    context = presets_content.context(request.GET.get("q", ""), request.GET.get("family", ""))
+    return render(request, "calculator/presets.html", context)
 
 
 @require_GET

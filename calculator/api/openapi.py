@@ -14,6 +14,12 @@ from calculator.api.representation import MEMORY_FIELDS
 from calculator.schemas import LoraInput, ModelChoice, TrainingInput
 
 
+class LayerGroupOut(BaseModel):
+    stack: str
+    kind: str
+    layers: int
+
+
 class ModelOut(BaseModel):
     name: str
     model_type: str
@@ -30,6 +36,10 @@ class ModelOut(BaseModel):
     num_local_experts: int
     num_experts_per_tok: int
     target_module_names: list[str]
+    exact: bool
+    assumptions: list[str]
+    components: dict[str, int]
+    layers: list[LayerGroupOut]
 
 
 class ModuleOut(BaseModel):
@@ -83,6 +93,22 @@ class EstimateResponse(BaseModel):
     fits: list[FitOut]
     peft_config: str
     comparison: list[ScenarioOut]
+
+
+class PresetOut(BaseModel):
+    slug: str
+    name: str
+    family: str
+    model_type: str
+    base_params: int
+    published_params: int
+    published_params_exact: bool
+    params_note: str
+    components: dict[str, int]
+    layers: list[LayerGroupOut]
+    config: dict[str, object]
+    source_url: str
+    notes: str
 
 
 class ConfigurationResponse(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from calculator.services import Estimate, MemoryEstimate
+from calculator.services import Architecture, Estimate, MemoryEstimate, PresetEntry, layer_groups
 
 MEMORY_FIELDS = (
     "base_weights_bytes",
@@ -22,6 +22,11 @@ MEMORY_FIELDS = (
 
 def memory_dict(memory: MemoryEstimate) -> dict[str, int]:
     return {field: getattr(memory, field) for field in MEMORY_FIELDS}
+
+
+def layer_list(arch: Architecture) -> list[dict[str, Any]]:
+    """What the model is made of: each stack's layer kinds (text, vision_tower...) and how many layers."""
+    return [{"stack": g.role, "kind": g.kind, "layers": g.layers} for g in layer_groups(arch)]
 
 
 def estimate_dict(result: Estimate, *, comparison: bool = True) -> dict[str, Any]:
@@ -44,6 +49,10 @@ def estimate_dict(result: Estimate, *, comparison: bool = True) -> dict[str, Any
             "num_local_experts": dims.num_local_experts,
             "num_experts_per_tok": dims.num_experts_per_tok,
             "target_module_names": list(arch.lora_module_names),
+            "exact": arch.exact,
+            "assumptions": list(arch.assumptions),
+            "components": dict(arch.components),
+            "layers": layer_list(arch),
         },
         "lora": {
             "trainable_params": count.trainable_params,
@@ -84,3 +93,24 @@ def estimate_dict(result: Estimate, *, comparison: bool = True) -> dict[str, Any
             for s in result.comparison
         ]
     return data
+
+
+def preset_dict(entry: PresetEntry) -> dict[str, Any]:
+    """A catalog preset: ``base_params`` is what the calculator counts (what transformers builds from the
+    config, api.md's meaning); the published figure and why the two differ come beside it."""
+    arch = entry.architecture
+    return {
+        "slug": entry.slug,
+        "name": entry.name,
+        "family": entry.family,
+        "model_type": arch.model_type,
+        "base_params": arch.base_params,
+        "published_params": entry.published_params,
+        "published_params_exact": entry.published_params_exact,
+        "params_note": entry.params_note,
+        "components": dict(arch.components),
+        "layers": layer_list(arch),
+        "config": entry.config,
+        "source_url": entry.source_url,
+        "notes": entry.notes,
+    }

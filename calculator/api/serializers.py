@@ -9,16 +9,8 @@ from rest_framework import serializers
 
 from calculator import services
 from calculator.api.representation import estimate_dict
-from calculator.models import ModelPreset, SavedConfiguration
+from calculator.models import SavedConfiguration
 from calculator.schemas import pydantic_errors
-
-
-class PresetSerializer(serializers.ModelSerializer):
-    base_params = serializers.IntegerField(source="published_params", read_only=True)
-
-    class Meta:
-        model = ModelPreset
-        fields = ["slug", "name", "family", "base_params", "config", "source_url", "notes"]
 
 
 class ConfigurationUpdateSerializer(serializers.ModelSerializer):

@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, permissions, viewsets
-from rest_framework.exceptions import APIException, PermissionDenied
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -23,11 +23,11 @@ from rest_framework.views import APIView
 
 from calculator import services
 from calculator.api.errors import as_drf_error
-from calculator.api.openapi import ConfigurationResponse, EstimateResponse
-from calculator.api.representation import estimate_dict
-from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpdateSerializer, PresetSerializer
-from calculator.models import ModelPreset, SavedConfiguration
-from calculator.schemas import EstimateRequest, SaveRequest
+from calculator.api.openapi import ConfigurationResponse, EstimateResponse, PresetOut
+from calculator.api.representation import estimate_dict, preset_dict
+from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpdateSerializer
+from calculator.models import SavedConfiguration
+from calculator.schemas import PRESET_SLUG, EstimateRequest, SaveRequest
 from calculator.throttling import AnonSaveThrottle
 
 # "Try it out" in the API docs starts from these bodies, so each must answer 200/201 (a test posts them).
@@ -108,17 +108,24 @@ def estimate_body(body: bytes, catalog_version: int) -> bytes:
     return json.dumps(estimate_dict(services.compute_estimate(request=request)), separators=(",", ":")).encode()
 
 
-class PresetViewSet(viewsets.ReadOnlyModelViewSet):
-    """The published preset catalog."""
+class PresetViewSet(viewsets.ViewSet):
+    """The published preset catalog, as the calculator reads it (the services' catalog snapshot)."""
 
-    serializer_class = PresetSerializer
     lookup_field = "slug"
+    lookup_value_regex = PRESET_SLUG  # slugs have dots ("llama-3.1-8b"); the router's default refuses them
     authentication_classes: list[type] = []
     permission_classes = [permissions.AllowAny]
-    pagination_class = None
 
-    def get_queryset(self) -> Any:
-        return ModelPreset.objects.published()
+    @extend_schema(responses={200: PresetOut})  # a list action: drf-spectacular documents an array of them
+    def list(self, request: Request) -> Response:
+        return Response([preset_dict(entry) for entry in services.presets()])
+
+    @extend_schema(responses={200: PresetOut, 404: OpenApiResponse(description="No published preset by that slug.")})
+    def retrieve(self, request: Request, slug: str) -> Response:
+        entry = services.find_preset(slug)
+        if entry is None:
+            raise NotFound(f"No published preset {slug!r}.")
+        return Response(preset_dict(entry))
 
 
 class IsOwner(permissions.BasePermission):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from .adapter_file import adapter_file_bytes
-from .architecture import Architecture
+from .architecture import Architecture, Kind
 from .errors import InputError
 from .estimate import Estimate
 from .lora import AdaptedModule, LoraCount, LoraSettings, count_lora
@@ -31,6 +31,38 @@ def has_default_targets(arch: Architecture) -> bool:
     except InputError:
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class LayerGroup:
+    """Layers of one kind in one stack (a hybrid model's linear-attention layers, a vision tower's layers)."""
+
+    role: str  # text | vision_tower | audio_tower ...
+    kind: str  # the layer kind's name (full_attention, linear_attention, moe, conv, ...)
+    layers: int
+
+
+def layer_groups(arch: Architecture) -> tuple[LayerGroup, ...]:
+    """What the model is made of, per stack and layer kind, in model order (the page lists it)."""
+    return tuple(
+        LayerGroup(stack.role, kind.name, len(stack.layers_of(index)))
+        for stack in arch.stacks
+        for index, kind in enumerate(stack.kinds)
+    )
+
+
+def expert_params(arch: Architecture) -> int:
+    """Parameters in 3-D MoE expert tensors: transformers 5 stores experts as 3-D parameters, which
+    bitsandbytes does not quantize (they are not nn.Linear), so a 4-bit MoE base keeps them in 16 bit."""
+    return sum(
+        param.numel * len(stack.layers_of(index))
+        for stack in arch.stacks
+        for index, kind in enumerate(stack.kinds)
+        for module in kind.modules
+        if module.kind is Kind.EXPERTS
+        for param in module.params
+        if len(param.shape) == 3
+    )
 
 
 def parameter_reduction(count: LoraCount) -> float:

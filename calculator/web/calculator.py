@@ -27,8 +27,9 @@ from calculator.web import errors as error_mapping
 from calculator.web import labels
 from calculator.web.fields import BY_NAME, DIM_FIELDS, FORM_ONLY_PARAMS, SECTION_FIELDS, SECTION_TITLES
 from calculator.web.form import Reading, read
+from calculator.web.model import model_facts
 from calculator.web.present import present
-from calculator.web.state import write
+from calculator.web.state import write, write_layers
 from calculator.web.targets import PICKS
 
 TEMPLATE = "calculator/index.html"
@@ -57,8 +58,24 @@ def summary(reading: Reading, results: services.CalculatorResults | None) -> dic
 
 def results_html(reading: Reading, r: dict[str, Any] | None) -> str:
     if r is None:
-        return _render("errors", {"errors": error_mapping.error_list(reading.errors)})
-    return get_template("calculator/_results.html").render({"r": r, "canonical": reading.canonical})
+        return _render("errors", errors_context(reading))
+    context = {"r": r, "canonical": reading.canonical, "custom_href": _custom_href(reading)}
+    return get_template("calculator/_results.html").render(context)
+
+
+def errors_context(reading: Reading) -> dict[str, Any]:
+    """The errors panel: each wrong field, and for a model that cannot be read, custom dimensions
+    prefilled from the keys it has."""
+    return {
+        "error_list": error_mapping.error_list(reading.errors),
+        "model_error": reading.model_error and reading.source.kind != "custom",
+        "custom_href": _custom_href(reading) if reading.model_error else "",
+    }
+
+
+def _custom_href(reading: Reading) -> str:
+    query = reading.custom_link()
+    return f"{reverse('calculator')}?{query}" if query else ""
 
 
 @dataclass
@@ -68,6 +85,7 @@ class Fragment:
     status: int
     body: bytes
     push_url: str = ""
+    reswap: str = ""  # "none": only the out-of-band parts change (the last good results stay)
 
     @cached_property
     def gzipped(self) -> bytes:
@@ -83,27 +101,34 @@ class Fragment:
         patch_vary_headers(response, ("Accept-Encoding",))
         if self.push_url:
             response["HX-Push-Url"] = self.push_url
+        if self.reswap:
+            response["HX-Reswap"] = self.reswap
         return response
 
 
 def fragment(query: QueryDict) -> Fragment:
     reading, results = compute(query, live=True)
     r = summary(reading, results)
+    if r is None and reading.model_error:
+        # The model cannot be read: say why above the last good results, which stay (marked stale).
+        return Fragment(400, out_of_band(reading, r, keep=True).encode(), reswap="none")
     body = results_html(reading, r) + out_of_band(reading, r)
     if r is None:
         return Fragment(400, body.encode())
     return Fragment(200, body.encode(), f"{reverse('calculator')}?{reading.canonical}")
 
 
-def out_of_band(reading: Reading, r: dict[str, Any] | None) -> str:
-    """The swaps that go with a results fragment, each a partial of the page's template."""
-    context: dict[str, Any] = {**form_context(reading), "oob": True, "r": r}
+def out_of_band(reading: Reading, r: dict[str, Any] | None, *, keep: bool = False) -> str:
+    """The swaps that go with a results fragment, each a partial of the page's template. ``keep``: the
+    results are not replaced, and the model problem is shown above them."""
+    context: dict[str, Any] = {**form_context(reading), "oob": True, "r": r, "keep": keep, **errors_context(reading)}
     parts = [
         _render("field_error", {"oob": True, "name": name, "error": context["errors"][name]})
         for name in reading.errors
         if name in ERROR_SLOTS
     ]
-    parts += [_render(name, context) for name in (*sorted(reading.refresh), "scaling_hint", "announce")]
+    always = ("model_facts", "model_problem", "scaling_hint", "announce")
+    parts += [_render(name, context) for name in (*sorted(reading.refresh), *always)]
     parts.append(get_template("base.html#learn_link").render(context))
     return "".join(parts)
 
@@ -205,6 +230,7 @@ def form_context(reading: Reading) -> dict[str, Any]:
             for name in DIM_FIELDS
         ],
         "modules": [{"name": n, "checked": n in shown} for n in reading.module_names],
+        "facts": model_facts(reading),
         "picks": [
             {"key": k, "label": label, "names": " ".join(reading.picks.get(k, ()))}
             for k, label in PICKS
@@ -221,6 +247,8 @@ def _field(f: Any, v: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
         current = ", ".join(value)
     elif f.kind == "layers" and isinstance(value, list):
         current = ",".join(str(i) for i in value)
+    elif f.kind == "tokens" and isinstance(value, list):
+        current = write_layers(value)  # runs of new tokens as ranges
     return {
         "name": f.name,
         "kind": f.kind,
@@ -233,7 +261,7 @@ def _field(f: Any, v: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
         "suggestions": [str(n) for n in labels.SUGGESTIONS.get(f.name, ())],
         "numeric": (f.kind == "int" and "numeric") or (f.kind == "float" and "decimal") or "",
         "error": errors.get(f.name, ""),
-        "wide": f.kind in ("names", "layers", "gpu") or (f.kind == "bool" and bool(f.hint)),
+        "wide": f.kind in ("names", "layers", "tokens", "gpu") or (f.kind == "bool" and bool(f.hint)),
     }
 
 

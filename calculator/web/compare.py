@@ -368,8 +368,28 @@ def _model_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
             continue
         arch = i.result.architecture
         sub = f"{arch.model_type} · {fmt.short_count(arch.base_params)} parameters"
+        if not arch.exact:
+            sub += " · approximate reading"
         cells.append(_cell(label, (label, arch.base_params), sub=sub))
-    return [_row("Model", cells)]
+    rows = [_row("Model", cells)]
+    if any(i.result is not None and not i.result.architecture.exact for i in items):
+        rows.append(
+            _results(
+                items,
+                "Reading",
+                lambda r: _cell("exact" if r.architecture.exact else "approximate", r.architecture.exact),
+            )
+        )
+    return rows
+
+
+def _approximate(items: Sequence[_Item]) -> list[dict[str, Any]]:
+    """The columns read approximately (an unknown model_type), with what was assumed: said above the table."""
+    return [
+        {"name": i.name, "assumptions": list(i.result.architecture.assumptions)}
+        for i in items
+        if i.result is not None and not i.result.architecture.exact
+    ]
 
 
 def comparison(items: Sequence[_Item]) -> dict[str, Any]:
@@ -406,4 +426,5 @@ def comparison(items: Sequence[_Item]) -> dict[str, Any]:
         "row_count": len(rows),
         "slugs": slugs,
         "can_add": len(slugs) < MAX_COMPARED,
+        "approximate": _approximate(items),
     }

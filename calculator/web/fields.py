@@ -23,7 +23,7 @@ from calculator.web import labels
 class Field:
     name: str
     group: str  # the request group it fills: lora | training | page
-    kind: str  # int | float | bool | choice | names | layers | gpu
+    kind: str  # int | float | bool | choice | names | layers | tokens | gpu
     default: object = None
     choices: tuple[str, ...] = ()
     minimum: float | None = None
@@ -48,6 +48,8 @@ def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
     if annotation in (bool, int, float):
         return annotation.__name__, ()
     args = set(typing.get_args(annotation))
+    if dict[str, list[int]] in args:
+        return "tokens", ()  # trainable_token_indices: the page takes the input embedding's list form
     if list[int] in args:
         return "layers", ()  # int | list[int] | None: layer indexes, written as ranges
     if list[str] in args:
@@ -91,6 +93,8 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ("lora", "use_dora"),
             ("lora", "modules_to_save"),
             ("lora", "layers_to_transform"),
+            ("lora", "trainable_token_indices"),
+            ("lora", "ensure_weight_tying"),
         ),
     ),
     (

@@ -64,10 +64,32 @@ class Reading:
     options: PageOptions | None = None
     dims: Mapping[str, Any] = field(default_factory=dict)  # given (custom) or edited dimension fields
     canonical: str = ""
+    arch: services.Architecture | None = None  # the model the request means (edits applied), when it builds
 
     @property
     def ok(self) -> bool:
         return self.request is not None and self.options is not None and not self.errors
+
+    @property
+    def model_error(self) -> bool:
+        """Whether the model itself is what fails (the page then keeps the last good results)."""
+        return any(name in MODEL_FIELDS for name in self.errors)
+
+    def custom_link(self) -> str:
+        """The canonical query of custom dimensions prefilled from what the dimension fields show (a pasted
+        config's usual keys, or the model read approximately), keeping every other input; "" when there is
+        nothing to prefill."""
+        dims = {name: self.values[name] for name in DIM_FIELDS if _is_dimension(self.values.get(name))}
+        if not dims or self.source.kind == "custom":
+            return ""
+        targets = self.values.get("target_modules")
+        return state.encode(
+            source=None,
+            dims=dims,
+            targets=targets if isinstance(targets, str) else None,
+            values=self.values,
+            default_gpu=services.default_gpu().name,
+        )
 
     def link(self, changes: Mapping[str, object]) -> str:
         """The canonical query of this state with some fields changed (advice's "apply" links)."""
@@ -88,6 +110,14 @@ class Reading:
         for name, messages in mapped.items():
             merged.setdefault(name, []).extend(messages)
         return replace(self, errors=merged, request=None, options=None)
+
+
+MODEL_FIELDS = frozenset({"preset", "hf_config", *DIM_FIELDS})
+UNREADABLE = "config:?"  # the source id of a pasted text that is not a config.json
+
+
+def _is_dimension(value: object) -> bool:
+    return isinstance(value, bool) or (isinstance(value, int) and value > 0)
 
 
 def _last(query: QueryDict, name: str) -> str | None:
@@ -123,9 +153,10 @@ def read(query: QueryDict, *, live: bool = False) -> Reading:
     applicable = services.dimensions_read(
         model_type=source.arch.model_type if source.kind != "custom" and source.arch else None
     )
-    model, dims = _model(
-        query, source, values, errors, applicable, use_submitted=source.kind == "custom" or not source_changed
-    )
+    if source.kind == "config" and source.arch is None:
+        applicable = frozenset()  # a config that does not build: its usual keys are shown, not edited
+    use_submitted = source.kind == "custom" or (not source_changed and source.arch is not None)
+    model, dims = _model(query, source, values, errors, applicable, use_submitted=use_submitted)
     arch = _final_arch(model)
     lora, training, page = _scalars(query, values, errors)
     names = arch.lora_module_names if arch else ()
@@ -166,6 +197,7 @@ def read(query: QueryDict, *, live: bool = False) -> Reading:
         request=request,
         options=options,
         dims=dims,
+        arch=arch,
     )
     return replace(reading, canonical=reading.link({}))
 
@@ -186,11 +218,14 @@ def _source(query: QueryDict, errors: dict[str, list[str]]) -> tuple[Source, boo
     text = (_last(query, "hf_config") or "").strip()
     preset = _last(query, "preset")
     src = _last(query, "src")
+    config: dict[str, Any] | None = None
     if text:
         config, problem = state.read_config(text)
-        if config is None:
+        # A preset picked after an unreadable text replaces it, as it replaces a readable one.
+        if config is None and not (preset and src == UNREADABLE):
             errors.setdefault("hf_config", []).append(problem)
-            return Source("config", "config:?", config_text=text), False
+            return Source("config", UNREADABLE, config_text=text), False
+    if config is not None:
         config_text = state.compact(config)
         config_id = "config:" + hashlib.sha1(config_text.encode()).hexdigest()[:12]
         if not (preset and src == config_id):
@@ -228,7 +263,12 @@ def _model(
     values["preset"] = source.preset.slug if source.preset else ""
     values["hf_config"] = source.config_text if source.kind == "config" else ""
     values["src"] = source.id
-    base = services.dimension_values(source.arch) if source.arch else {}
+    if source.arch is not None:
+        base: Mapping[str, Any] = services.dimension_values(source.arch)
+    elif source.kind == "config" and source.config is not None:
+        base = services.dimensions_from_config(config=source.config)  # what custom dimensions would start from
+    else:
+        base = {}
     given: dict[str, Any] = {}
     for name in DIM_FIELDS:
         raw = _last(query, name) if use_submitted and name in applicable else None

@@ -31,6 +31,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "use_dora": ("use_dora", ""),
     "modules_to_save": ("modules_to_save", "comma-separated, e.g. lm_head"),
     "layers_to_transform": ("layers_to_transform", "e.g. 0-15 or 0,2,4; empty: all"),
+    "trainable_token_indices": (
+        "trainable_token_indices",
+        "token ids whose embedding rows train, e.g. new special tokens 151665-151668",
+    ),
+    "ensure_weight_tying": ("ensure_weight_tying", "keep a tied embedding and output head tied in the adapter"),
     "base_dtype": ("Base precision", ""),
     "double_quant": ("Double quantization", "4-bit only"),
     "prepare_model_for_kbit_training": (
@@ -85,3 +90,36 @@ def hint(field: str) -> str:
 
 def choice(field: str, value: str) -> str:
     return CHOICES.get(field, {}).get(value, value)
+
+
+# Layer kinds as the families name them (a hybrid kind is "<mixer>+<feed-forward>"), and the stacks they are in.
+LAYER_PARTS: dict[str, str] = {
+    "full_attention": "full attention",
+    "sliding_attention": "sliding-window attention",
+    "full_attention_shared": "full attention (KV shared)",
+    "sliding_attention_shared": "sliding-window attention (KV shared)",
+    "linear_attention": "linear attention (Gated DeltaNet)",
+    "attention": "attention",
+    "self_attention": "self-attention",
+    "cross_attention": "cross-attention (image)",
+    "rope": "RoPE attention",
+    "nope": "attention without positions (NoPE)",
+    "conv": "short convolution",
+    "moe": "mixture of experts",
+    "mlp": "dense MLP",
+    "wide": "wide MLP",
+}
+STACKS: dict[str, str] = {"text": "Text layers", "vision_tower": "Vision tower", "audio_tower": "Audio tower"}
+COMPONENTS: dict[str, str] = {
+    "language_model": "language model",
+    "vision_tower": "vision tower",
+    "audio_tower": "audio tower",
+    "projector": "projector",
+    "audio_projector": "audio projector",
+    "lm_head": "output head",
+}
+
+
+def layer_kind(name: str) -> str:
+    """``linear_attention+moe`` -> "linear attention (Gated DeltaNet) + mixture of experts"."""
+    return " + ".join(LAYER_PARTS.get(part, part.replace("_", " ")) for part in name.split("+"))

@@ -28,6 +28,8 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
     return {
         "name": result.name or arch.family or arch.model_type,
         "model_type": arch.model_type,
+        "approximate": not arch.exact,
+        "assumptions": list(arch.assumptions),
         "base_params": fmt.count(arch.base_params),
         "base_short": fmt.short_count(arch.base_params),
         "trainable": fmt.count(count.trainable_params),

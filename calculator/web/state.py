@@ -22,12 +22,14 @@ TRUE = frozenset({"true", "on", "1", "yes"})
 FALSE = frozenset({"false", "off", "0", "no", ""})
 MAX_CONFIG_CHARS = 200_000
 MAX_RANGE = 4096
+MAX_TOKEN_RANGE = 1024  # trainable_token_indices: a range of new tokens (the schema bounds the list too)
 ALL_LINEAR = "all-linear"
 
 NOT_A_WHOLE_NUMBER = "Enter a whole number (digits only)."
 NOT_A_NUMBER = "Enter a number."
 NOT_A_BOOLEAN = "Enter true or false."
 NOT_LAYERS = "Use layer indexes like 0,1,2 or ranges like 0-7."
+NOT_TOKENS = "Use token ids like 128000,128001 or ranges like 128000-128015."
 
 
 def read_int(text: str) -> int | None:
@@ -48,17 +50,18 @@ def read_bool(text: str) -> bool | None:
     return True if low in TRUE else False if low in FALSE else None
 
 
-def read_layers(text: str) -> list[int] | None:
+def read_layers(text: str, *, digits: int = 4, widest: int = MAX_RANGE) -> list[int] | None:
     """``0,1,2`` or ``0-7, 12`` -> indexes; None when unreadable."""
     out: list[int] = []
+    number = rf"(\d{{1,{digits}}})"
     for part in re.split(r"[,\s]+", text.strip()):
         if not part:
             continue
-        m = re.fullmatch(r"(\d{1,4})(?:-(\d{1,4}))?", part)
+        m = re.fullmatch(rf"{number}(?:-{number})?", part)
         if not m:
             return None
         a, b = int(m[1]), int(m[2] or m[1])
-        if b < a or b - a > MAX_RANGE:
+        if b < a or b - a > widest:
             return None
         out.extend(range(a, b + 1))
     return out
@@ -82,11 +85,14 @@ def read_names(text: str) -> list[str] | None:
 def read_field(field: Field, text: str) -> tuple[Any, str]:
     """(value, "") or (None, what is wrong). Empty text means the default (for lists: none)."""
     stripped = text.strip()
-    if field.kind in ("names", "layers"):
+    if field.kind in ("names", "layers", "tokens"):
         if not stripped:
             return None, ""
         if field.kind == "names":
             return read_names(stripped), ""
+        if field.kind == "tokens":
+            tokens = read_layers(stripped, digits=7, widest=MAX_TOKEN_RANGE)
+            return (tokens, "") if tokens is not None else (None, NOT_TOKENS)
         layers = read_layers(stripped)
         return (layers, "") if layers is not None else (None, NOT_LAYERS)
     if not stripped:
@@ -123,7 +129,7 @@ def write(value: object) -> str:
 def write_field(field: Field, value: object) -> str:
     if field.kind == "names" and isinstance(value, (list, tuple)):
         return ",".join(value)
-    if field.kind == "layers" and isinstance(value, (list, tuple)):
+    if field.kind in ("layers", "tokens") and isinstance(value, (list, tuple)):
         return write_layers(value)
     if field.kind == "layers" and isinstance(value, int):
         return write_layers([value])

@@ -13,6 +13,11 @@ PAGES = [
     "/?preset=gpt2&r=0",
     "/?preset=mixtral-8x7b&target_modules=all-linear&base_dtype=nf4",
     "/presets/",
+    "/presets/?family=Gemma+3",
+    "/?preset=gemma-3-4b",
+    "/?preset=qwen3.5-35b-a3b&target_modules=q_proj&target_modules=v_proj",
+    "/?hf_config=%7B%22model_type%22%3A%22my_llm%22%2C%22hidden_size%22%3A1024%2C%22num_hidden_layers%22%3A8%2C"
+    "%22num_attention_heads%22%3A8%2C%22vocab_size%22%3A32000%7D&target_modules=q_proj",
     "/learn/",
     "/learn/accuracy/",
     "/compare/?c=llama-3.1-8b&c=qwen2.5-7b",
