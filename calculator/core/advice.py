@@ -1,13 +1,12 @@
-"""Advice for one GPU, computed from the memory model rather than written by hand.
+"""Advice for one GPU: the changes that bring a configuration under the card with the safety margin, each
+with its peak, verdict, and effect on time and cost, ordered by what they cost the user.
 
-For the chosen card: the largest micro-batch and the longest sequence that fit, and, when the
-configuration does not fit, what each usual remedy (gradient checkpointing, a 4-bit base, an 8-bit
-optimizer, a smaller rank, a smaller micro-batch, a shorter sequence) would bring the peak to.
-
-Peak memory grows monotonically with the micro-batch, the sequence length and the rank, so "the
-largest value that fits" is a search over a monotone function; `largest_fitting` interpolates
-(the peak is close to affine in batch and rank, and at most quadratic in sequence length) and
-falls back to bisection, so an answer costs a handful of `memory_estimate` calls, not dozens.
+The remedies people use, alone and combined: gradient checkpointing; a smaller micro-batch with more
+gradient accumulation (the same effective batch); a paged 8-bit optimizer; a 4-bit base (QLoRA); LoRA on
+attention only; sharding over more GPUs (FSDP); a smaller rank; shorter sequences. A change already in
+effect is never offered. Rows are ordered by verdict (fits, then tight), then by what the change costs the
+user (nothing but time: checkpointing, accumulation; hardware or numerics: more GPUs, an 8-bit optimizer;
+a quantized base; a smaller adapter; truncated data), then by money (or time when the card has no price).
 """
 
 from __future__ import annotations
@@ -15,39 +14,57 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import combinations
 
 from .architecture import Architecture
-from .bounds import MAX_BATCH_SIZE, MAX_SEQ_LEN
+from .bounds import MAX_SEQ_LEN
 from .estimate import memory_estimate
-from .gpus import Gpu
-from .lora import LoraCount, LoraSettings, count_lora
+from .flops import attention_module_names, flops_form
+from .form import lora_count, memory_form
+from .gpus import DOES_NOT_FIT, FITS, TIGHT, Gpu, safety_margin_bytes, verdict
+from .lora import LoraSettings
+from .runtime import PlanSettings, TimeEstimate, time_estimate
 from .training import TrainingSettings
 
 QUANTIZED_4BIT = ("nf4", "fp4")
-EIGHT_BIT_OPTIMIZERS = ("adamw_8bit", "paged_adamw_8bit")
+ADAMW = ("adamw",)
+VERDICT_ORDER = {FITS: 0, TIGHT: 1, DOES_NOT_FIT: 2}
+MAX_ROWS = 12
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One remedy: what to change (API field paths and values), and the peak it leads to."""
+    """One advice row (api.md ``advice``: ``changes``, ``total_bytes``, ``verdict``, ``total_seconds``)."""
 
-    key: str  # gradient_checkpointing | qlora | optimizer_8bit | rank | batch_size | seq_len | combined
+    key: str  # the changes' keys joined by "+": gradient_checkpointing, batch_size, optimizer_8bit, qlora, ...
     label: str
-    settings: tuple[tuple[str, object], ...]  # e.g. (("training.gradient_checkpointing", True),)
+    settings: tuple[tuple[str, object], ...]  # (API field path, new value), e.g. ("training.batch_size", 1)
     total_bytes: int
-    fits: bool
+    fits: bool  # the peak is at most the card's memory
+    verdict: str = FITS  # with the safety margin
+    total_seconds: float | None = None  # for the dataset (None without one, or without the card's peak)
+    cost: float | None = None  # USD on this card (all its GPUs), None without a price or a dataset
+    tier: int = 0  # what the change costs the user beyond time and money (see the module doc)
+    tokens_per_second: float | None = None  # all GPUs; None without the card's peak
+    given_up: float = 1.0  # the share of sequence (or rank) the change gives up, as old / new (1: none)
+
+    @property
+    def changes(self) -> dict[str, object]:
+        return dict(self.settings)
 
 
 @dataclass(frozen=True, slots=True)
 class Advice:
     gpu: Gpu
     total_bytes: int
-    fits: bool
+    fits: bool  # at most the card's memory
     headroom_bytes: int  # negative when it does not fit
-    max_batch_size: int | None  # largest micro-batch at this sequence length; None: not even 1
-    max_seq_len: int | None  # longest sequence at this micro-batch; None: not even 1 token
+    max_batch_size: int | None  # largest micro-batch at this sequence length within the limit; None: not even 1
+    max_seq_len: int | None  # longest sequence at this micro-batch within the limit; None: not even 1 token
     seq_len_limit: int  # where the sequence search stops (the model's context, if known)
-    changes: tuple[Change, ...]  # remedies, each alone, then together; empty when it fits
+    changes: tuple[Change, ...]  # best first; empty when the configuration fits with the margin
+    verdict: str = FITS
+    margin_bytes: int = 0
 
 
 def largest_fitting(peak: Callable[[int], int], limit: int, hi: int, *, lo: int = 1) -> int | None:
@@ -105,117 +122,295 @@ def _interpolate(seen: dict[int, int], lo: int, hi: int, limit: int) -> int | No
     return int(x0 + (limit - y0) * (x1 - x0) / (y1 - y0))
 
 
-def advise(arch: Architecture, lora: LoraSettings, training: TrainingSettings, gpu: Gpu) -> Advice:
-    """Raises whatever `estimate` raises for invalid inputs; call it with inputs `estimate` accepted."""
-    return _advise(arch, lora, training, gpu)
-
-
-@lru_cache(maxsize=512)
-def _advise(arch: Architecture, lora: LoraSettings, training: TrainingSettings, gpu: Gpu) -> Advice:
-    count = count_lora(arch, lora)
-    limit = gpu.memory_bytes
-
-    seen: dict[tuple[TrainingSettings, int], int] = {}
-
-    def peak(t: TrainingSettings, c: LoraCount = count) -> int:
-        key = (t, c.trainable_params)
-        if key not in seen:
-            seen[key] = memory_estimate(arch, c, t).total_bytes
-        return seen[key]
-
-    total = peak(training)
-    fits = total <= limit
-    seq_limit = min(arch.dims.max_position_embeddings or MAX_SEQ_LEN, MAX_SEQ_LEN)
-    seq_limit = max(seq_limit, training.seq_len)
-    if fits:
-        max_batch = largest_fitting(
-            lambda b: peak(replace(training, batch_size=b)), limit, MAX_BATCH_SIZE, lo=training.batch_size
-        )
-        max_seq = largest_fitting(lambda s: peak(replace(training, seq_len=s)), limit, seq_limit, lo=training.seq_len)
-    else:
-        max_batch = largest_fitting(lambda b: peak(replace(training, batch_size=b)), limit, training.batch_size)
-        max_seq = largest_fitting(lambda s: peak(replace(training, seq_len=s)), limit, training.seq_len)
-    changes: tuple[Change, ...] = ()
-    if not fits:
-        changes = _remedies(arch, lora, training, limit, peak, max_batch, max_seq)
-    return Advice(gpu, total, fits, limit - total, max_batch, max_seq, seq_limit, changes)
-
-
-def _remedies(
+def advise(
     arch: Architecture,
     lora: LoraSettings,
     training: TrainingSettings,
-    limit: int,
-    peak: Callable[..., int],
-    max_batch: int | None,
-    max_seq: int | None,
-) -> tuple[Change, ...]:
-    changes: list[Change] = []
-    combined = training
-    combined_settings: list[tuple[str, object]] = []
+    gpu: Gpu,
+    plan: PlanSettings | None = None,
+) -> Advice:
+    """Advice for ``gpu``. Without ``plan`` the limit is the card itself (the v1 meaning: no margin);
+    with one, its safety margin, accumulation and dataset shape verdicts, time and cost. Raises whatever
+    `estimate` raises for invalid inputs; call it with inputs `estimate` accepted."""
+    return _advise(arch, lora, training, gpu, plan if plan is not None else PlanSettings(safety_margin=0.0))
 
-    def single(key: str, label: str, settings: tuple[tuple[str, object], ...], changed: TrainingSettings) -> None:
-        value = peak(changed)
-        changes.append(Change(key, label, settings, value, value <= limit))
 
+@dataclass(frozen=True, slots=True)
+class _Toggle:
+    key: str
+    tier: int
+    label: str
+    settings: tuple[tuple[str, object], ...]
+    apply: Callable[[LoraSettings, TrainingSettings], tuple[LoraSettings, TrainingSettings]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """A candidate: the changes so far and the configuration they lead to."""
+
+    keys: tuple[str, ...]
+    labels: tuple[str, ...]
+    settings: tuple[tuple[str, object], ...]
+    tier: int
+    lora: LoraSettings
+    training: TrainingSettings
+    accumulation: int
+    given_up: float = 1.0
+
+    def then(
+        self,
+        key: str,
+        label: str,
+        settings: tuple[tuple[str, object], ...],
+        tier: int,
+        *,
+        lora: LoraSettings | None = None,
+        training: TrainingSettings | None = None,
+        accumulation: int | None = None,
+        given_up: float = 1.0,
+    ) -> _Row:
+        return _Row(
+            (*self.keys, key),
+            (*self.labels, label),
+            (*self.settings, *settings),
+            max(self.tier, tier),
+            self.lora if lora is None else lora,
+            self.training if training is None else training,
+            self.accumulation if accumulation is None else accumulation,
+            self.given_up * given_up,
+        )
+
+    @staticmethod
+    def of(toggles: tuple[_Toggle, ...], lora: LoraSettings, training: TrainingSettings, accumulation: int) -> _Row:
+        row = _Row((), (), (), 0, lora, training, accumulation)
+        for toggle in toggles:
+            lora, training = toggle.apply(lora, training)
+            row = row.then(toggle.key, toggle.label, toggle.settings, toggle.tier, lora=lora, training=training)
+        return row
+
+
+@lru_cache(maxsize=512)
+def _advise(arch: Architecture, lora: LoraSettings, training: TrainingSettings, gpu: Gpu, plan: PlanSettings) -> Advice:
+    form = memory_form(arch, lora, training)
+    b, s, r, n = training.batch_size, training.seq_len, lora.r, training.num_gpus
+    margin = safety_margin_bytes(gpu.memory_bytes, plan.safety_margin)
+    limit = gpu.memory_bytes - margin
+    total = form.total(b, s, r, n)
+    seq_limit = max(min(arch.dims.max_position_embeddings or MAX_SEQ_LEN, MAX_SEQ_LEN), s)
+    current = verdict(total, gpu.memory_bytes, plan.safety_margin)
+    changes: tuple[Change, ...] = ()
+    if current != FITS:
+        changes = _remedies(arch, lora, training, plan, gpu, limit)
+    return Advice(
+        gpu=gpu,
+        total_bytes=total,
+        fits=total <= gpu.memory_bytes,
+        headroom_bytes=gpu.memory_bytes - total,
+        max_batch_size=form.max_batch_size(limit, s, r, n),
+        max_seq_len=form.max_seq_len(limit, b, r, n, hi=seq_limit),
+        seq_len_limit=seq_limit,
+        changes=changes,
+        verdict=current,
+        margin_bytes=margin,
+    )
+
+
+def _toggles(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> list[_Toggle]:
+    toggles = []
     if not training.gradient_checkpointing:
-        settings: tuple[tuple[str, object], ...] = (("training.gradient_checkpointing", True),)
-        single(
-            "gradient_checkpointing",
-            "Turn on gradient checkpointing",
-            settings,
-            replace(training, gradient_checkpointing=True),
-        )
-        combined = replace(combined, gradient_checkpointing=True)
-        combined_settings += settings
-    if training.optimizer == "adamw":
-        settings = (("training.optimizer", "paged_adamw_8bit"),)
-        single(
-            "optimizer_8bit",
-            "Use the paged 8-bit AdamW optimizer",
-            settings,
-            replace(training, optimizer="paged_adamw_8bit"),
-        )
-        combined = replace(combined, optimizer="paged_adamw_8bit")
-        combined_settings += settings
-    if training.base_dtype not in QUANTIZED_4BIT:
-        settings = (("training.base_dtype", "nf4"), ("training.double_quant", True))
-        single(
-            "qlora",
-            "Load the base in 4-bit NF4 with double quantization (QLoRA)",
-            settings,
-            replace(training, base_dtype="nf4", double_quant=True),
-        )
-        combined = replace(combined, base_dtype="nf4", double_quant=True)
-        combined_settings += settings
-    if training.batch_size > 1 and max_batch is not None:
-        single(
-            "batch_size",
-            f"Use a micro-batch of {max_batch} (and gradient accumulation)",
-            (("training.batch_size", max_batch),),
-            replace(training, batch_size=max_batch),
-        )
-    if max_seq is not None and max_seq < training.seq_len:
-        single(
-            "seq_len",
-            f"Shorten sequences to {max_seq:,} tokens",
-            (("training.seq_len", max_seq),),
-            replace(training, seq_len=max_seq),
-        )
-    if lora.r > 1 and not lora.rank_pattern:
-        r = largest_fitting(lambda x: peak(training, count_lora(arch, replace(lora, r=x))), limit, lora.r - 1)
-        if r is not None:
-            value = peak(training, count_lora(arch, replace(lora, r=r)))
-            changes.append(Change("rank", f"Lower the rank to r={r}", (("lora.r", r),), value, value <= limit))
-    if len({path for path, _ in combined_settings} - {"training.double_quant"}) > 1:
-        value = peak(combined)
-        changes.append(
-            Change(
-                "combined",
-                "All of gradient checkpointing, 8-bit AdamW and QLoRA together",
-                tuple(combined_settings),
-                value,
-                value <= limit,
+        toggles.append(
+            _Toggle(
+                "gradient_checkpointing",
+                0,
+                "Turn on gradient checkpointing",
+                (("training.gradient_checkpointing", True),),
+                lambda lo, t: (lo, replace(t, gradient_checkpointing=True)),
             )
         )
-    return tuple(changes)
+    if training.optimizer in ADAMW:
+        toggles.append(
+            _Toggle(
+                "optimizer_8bit",
+                1,
+                "Use the paged 8-bit AdamW optimizer",
+                (("training.optimizer", "paged_adamw_8bit"),),
+                lambda lo, t: (lo, replace(t, optimizer="paged_adamw_8bit")),
+            )
+        )
+    if training.base_dtype not in QUANTIZED_4BIT:
+        toggles.append(
+            _Toggle(
+                "qlora",
+                2,
+                "Load the base in 4-bit NF4 with double quantization (QLoRA)",
+                (("training.base_dtype", "nf4"), ("training.double_quant", True)),
+                lambda lo, t: (lo, replace(t, base_dtype="nf4", double_quant=True)),
+            )
+        )
+    attention = _attention_only(arch, lora)
+    if attention is not None:
+        toggles.append(
+            _Toggle(
+                "targets",
+                3,
+                f"LoRA on attention only ({', '.join(attention)})",
+                (("lora.target_modules", attention),),
+                lambda lo, t: (replace(lo, target_modules=attention, layers_to_transform=None), t),
+            )
+        )
+    return toggles
+
+
+def _attention_only(arch: Architecture, lora: LoraSettings) -> tuple[str, ...] | None:
+    """The attention projections' names, when LoRA currently adapts something else too."""
+    names = attention_module_names(arch)
+    if not names or lora.target_parameters or lora.rank_pattern:
+        return None
+    adapted = {m.name for m in lora_count(arch, lora, lora.r).modules}
+    return names if adapted - set(names) else None
+
+
+def _remedies(
+    arch: Architecture, lora: LoraSettings, training: TrainingSettings, plan: PlanSettings, gpu: Gpu, limit: int
+) -> tuple[Change, ...]:
+    toggles = _toggles(arch, lora, training)
+    g = plan.gradient_accumulation_steps
+    rows: list[_Row] = []
+    for size in range(len(toggles) + 1):
+        for chosen in combinations(toggles, size):
+            row = _Row.of(chosen, lora, training, g)
+            if chosen:
+                rows.append(row)
+            if _peak(arch, row.lora, row.training) > limit:
+                split = _split(arch, row, limit)
+                if split is not None:
+                    rows.append(split)
+    for prefix in _cheap_prefixes(toggles):
+        if len(prefix) > 1 and any(r.tier <= 1 and _peak(arch, r.lora, r.training) <= limit for r in rows):
+            break  # cheap changes already fit: no need to look further up for sequences, GPUs or ranks
+        rows += _structural(arch, _Row.of(prefix, lora, training, g), limit)
+    changes = [_change(arch, row, plan, gpu) for row in rows]
+    singles = {row.keys[0] for row in rows if len(row.keys) == 1}
+    kept = [c for c in changes if c.verdict != DOES_NOT_FIT or (c.key in singles and "+" not in c.key)]
+    unique = {c.settings: c for c in sorted(kept, key=_order)}
+    # a change on top of a set that already fits with the margin is one change too many
+    enough = [set(c.settings) for c in unique.values() if c.verdict == FITS]
+    useful = [c for c in unique.values() if not any(fit < set(c.settings) for fit in enough)]
+    return tuple(sorted(useful, key=_order))[:MAX_ROWS]
+
+
+def _cheap_prefixes(toggles: list[_Toggle]) -> list[tuple[_Toggle, ...]]:
+    """Where more GPUs, a smaller rank or shorter sequences are worth looking for: no change, the cheapest
+    change, and every change short of touching the adapter (tiers below 3)."""
+    cheap = tuple(t for t in toggles if t.tier < 3)
+    return list(dict.fromkeys([(), cheap[:1], cheap]))
+
+
+def _split(arch: Architecture, row: _Row, limit: int) -> _Row | None:
+    """The largest micro-batch dividing the effective batch that fits, with accumulation making up the rest
+    (the peak grows with the micro-batch: the divisors are tried from the largest down)."""
+    t = row.training
+    effective = t.batch_size * row.accumulation
+    divisor = next(
+        (
+            d
+            for d in range(t.batch_size - 1, 0, -1)
+            if effective % d == 0 and _peak(arch, row.lora, replace(t, batch_size=d)) <= limit
+        ),
+        None,
+    )
+    if divisor is None:
+        return None
+    steps = effective // divisor
+    return row.then(
+        "batch_size",
+        f"micro-batch {divisor} with {steps} accumulation steps (the same effective batch)",
+        (("training.batch_size", divisor), ("training.gradient_accumulation_steps", steps)),
+        0,
+        training=replace(t, batch_size=divisor),
+        accumulation=steps,
+    )
+
+
+def _structural(arch: Architecture, base: _Row, limit: int) -> list[_Row]:
+    """More GPUs (FSDP), a smaller rank, shorter sequences, on top of ``base``."""
+    lo, t = base.lora, base.training
+    b, s, r, n = t.batch_size, t.seq_len, lo.r, t.num_gpus
+    form = memory_form(arch, lo, t)
+    if form.total(b, s, r, n) <= limit:
+        return []
+    rows = []
+    sharded = replace(t, parallelism="fsdp") if t.parallelism == "ddp" else t
+    gpus = memory_form(arch, lo, sharded).min_gpus(limit, b, s, r)
+    if gpus is not None and gpus > 1:
+        # keep the effective batch: fewer accumulation steps when the GPUs divide them
+        accumulation = base.accumulation * n // gpus if (base.accumulation * n) % gpus == 0 else base.accumulation
+        settings: tuple[tuple[str, object], ...] = (
+            ("training.parallelism", sharded.parallelism),
+            ("training.num_gpus", gpus),
+        )
+        if accumulation != base.accumulation:
+            settings += (("training.gradient_accumulation_steps", accumulation),)
+        label = f"shard over {gpus} GPUs with {sharded.parallelism.upper()}"
+        training = replace(sharded, num_gpus=gpus)
+        rows.append(base.then("gpus", label, settings, 1, training=training, accumulation=max(accumulation, 1)))
+    if r > 1 and not lo.rank_pattern:
+        rank = form.max_rank(limit, b, s, n, hi=r - 1)
+        if rank is not None:
+            lower = replace(lo, r=rank)
+            rows.append(base.then("rank", f"rank r={rank}", (("lora.r", rank),), 3, lora=lower, given_up=r / rank))
+    seq = form.max_seq_len(limit, b, r, n, hi=s - 1) if s > 1 else None
+    if seq is not None:
+        settings = (("training.seq_len", seq),)
+        shorter = replace(t, seq_len=seq)
+        label = f"sequences of {seq:,} tokens"
+        rows.append(base.then("seq_len", label, settings, 4, training=shorter, given_up=s / seq))
+    return rows
+
+
+@lru_cache(maxsize=4096)
+def _peak(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> int:
+    return memory_estimate(arch, lora_count(arch, lora, lora.r), training).total_bytes
+
+
+def _change(arch: Architecture, row: _Row, plan: PlanSettings, gpu: Gpu) -> Change:
+    t, lo = row.training, row.lora
+    total = _peak(arch, lo, t)
+    timing = _time(arch, lo, t, replace(plan, gradient_accumulation_steps=row.accumulation), gpu)
+    cost = None
+    if timing.total_seconds is not None and gpu.price_per_hour is not None:
+        cost = timing.total_seconds / 3600 * t.num_gpus * gpu.price_per_hour
+    label = "; ".join(row.labels)
+    return Change(
+        key="+".join(row.keys),
+        label=label[:1].upper() + label[1:],
+        settings=row.settings,
+        total_bytes=total,
+        fits=total <= gpu.memory_bytes,
+        verdict=verdict(total, gpu.memory_bytes, plan.safety_margin),
+        total_seconds=timing.total_seconds,
+        cost=cost,
+        tier=row.tier,
+        tokens_per_second=timing.tokens_per_second,
+        given_up=row.given_up,
+    )
+
+
+def _time(
+    arch: Architecture, lora: LoraSettings, training: TrainingSettings, plan: PlanSettings, gpu: Gpu
+) -> TimeEstimate:
+    count = lora_count(arch, lora, lora.r)
+    return time_estimate(flops_form(arch, count, training), training, plan, gpu)
+
+
+def _order(c: Change) -> tuple[int, int, float, float, int, int]:
+    """Verdict, then what the change costs the user (its tier, then how much sequence or rank it gives up),
+    then money (or time per token without a price or a dataset: the same card, so the same ordering), then
+    the fewest changes."""
+    if c.cost is not None:
+        expense = c.cost
+    elif c.tokens_per_second:
+        expense = 1 / c.tokens_per_second
+    else:
+        expense = float("inf")
+    return (VERDICT_ORDER[c.verdict], c.tier, c.given_up, expense, len(c.settings), c.total_bytes)

@@ -165,6 +165,19 @@ class Architecture:
     moe_conversion: str = ""
     # How the text model runs outside its layers (final norm, positions, head), for the activation replay.
     forward: Any = None
+    # Computed once: the inventory is large, and every cache of the engine is keyed by the architecture.
+    _base_params: int = field(init=False, repr=False, compare=False, default=0)
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __post_init__(self) -> None:
+        tied = frozenset(path for path, _ in self.tied)
+        total = sum(s.params for s in self.stacks) + sum(m.numel for m in self.global_modules if m.path not in tied)
+        object.__setattr__(self, "_base_params", total)
+        key = (self.model_type, self.stacks, self.global_modules, self.tied, self.default_target_modules, self.dims)
+        object.__setattr__(self, "_hash", hash(key))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def text(self) -> Stack:
@@ -191,7 +204,7 @@ class Architecture:
     @property
     def base_params(self) -> int:
         """What ``sum(p.numel() for p in model.parameters())`` gives (tied weights once)."""
-        return sum(s.params for s in self.stacks) + self.global_params
+        return self._base_params
 
     def has_default_targets(self) -> bool:
         """Whether PEFT knows default ``target_modules`` for this model type (else the user must name them)."""
