@@ -18,7 +18,16 @@ from calculator.core.dtypes import BASE_DTYPES, FLOAT_DTYPES
 from calculator.core.lora_settings import BIAS_MODES
 from calculator.core.optimizers import OPTIMIZERS
 from calculator.core.serving import MAX_ADAPTERS
-from calculator.core.training import ATTN_IMPLEMENTATIONS, PARALLELISMS, QUANTIZE_SCOPES
+from calculator.core.frameworks import FrameworkFill, apply_framework
+from calculator.core.training import (
+    ATTN_IMPLEMENTATIONS,
+    DEFAULT_LOSS_CHUNKS,
+    FRAMEWORKS,
+    LOSSES,
+    MAX_LOSS_CHUNKS,
+    PARALLELISMS,
+    QUANTIZE_SCOPES,
+)
 
 Name = str
 # Preset slugs: lower-case words joined by dots, dashes or underscores ("llama-3.1-8b", "qwen3.5-9b"). The model
@@ -35,6 +44,8 @@ if TYPE_CHECKING:  # the enums are built from the core's tuples at run time; to 
     Parallelism: TypeAlias = str
     QuantizeScope: TypeAlias = str
     BiasMode: TypeAlias = str
+    Loss: TypeAlias = str
+    Framework: TypeAlias = str
 else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic validates and documents the core's choices
     BaseDtype = Literal[BASE_DTYPES]
     AdapterDtype = Literal[FLOAT_DTYPES]
@@ -43,6 +54,8 @@ else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic validates and docume
     Parallelism = Literal[PARALLELISMS]
     QuantizeScope = Literal[QUANTIZE_SCOPES]
     BiasMode = Literal[BIAS_MODES]
+    Loss = Literal[tuple(LOSSES)]
+    Framework = Literal[tuple(FRAMEWORKS)]
 
 
 class CustomDimensions(BaseModel):
@@ -195,6 +208,9 @@ class LoraInput(BaseModel):
 
 
 class TrainingInput(BaseModel):
+    """``framework`` fills the fields a request leaves out with that framework's defaults (the core's
+    `apply_framework`); the fields a request sets always win."""
+
     model_config = ConfigDict(extra="forbid")
 
     base_dtype: BaseDtype = TRAINING_DEFAULTS.base_dtype
@@ -210,9 +226,31 @@ class TrainingInput(BaseModel):
     quantize_scope: QuantizeScope = TRAINING_DEFAULTS.quantize_scope
     overhead_bytes: int = Field(default=TRAINING_DEFAULTS.overhead_bytes, ge=0, le=1 << 40)
     prepare_model_for_kbit_training: bool = TRAINING_DEFAULTS.prepare_model_for_kbit_training
+    # v1.1: the recipe (issue 8)
+    framework: Framework = TRAINING_DEFAULTS.framework
+    loss: Loss = TRAINING_DEFAULTS.loss
+    loss_chunks: int = Field(default=DEFAULT_LOSS_CHUNKS, ge=1, le=MAX_LOSS_CHUNKS)
+    compile_loss: bool = TRAINING_DEFAULTS.compile_loss
+    loss_token_fraction: float = Field(default=TRAINING_DEFAULTS.loss_token_fraction, gt=0.0, le=1.0)
+    activation_offloading: bool = TRAINING_DEFAULTS.activation_offloading
+    optimizer_offload: bool = TRAINING_DEFAULTS.optimizer_offload
+    param_offload: bool = TRAINING_DEFAULTS.param_offload
+    quantize_moe_experts: bool = TRAINING_DEFAULTS.quantize_moe_experts
+
+    def fill(self) -> FrameworkFill:
+        """The training settings with the framework's defaults in the fields this request left out, and
+        which ones those are."""
+        return apply_framework({name: getattr(self, name) for name in self.model_fields_set})
 
     def to_core(self) -> TrainingSettings:
-        return TrainingSettings(**self.model_dump())
+        return self.fill().training
+
+    def resolved(self) -> TrainingInput:
+        """The same settings with every field explicit (what a saved configuration stores, so its meaning
+        does not depend on a framework's defaults changing later)."""
+        return TrainingInput.model_validate(
+            {name: getattr(self.to_core(), name) for name in TrainingInput.model_fields}
+        )
 
 
 class EstimateRequest(BaseModel):

@@ -13,7 +13,9 @@ from functools import lru_cache
 from .adapter_file import adapter_file_bytes
 from .architecture import Architecture, Kind
 from .errors import InputError
-from .estimate import Estimate
+from .dtypes import QUANTIZED_DTYPES
+from .estimate import Estimate, estimate
+from .gpus import Gpu
 from .lora import AdaptedModule, LoraCount, LoraSettings, count_lora
 
 QUANTIZED_4BIT = ("nf4", "fp4")
@@ -63,6 +65,29 @@ def expert_params(arch: Architecture) -> int:
         for param in module.params
         if len(param.shape) == 3
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertQuantization:
+    """A quantized MoE base whose 3-D expert tensors stay 16-bit, and what quantizing them too gives."""
+
+    expert_params: int  # parameters in 3-D expert tensors
+    quantized: Estimate  # the same configuration with quantize_moe_experts=True
+
+
+def expert_quantization(result: Estimate, gpus: tuple[Gpu, ...]) -> ExpertQuantization | None:
+    """None unless the base is quantized (8 or 4 bit), the model has 3-D experts and they are left unquantized
+    (the bitsandbytes default in transformers 5; Axolotl's ``quantize_moe_experts`` quantizes them)."""
+    training = result.training
+    if training.base_dtype not in QUANTIZED_DTYPES or training.quantize_moe_experts:
+        return None
+    params = expert_params(result.architecture)
+    if not params:
+        return None
+    quantized = estimate(
+        result.architecture, result.lora_settings, replace(training, quantize_moe_experts=True), gpus, result.name
+    )
+    return ExpertQuantization(params, quantized)
 
 
 def parameter_reduction(count: LoraCount) -> float:

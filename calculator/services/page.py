@@ -1,0 +1,85 @@
+"""Everything the calculator page's results panel shows for one configuration and one chosen GPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from calculator.core import Estimate, Gpu, GpuFit, InputError
+from calculator.core.advice import Advice, advise
+from calculator.core.gpus import fits, smallest_fitting
+from calculator.core.insights import (
+    AdapterFileSizes,
+    ComparisonNotes,
+    adapter_file_sizes,
+    comparison_notes,
+    oversized_ranks,
+    parameter_reduction,
+)
+from calculator.core.lora import AdaptedModule
+from calculator.core.serving import ServingEstimate, serving_estimate
+from calculator.schemas import EstimateRequest, PageOptions
+from calculator.services.catalog import default_gpu, gpus
+from calculator.services.estimates import compute_estimate
+
+
+@dataclass(frozen=True, slots=True)
+class CalculatorResults:
+    """Everything the calculator's results panel shows, for one configuration and one chosen GPU."""
+
+    estimate: Estimate
+    gpu: Gpu  # the card the verdict, advice and serving panel are for
+    fit: GpuFit  # the peak on that card
+    smallest_fit: GpuFit | None  # the smallest catalog card the peak fits on
+    fitting: tuple[GpuFit, ...]  # every catalog card it fits on
+    catalog: tuple[Gpu, ...]  # what the chart draws the peak against
+    advice: Advice
+    serving: ServingEstimate
+    serving_fit: GpuFit  # base + adapters, unmerged, on the chosen card
+    merged_fit: GpuFit
+    scenario_fits: tuple[GpuFit, ...]  # each comparison column's peak on the chosen card
+    notes: ComparisonNotes
+    parameter_reduction: float
+    oversized_ranks: tuple[AdaptedModule, ...]  # adapted modules whose r exceeds min(in, out)
+    adapter_files: AdapterFileSizes
+
+
+FILE_SIZE_RANKS = (8, 16, 32, 64)
+FILE_SIZE_DTYPES = ("fp32", "bf16")
+
+
+def calculator_results(
+    *,
+    request: EstimateRequest,
+    options: PageOptions,
+    target_sets: tuple[tuple[str, tuple[str, ...]], ...] = (),
+) -> CalculatorResults:
+    """The estimate plus the advice, serving and fits for the chosen GPU; ``target_sets`` (label,
+    module names) are the columns of the adapter-file table. Raises `InputError` (``page.gpu`` for an
+    unknown card)."""
+    result = compute_estimate(request=request)
+    catalog = gpus()
+    gpu = default_gpu() if options.gpu is None else next((g for g in catalog if g.name == options.gpu), None)
+    if gpu is None:
+        raise InputError.single("page.gpu", "Unknown GPU; pick one from the list.")
+    arch, lora, training = result.architecture, result.lora_settings, result.training
+    serving = serving_estimate(arch, lora, training, options.adapters, (gpu,))
+    (fit,) = fits(result.memory.total_bytes, (gpu,))
+    return CalculatorResults(
+        estimate=result,
+        gpu=gpu,
+        fit=fit,
+        smallest_fit=smallest_fitting(result.fits),
+        fitting=tuple(f for f in result.fits if f.fits),
+        catalog=catalog,
+        advice=advise(arch, lora, training, gpu),
+        serving=serving,
+        serving_fit=serving.fits[0],
+        merged_fit=serving.merged_fits[0],
+        scenario_fits=tuple(fits(s.memory.total_bytes, (gpu,))[0] for s in result.comparison),
+        notes=comparison_notes(result),
+        parameter_reduction=parameter_reduction(result.count),
+        oversized_ranks=oversized_ranks(result.count),
+        adapter_files=adapter_file_sizes(
+            arch, lora, training.base_dtype, FILE_SIZE_RANKS, target_sets, FILE_SIZE_DTYPES
+        ),
+    )
