@@ -29,6 +29,7 @@ class ModelPresetForm(forms.ModelForm):
             "transformers_params",
             "params_note",
             "source_url",
+            "hf_repo",
             "notes",
             "is_published",
             "order",

@@ -57,6 +57,9 @@ class ModelPreset(models.Model):
         "tied head stored twice, a vision tower the text class drops...).",
     )
     source_url = models.URLField(blank=True)
+    hf_repo = models.CharField(
+        max_length=200, blank=True, help_text="The Hugging Face repository (org/name) the recipe exports load."
+    )
     notes = models.TextField(blank=True)
     is_published = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)

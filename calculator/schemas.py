@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from calculator.core import LoraSettings, TrainingSettings, bounds
 from calculator.core.dtypes import BASE_DTYPES, FLOAT_DTYPES
+from calculator.core.frameworks import FrameworkFill, apply_framework
 from calculator.core.lora_settings import BIAS_MODES
 from calculator.core.optimizers import OPTIMIZERS
 from calculator.core.serving import MAX_ADAPTERS
-from calculator.core.frameworks import FrameworkFill, apply_framework
 from calculator.core.training import (
     ATTN_IMPLEMENTATIONS,
     DEFAULT_LOSS_CHUNKS,
@@ -30,6 +30,9 @@ from calculator.core.training import (
 )
 
 Name = str
+GIB = 1024**3
+DEFAULT_HOST_RAM_GIB = 64
+MAX_HOST_RAM_GIB = 65_536
 # Preset slugs: lower-case words joined by dots, dashes or underscores ("llama-3.1-8b", "qwen3.5-9b"). The model
 # field, the API's lookup and the OpenAPI path pattern all use this one.
 PRESET_SLUG = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
@@ -268,12 +271,19 @@ class SaveRequest(EstimateRequest):
 
 class PageOptions(BaseModel):
     """The calculator page's own inputs beyond the estimate request: the GPU its verdict, advice and
-    serving panel are for (a catalog name; None: the default card), and the adapters served at once."""
+    serving panel are for (a catalog name; None: the default card), the adapters served at once, and the
+    host RAM offloaded memory is checked against."""
 
     model_config = ConfigDict(extra="forbid")
 
     gpu: str | None = Field(default=None, max_length=120)
     adapters: int = Field(default=1, ge=1, le=MAX_ADAPTERS)
+    # The CPU RAM of the machine, for offloading (activations, optimizer states, parameters): a workstation's.
+    host_ram_gib: int = Field(default=DEFAULT_HOST_RAM_GIB, ge=1, le=MAX_HOST_RAM_GIB)
+
+    @property
+    def host_ram_bytes(self) -> int:
+        return self.host_ram_gib * GIB
 
 
 def pydantic_errors(error: ValidationError) -> dict[str, list[str]]:

@@ -76,7 +76,8 @@ def save(request: HttpRequest) -> HttpResponse:
     if "state" not in request.POST or results is None or reading.request is None:
         return failed(400, "Fix the inputs before saving.")
     try:
-        save_request = SaveRequest.model_validate({**reading.request.model_dump(), "name": name, "note": note})
+        inputs = reading.request.model_dump(exclude_unset=True)  # what the framework fills stays unset
+        save_request = SaveRequest.model_validate({**inputs, "name": name, "note": note})
     except ValidationError as error:
         return failed(400, "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in error.errors(include_url=False)))
     try:

@@ -77,6 +77,12 @@ class FitOut(BaseModel):
     fits: bool
 
 
+class FrameworkDefaultOut(BaseModel):
+    field: str
+    value: bool | int | float | str
+    source: str
+
+
 class ScenarioOut(BaseModel):
     label: str
     base_dtype: str
@@ -92,6 +98,8 @@ class EstimateResponse(BaseModel):
     adapter_file_bytes: int
     fits: list[FitOut]
     peft_config: str
+    training: TrainingInput  # every setting the numbers are for (the framework's defaults filled in)
+    set_by_framework: list[FrameworkDefaultOut]
     comparison: list[ScenarioOut]
 
 
@@ -108,6 +116,7 @@ class PresetOut(BaseModel):
     layers: list[LayerGroupOut]
     config: dict[str, object]
     source_url: str
+    hf_repo: str
     notes: str
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import asdict
 from typing import Any
 
-from calculator.services import Architecture, Estimate, MemoryEstimate, PresetEntry, layer_groups
+from calculator.services import (
+    Architecture,
+    Estimate,
+    FrameworkDefault,
+    MemoryEstimate,
+    PresetEntry,
+    layer_groups,
+)
 
 MEMORY_FIELDS = (
     "base_weights_bytes",
@@ -17,6 +26,7 @@ MEMORY_FIELDS = (
     "transient_bytes",
     "total_bytes",
     "per_layer_activation_bytes",
+    "host_bytes",
 )
 
 
@@ -29,7 +39,10 @@ def layer_list(arch: Architecture) -> list[dict[str, Any]]:
     return [{"stack": g.role, "kind": g.kind, "layers": g.layers} for g in layer_groups(arch)]
 
 
-def estimate_dict(result: Estimate, *, comparison: bool = True) -> dict[str, Any]:
+def estimate_dict(
+    result: Estimate, *, comparison: bool = True, set_by_framework: Iterable[FrameworkDefault] = ()
+) -> dict[str, Any]:
+    """``set_by_framework``: the training fields the request's ``framework`` filled (with their source)."""
     arch, count, dims = result.architecture, result.count, result.architecture.dims
     data: dict[str, Any] = {
         "engine_version": result.engine_version,
@@ -81,6 +94,8 @@ def estimate_dict(result: Estimate, *, comparison: bool = True) -> dict[str, Any
         "adapter_file_bytes": result.adapter_file_bytes,
         "fits": [{"gpu": f.gpu, "memory_bytes": f.memory_bytes, "fits": f.fits} for f in result.fits],
         "peft_config": result.peft_config,
+        "training": asdict(result.training),  # every setting the numbers are for, the framework's included
+        "set_by_framework": [{"field": d.field, "value": d.value, "source": d.source} for d in set_by_framework],
     }
     if comparison:
         data["comparison"] = [
@@ -112,5 +127,6 @@ def preset_dict(entry: PresetEntry) -> dict[str, Any]:
         "layers": layer_list(arch),
         "config": entry.config,
         "source_url": entry.source_url,
+        "hf_repo": entry.hf_repo,
         "notes": entry.notes,
     }

@@ -105,7 +105,9 @@ def estimate_body(body: bytes, catalog_version: int) -> bytes:
     (its version is part of the key), so identical requests are answered from this per-process cache;
     errors raise and are not cached."""
     request = EstimateRequest.model_validate_json(body)
-    return json.dumps(estimate_dict(services.compute_estimate(request=request)), separators=(",", ":")).encode()
+    result = services.compute_estimate(request=request)
+    filled = request.training.fill().set_by_framework
+    return json.dumps(estimate_dict(result, set_by_framework=filled), separators=(",", ":")).encode()
 
 
 class PresetViewSet(viewsets.ViewSet):

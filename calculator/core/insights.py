@@ -12,8 +12,8 @@ from functools import lru_cache
 
 from .adapter_file import adapter_file_bytes
 from .architecture import Architecture, Kind
-from .errors import InputError
 from .dtypes import QUANTIZED_DTYPES
+from .errors import InputError
 from .estimate import Estimate, estimate
 from .gpus import Gpu
 from .lora import AdaptedModule, LoraCount, LoraSettings, count_lora
@@ -88,6 +88,15 @@ def expert_quantization(result: Estimate, gpus: tuple[Gpu, ...]) -> ExpertQuanti
         result.architecture, result.lora_settings, replace(training, quantize_moe_experts=True), gpus, result.name
     )
     return ExpertQuantization(params, quantized)
+
+
+def loss_baseline(result: Estimate, gpus: tuple[Gpu, ...]) -> Estimate | None:
+    """The same configuration with transformers' own loss (full fp32 logits), to show what a chunked or
+    fused loss saves; None when the configuration already uses it."""
+    if result.training.loss == "hf":
+        return None
+    training = replace(result.training, loss="hf")
+    return estimate(result.architecture, result.lora_settings, training, gpus, result.name)
 
 
 def parameter_reduction(count: LoraCount) -> float:

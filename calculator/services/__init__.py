@@ -6,7 +6,8 @@ is a formula; it resolves the model, reads the catalogs and calls the core. The 
 
 - `catalog`: the preset and GPU catalogs (a per-process snapshot, no query per recompute);
 - `estimates`: a request's estimate, saving and recomputing configurations, the Learn page's numbers;
-- `page`: everything the calculator's results panel shows for one configuration and one chosen GPU.
+- `page`: everything the calculator's results panel shows for one configuration and one chosen GPU;
+- `recipes`: what a framework sets by default, and the recipe exports (TRL, torchtune, Axolotl).
 
 Faces import this package only (``from calculator import services``); the core's result types come along
 for annotations.
@@ -58,13 +59,27 @@ from calculator.services.estimates import (
     save_configuration,
     saved_model_name,
 )
-from calculator.services.page import CalculatorResults, calculator_results
+from calculator.services.page import CalculatorResults, calculator_results, model_id
+from calculator.services.recipes import (
+    FRAMEWORKS,
+    LOSSES,
+    PLACEHOLDER_MODEL,
+    FrameworkDefault,
+    RecipeExports,
+    framework_fill,
+    framework_sets,
+    recipe_exports,
+    training_defaults,
+)
 
 __all__ = [
     "CATALOG_TTL_SECONDS",
     "DIMENSION_FIELDS",
     "FOUR_BIT",
+    "FRAMEWORKS",
+    "LOSSES",
     "OPTIMIZER_NAMES",
+    "PLACEHOLDER_MODEL",
     "AdaptedModule",
     "AdapterFileSizes",
     "Advice",
@@ -72,6 +87,7 @@ __all__ = [
     "CalculatorResults",
     "ComparisonNotes",
     "Estimate",
+    "FrameworkDefault",
     "Gpu",
     "GpuFit",
     "InputError",
@@ -80,6 +96,7 @@ __all__ = [
     "LearnResults",
     "MemoryEstimate",
     "PresetEntry",
+    "RecipeExports",
     "ServingEstimate",
     "calculator_results",
     "catalog_version",
@@ -93,15 +110,20 @@ __all__ = [
     "dimensions_read",
     "expert_params",
     "find_preset",
+    "framework_fill",
+    "framework_sets",
     "gpus",
     "has_default_targets",
     "invalidate_catalog",
     "layer_groups",
     "learn",
+    "model_id",
     "presets",
+    "recipe_exports",
     "relevant_config",
     "resolve_model",
     "save_configuration",
     "saved_model_name",
     "smallest_fitting",
+    "training_defaults",
 ]

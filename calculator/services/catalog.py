@@ -30,6 +30,7 @@ class PresetEntry:
     transformers_params: int | None = None  # as the catalog measured it; None: equals the published count
     params_note: str = ""  # why the two differ
     notes: str = ""
+    hf_repo: str = ""  # the Hugging Face repository (org/name) recipes load
 
     @property
     def base_params(self) -> int:
@@ -76,6 +77,7 @@ class _Catalog:
                     p.transformers_params,
                     p.params_note,
                     p.notes,
+                    p.hf_repo,
                 )
             gpus = tuple(Gpu(g.name, g.memory_bytes) for g in GpuModel.objects.filter(is_active=True))
         except DatabaseError:
@@ -100,6 +102,7 @@ def _entry_key(entry: PresetEntry) -> tuple[object, ...]:
         entry.published_params_exact,
         entry.params_note,
         entry.source_url,
+        entry.hf_repo,
     )
 
 
@@ -127,6 +130,7 @@ def _seed_presets() -> dict[str, PresetEntry]:
                 item.get("transformers_params"),
                 item.get("params_note", ""),
                 item.get("notes", ""),
+                item.get("hf_repo", ""),
             )
     return entries
 

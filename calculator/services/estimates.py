@@ -102,7 +102,10 @@ def save_configuration(*, request: SaveRequest, owner: AbstractBaseUser | None) 
 
     compute_estimate(request=request)  # rejects what cannot be computed before anything is stored
     snapshot = _model_snapshot(request.model)
-    inputs = request.model_dump(mode="json", include={"model", "lora", "training"}, exclude_none=False)
+    inputs = request.model_dump(mode="json", include={"model", "lora"}, exclude_none=False)
+    # Every training field explicit, the framework's defaults filled in: a permalink keeps its meaning even if a
+    # framework's defaults change later.
+    inputs["training"] = request.training.resolved().model_dump(mode="json")
     # Slugs are random; on the (astronomically rare) collision the unique index refuses and we retry.
     for _ in range(5):
         try:

@@ -6,20 +6,27 @@ from dataclasses import dataclass
 
 from calculator.core import Estimate, Gpu, GpuFit, InputError
 from calculator.core.advice import Advice, advise
+from calculator.core.frameworks import FrameworkDefault
 from calculator.core.gpus import fits, smallest_fitting
 from calculator.core.insights import (
     AdapterFileSizes,
     ComparisonNotes,
+    ExpertQuantization,
     adapter_file_sizes,
     comparison_notes,
+    expert_quantization,
+    loss_baseline,
     oversized_ranks,
     parameter_reduction,
 )
 from calculator.core.lora import AdaptedModule
 from calculator.core.serving import ServingEstimate, serving_estimate
-from calculator.schemas import EstimateRequest, PageOptions
-from calculator.services.catalog import default_gpu, gpus
+from calculator.schemas import EstimateRequest, ModelChoice, PageOptions
+from calculator.services.catalog import default_gpu, find_preset, gpus
 from calculator.services.estimates import compute_estimate
+from calculator.services.recipes import RecipeExports, hub_id, recipe_exports
+
+HOST_RAM = "Host RAM"  # the "card" the host memory is checked against (no margin: the OS pages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +48,12 @@ class CalculatorResults:
     parameter_reduction: float
     oversized_ranks: tuple[AdaptedModule, ...]  # adapted modules whose r exceeds min(in, out)
     adapter_files: AdapterFileSizes
+    set_by_framework: tuple[FrameworkDefault, ...]  # the training fields the framework filled
+    host_fit: GpuFit | None  # host memory against the host RAM the user has (None: nothing offloaded)
+    experts: ExpertQuantization | None  # a quantized MoE base whose experts stay 16-bit, and the alternative
+    experts_fit: GpuFit | None  # that alternative's peak on the chosen card
+    loss_baseline: Estimate | None  # the same with transformers' full-logits loss (what a chunked loss saves)
+    exports: RecipeExports
 
 
 FILE_SIZE_RANKS = (8, 16, 32, 64)
@@ -64,6 +77,7 @@ def calculator_results(
     arch, lora, training = result.architecture, result.lora_settings, result.training
     serving = serving_estimate(arch, lora, training, options.adapters, (gpu,))
     (fit,) = fits(result.memory.total_bytes, (gpu,))
+    experts = expert_quantization(result, catalog)
     return CalculatorResults(
         estimate=result,
         gpu=gpu,
@@ -82,4 +96,27 @@ def calculator_results(
         adapter_files=adapter_file_sizes(
             arch, lora, training.base_dtype, FILE_SIZE_RANKS, target_sets, FILE_SIZE_DTYPES
         ),
+        set_by_framework=request.training.fill().set_by_framework,
+        loss_baseline=loss_baseline(result, catalog),
+        host_fit=_host_fit(result, options),
+        experts=experts,
+        experts_fit=fits(experts.quantized.memory.total_bytes, (gpu,))[0] if experts else None,
+        exports=recipe_exports(result=result, model_id=model_id(choice=request.model)),
     )
+
+
+def _host_fit(result: Estimate, options: PageOptions) -> GpuFit | None:
+    if not result.memory.host_bytes:
+        return None
+    (fit,) = fits(result.memory.host_bytes, (Gpu(HOST_RAM, options.host_ram_bytes),), safety_margin=0.0)
+    return fit
+
+
+def model_id(*, choice: ModelChoice) -> str:
+    """The Hugging Face repository a recipe loads: a preset's Hub page, a pasted config's ``_name_or_path``;
+    "" when unknown (custom dimensions)."""
+    if choice.preset is not None:
+        entry = find_preset(choice.preset)
+        return (entry.hf_repo or hub_id(entry.source_url)) if entry is not None else ""
+    name = (choice.hf_config or {}).get("_name_or_path")
+    return name if isinstance(name, str) and name.count("/") == 1 else ""

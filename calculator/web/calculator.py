@@ -25,7 +25,15 @@ from django.utils.cache import patch_vary_headers
 from calculator import services
 from calculator.web import errors as error_mapping
 from calculator.web import labels
-from calculator.web.fields import BY_NAME, DIM_FIELDS, FORM_ONLY_PARAMS, SECTION_FIELDS, SECTION_TITLES
+from calculator.web.fields import (
+    BY_NAME,
+    DIM_FIELDS,
+    FORM_ONLY_PARAMS,
+    FRAMEWORK_SECTIONS,
+    SECTION_FIELDS,
+    SECTION_TITLES,
+    WIDE_FIELDS,
+)
 from calculator.web.form import Reading, read
 from calculator.web.model import model_facts
 from calculator.web.present import present
@@ -128,7 +136,13 @@ def out_of_band(reading: Reading, r: dict[str, Any] | None, *, keep: bool = Fals
         if name in ERROR_SLOTS
     ]
     always = ("model_facts", "model_problem", "scaling_hint", "announce")
-    parts += [_render(name, context) for name in (*sorted(reading.refresh), *always)]
+    parts += [_render(name, context) for name in (*sorted(reading.refresh - {"sections"}), *always)]
+    if "sections" in reading.refresh:  # another framework: its fields show its values
+        parts += [
+            _render("section", {**context, "s": s}) for s in context["sections"] if s["key"] in FRAMEWORK_SECTIONS
+        ]
+    else:
+        parts.append(_render("framework_note", context))
     parts.append(get_template("base.html#learn_link").render(context))
     return "".join(parts)
 
@@ -207,7 +221,10 @@ def form_context(reading: Reading) -> dict[str, Any]:
     }
     errors = {k: " ".join(m) for k, m in reading.errors.items()}
     shown = set(v.get("target_modules_shown") or ())
+    fw = framework_context(reading)
+    by_framework = {d["field"]: fw["short"] for d in fw["filled"]}
     return {
+        "fw": fw,
         "nav": "calc",
         "v": v,
         "errors": errors,
@@ -215,7 +232,11 @@ def form_context(reading: Reading) -> dict[str, Any]:
         "preset_groups": preset_groups(),
         "gpus": services.gpus(),
         "sections": [
-            {"key": key, "title": SECTION_TITLES[key], "fields": [_field(f, v, errors) for f in fields]}
+            {
+                "key": key,
+                "title": SECTION_TITLES[key],
+                "fields": [_field(f, v, errors, by_framework.get(f.name, "")) for f in fields],
+            }
             for key, fields in SECTION_FIELDS.items()
         ],
         "dims": [
@@ -240,7 +261,30 @@ def form_context(reading: Reading) -> dict[str, Any]:
     }
 
 
-def _field(f: Any, v: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+def framework_context(reading: Reading) -> dict[str, Any]:
+    """The framework and the fields it filled (value and source), for the note and the field marks."""
+    framework = reading.framework
+    name = framework.name if framework else str(BY_NAME["framework"].default)
+    filled = [
+        {
+            "field": d.field,
+            "label": labels.label(d.field),
+            "value": labels.value(d.field, d.value),
+            "source": d.source,
+        }
+        for d in (framework.filled if framework else ())
+    ]
+    return {
+        "name": name,
+        "label": labels.choice("framework", name),
+        "short": labels.FRAMEWORK_SHORT.get(name, name),
+        "filled": filled,
+        "given": len(filled) < len(services.framework_sets(framework=name)),  # the user overrode some
+        "none": not services.framework_sets(framework=name),
+    }
+
+
+def _field(f: Any, v: dict[str, Any], errors: dict[str, str], by_framework: str = "") -> dict[str, Any]:
     value = v.get(f.name)
     current = "" if value is None else value
     if f.kind == "names" and isinstance(value, list):
@@ -261,7 +305,10 @@ def _field(f: Any, v: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
         "suggestions": [str(n) for n in labels.SUGGESTIONS.get(f.name, ())],
         "numeric": (f.kind == "int" and "numeric") or (f.kind == "float" and "decimal") or "",
         "error": errors.get(f.name, ""),
-        "wide": f.kind in ("names", "layers", "tokens", "gpu") or (f.kind == "bool" and bool(f.hint)),
+        "wide": f.kind in ("names", "layers", "tokens", "gpu")
+        or (f.kind == "bool" and bool(f.hint))
+        or f.name in WIDE_FIELDS,
+        "by_framework": f"{by_framework} default" if by_framework else "",
     }
 
 

@@ -128,3 +128,25 @@ def _tick_step(axis: float) -> int:
         if axis / (gib * GIB) <= 6:
             return gib * GIB
     return int(axis // 5) or 1
+
+
+def host_chart(host_bytes: int, ram_bytes: int, fits: bool) -> dict[str, Any]:
+    """Host memory (offloaded activations, states, parameters) as a bar against the host RAM line."""
+    axis = max(host_bytes, ram_bytes) * 1.06 or 1
+    span = 100 - LEFT - RIGHT
+
+    def x(value: float) -> str:
+        return f"{round(LEFT + span * value / axis, 2)}%"
+
+    return {
+        "height": "64",
+        "bar_y": "22",
+        "bar_h": "18",
+        "x": x(0),
+        "w": f"{max(round(span * host_bytes / axis, 2), 0.2)}%",
+        "line_x": x(ram_bytes),
+        "anchor": "end" if ram_bytes / axis > 0.9 else "middle",
+        "label": f"host RAM {size(ram_bytes)}",
+        "fits": fits,
+        "title": f"Host memory {size(host_bytes)} of {size(ram_bytes)} RAM",
+    }

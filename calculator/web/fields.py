@@ -98,6 +98,25 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
         ),
     ),
     (
+        "recipe",
+        "Training recipe",
+        (
+            ("training", "framework"),
+            ("training", "loss"),
+            ("training", "loss_chunks"),
+            ("training", "compile_loss"),
+            ("training", "loss_token_fraction"),
+            ("training", "activation_offloading"),
+            ("training", "parallelism"),
+            ("training", "num_gpus"),
+            ("training", "optimizer_offload"),
+            ("training", "param_offload"),
+            ("training", "quantize_moe_experts"),
+            ("training", "quantize_scope"),
+            ("page", "host_ram_gib"),
+        ),
+    ),
+    (
         "training",
         "Training",
         (
@@ -126,4 +145,9 @@ DIM_FIELDS: tuple[str, ...] = DIMENSION_FIELDS  # the architecture fields the Mo
 DEFAULT_PRESET = "llama-3.1-8b"
 # Parameters the form sends that are not state: the source the dimension fields were filled from, the
 # module names the checkboxes were drawn for, a pressed quick pick.
-FORM_ONLY_PARAMS = ("src", "names", "pick", "set")
+# the framework the training fields were filled with (see `calculator.web.form`).
+FORM_ONLY_PARAMS = ("src", "names", "pick", "set", "fw")
+# Fields shown across the whole group (their choices have long names).
+WIDE_FIELDS = frozenset({"framework", "loss", "parallelism", "quantize_scope"})
+# Sections whose fields a framework fills: redrawn when the framework changes.
+FRAMEWORK_SECTIONS = ("recipe", "training")

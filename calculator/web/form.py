@@ -65,6 +65,7 @@ class Reading:
     dims: Mapping[str, Any] = field(default_factory=dict)  # given (custom) or edited dimension fields
     canonical: str = ""
     arch: services.Architecture | None = None  # the model the request means (edits applied), when it builds
+    framework: Framework | None = None
 
     @property
     def ok(self) -> bool:
@@ -89,6 +90,7 @@ class Reading:
             targets=targets if isinstance(targets, str) else None,
             values=self.values,
             default_gpu=services.default_gpu().name,
+            defaults=self.framework.defaults if self.framework else None,
         )
 
     def link(self, changes: Mapping[str, object]) -> str:
@@ -99,6 +101,7 @@ class Reading:
             targets=self.values.get("target_modules"),
             values={**self.values, **changes},
             default_gpu=services.default_gpu().name,
+            defaults=self.framework.defaults if self.framework else None,
         )
 
     def with_errors(self, flat: Mapping[str, list[str]]) -> Reading:
@@ -158,7 +161,11 @@ def read(query: QueryDict, *, live: bool = False) -> Reading:
     use_submitted = source.kind == "custom" or (not source_changed and source.arch is not None)
     model, dims = _model(query, source, values, errors, applicable, use_submitted=use_submitted)
     arch = _final_arch(model)
-    lora, training, page = _scalars(query, values, errors)
+    lora, training, page, framework = _scalars(query, values, errors)
+    if framework.changed:
+        refresh.add("sections")  # the fields the framework fills show its values now
+    if training.get("framework") in services.FRAMEWORKS:  # an unknown one is reported by the schema
+        framework = replace(framework, filled=services.framework_fill(given=training).set_by_framework)
     names = arch.lora_module_names if arch else ()
     picks = quick_picks(names) if names else {}
     submitted_names = _last(query, "names")
@@ -198,6 +205,7 @@ def read(query: QueryDict, *, live: bool = False) -> Reading:
         options=options,
         dims=dims,
         arch=arch,
+        framework=framework,
     )
     return replace(reading, canonical=reading.link({}))
 
@@ -312,22 +320,57 @@ def _model(
 
 def _scalars(
     query: QueryDict, values: dict[str, Any], errors: dict[str, list[str]]
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Every scalar field's value (default when absent), by request group."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Framework]:
+    """Every scalar field's value (its default when absent), by request group.
+
+    A training field is *given* only when it differs from the value the form showed for it (the defaults
+    of the framework the fields were drawn with, ``fw``); the others are left to the chosen framework,
+    which fills them. So picking a framework changes every field the user has not changed, and a URL
+    holds only what differs from that framework's defaults."""
     groups: dict[str, dict[str, Any]] = {"lora": {}, "training": {}, "page": {}}
+    framework = _framework(query)
+    drawn_with = _last(query, "fw")
+    shown = framework.defaults
+    if drawn_with != framework.name and drawn_with in services.FRAMEWORKS:
+        shown = services.training_defaults(framework=drawn_with)
     for f in SCALAR_FIELDS:
+        default = framework.defaults.get(f.name, f.default) if f.group == "training" else f.default
         raw = _last(query, f.name)
-        value, problem = state.read_field(f, raw) if raw is not None else (f.default, "")
+        value, problem = state.read_field(f, raw, default) if raw is not None else (default, "")
         if problem:
             errors.setdefault(f.name, []).append(problem)
             values[f.name] = raw
             continue
+        if f.group == "training" and f.name != "framework" and value == shown.get(f.name, f.default):
+            value = default  # not changed by the user: the framework's
         values[f.name] = value
-        if value is not None or f.group == "training":
+        if f.group == "training" and (f.name == "framework" or value != default):
+            groups["training"][f.name] = value
+        elif f.group != "training" and value is not None:
             groups[f.group][f.name] = value
     if values.get("gpu") is None:
         values["gpu"] = services.default_gpu().name
-    return groups["lora"], groups["training"], groups["page"]
+    return groups["lora"], groups["training"], groups["page"], framework
+
+
+@dataclass(frozen=True, slots=True)
+class Framework:
+    """The framework a query chose, its training defaults (the engine's where it sets none), whether the
+    form's fields were drawn with another one, and which fields it fills."""
+
+    name: str
+    defaults: Mapping[str, Any]
+    changed: bool = False
+    filled: tuple[services.FrameworkDefault, ...] = ()
+
+
+def _framework(query: QueryDict) -> Framework:
+    raw = (_last(query, "framework") or "").strip()
+    name = raw if raw in services.FRAMEWORKS else BY_NAME["framework"].default
+    drawn_with = _last(query, "fw")
+    return Framework(
+        str(name), services.training_defaults(framework=str(name)), drawn_with is not None and drawn_with != name
+    )
 
 
 def _final_arch(model: dict[str, Any] | None) -> services.Architecture | None:

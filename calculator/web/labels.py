@@ -6,7 +6,7 @@ API, which is what a PEFT user expects anyway.
 
 from __future__ import annotations
 
-from calculator.services import OPTIMIZER_NAMES
+from calculator.services import FRAMEWORKS, OPTIMIZER_NAMES
 
 # field -> (label, short hint shown after it)
 FIELDS: dict[str, tuple[str, str]] = {
@@ -48,6 +48,19 @@ FIELDS: dict[str, tuple[str, str]] = {
     "seq_len": ("Sequence length", "tokens"),
     "gradient_checkpointing": ("Gradient checkpointing", ""),
     "attn_implementation": ("Attention kernel", ""),
+    "framework": ("Framework", "fills the fields it sets by default; every field stays editable"),
+    "loss": ("Loss", "output head and cross-entropy"),
+    "loss_chunks": ("loss_chunks", "chunked loss only"),
+    "compile_loss": ("compile_loss", "torch.compile on the chunked loss (torchtune)"),
+    "loss_token_fraction": ("Loss token fraction", "share of tokens in the loss, e.g. 0.5 completion-only"),
+    "activation_offloading": ("Activation offloading", "saved activations live in CPU memory"),
+    "parallelism": ("Parallelism", "across the GPUs"),
+    "num_gpus": ("GPUs", "data parallel"),
+    "optimizer_offload": ("Optimizer offload", "optimizer states and master weights in CPU memory"),
+    "param_offload": ("Parameter offload", "ZeRO-3 / FSDP: weights in CPU memory"),
+    "quantize_moe_experts": ("Quantize MoE experts", "8/4-bit expert tensors too, as Axolotl does"),
+    "quantize_scope": ("Quantized layers", "8/4-bit bases"),
+    "host_ram_gib": ("Host RAM (GiB)", "the machine's CPU memory, for offloading"),
     "gpu": ("GPU for the verdict and advice", ""),
     "adapters": ("Adapters loaded when serving", ""),
     "form": ("Input", ""),
@@ -58,6 +71,31 @@ CHOICES: dict[str, dict[str, str]] = {
     "base_dtype": {"int8": "int8 (LLM.int8)", "nf4": "nf4 (4-bit, QLoRA)", "fp4": "fp4 (4-bit)"},
     "adapter_dtype": {"fp32": "fp32 (PEFT default)"},
     "optimizer": dict(OPTIMIZER_NAMES),  # the core names each implementation (and its library)
+    "framework": dict(FRAMEWORKS),
+    "loss": {
+        "hf": "transformers (full fp32 logits)",
+        "chunked": "torchtune chunked cross-entropy",
+        "trl_chunked_nll": "TRL chunked NLL",
+        "fused_linear": "Liger fused linear cross-entropy",
+        "cut": "Cut Cross-Entropy (Apple)",
+    },
+    "parallelism": {
+        "ddp": "DDP (each GPU holds everything)",
+        "fsdp": "FSDP2 (shards weights, gradients, states)",
+        "zero1": "DeepSpeed ZeRO-1 (optimizer states)",
+        "zero2": "DeepSpeed ZeRO-2 (+ gradients)",
+        "zero3": "DeepSpeed ZeRO-3 (+ parameters)",
+    },
+    "quantize_scope": {"all_linear": "every linear layer (bitsandbytes)", "lora_targets": "adapted layers (torchtune)"},
+}
+
+FRAMEWORK_SHORT: dict[str, str] = {
+    "transformers": "transformers",
+    "trl": "TRL",
+    "unsloth": "Unsloth",
+    "torchtune": "torchtune",
+    "axolotl": "Axolotl",
+    "llamafactory": "LLaMA-Factory",
 }
 
 # Quick picks shown as chips under a field: field -> ((value, chip label), ...)
@@ -90,6 +128,17 @@ def hint(field: str) -> str:
 
 def choice(field: str, value: str) -> str:
     return CHOICES.get(field, {}).get(value, value)
+
+
+def value(field: str, value: object) -> str:
+    """A setting's value in words: a choice's label, on/off, a number as people write it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str):
+        return choice(field, value)
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 # Layer kinds as the families name them (a hybrid kind is "<mixer>+<feed-forward>"), and the stacks they are in.

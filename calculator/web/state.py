@@ -82,8 +82,9 @@ def read_names(text: str) -> list[str] | None:
     return [n for n in re.split(r"[,\s]+", text) if n] or None
 
 
-def read_field(field: Field, text: str) -> tuple[Any, str]:
-    """(value, "") or (None, what is wrong). Empty text means the default (for lists: none)."""
+def read_field(field: Field, text: str, default: object = None) -> tuple[Any, str]:
+    """(value, "") or (None, what is wrong). Empty text means the default (``default``, else the field's;
+    for lists: none)."""
     stripped = text.strip()
     if field.kind in ("names", "layers", "tokens"):
         if not stripped:
@@ -96,7 +97,7 @@ def read_field(field: Field, text: str) -> tuple[Any, str]:
         layers = read_layers(stripped)
         return (layers, "") if layers is not None else (None, NOT_LAYERS)
     if not stripped:
-        return field.default, ""
+        return field.default if default is None else default, ""
     if field.kind == "int":
         number = read_int(stripped)
         return (number, "") if number is not None else (None, NOT_A_WHOLE_NUMBER)
@@ -160,9 +161,11 @@ def encode(
     targets: Sequence[str] | str | None,
     values: Mapping[str, Any],
     default_gpu: str,
+    defaults: Mapping[str, Any] | None = None,
 ) -> str:
     """The canonical query: ``source`` (``("preset", slug)`` or ``("hf_config", compact json)``), the
-    dimension fields given (custom) or edited (overrides), the targets, then every non-default field."""
+    dimension fields given (custom) or edited (overrides), the targets, then every field that differs from
+    its default (``defaults``: the chosen framework's, for the training fields)."""
     pairs: list[tuple[str, str]] = [source] if source else []
     pairs += [(name, write(dims[name])) for name in DIM_FIELDS if dims.get(name) is not None]
     if isinstance(targets, str):
@@ -171,7 +174,8 @@ def encode(
         pairs += [("target_modules", t) for t in targets]
     for field in SCALAR_FIELDS:
         value = values.get(field.name)
-        if value is None or value == field.default or (field.kind == "gpu" and value == default_gpu):
+        default = (defaults or {}).get(field.name, field.default)
+        if value is None or value == default or (field.kind == "gpu" and value == default_gpu):
             continue
         pairs.append((field.name, write_field(field, value)))
     return urlencode(pairs, quote_via=quote, safe=",:")
@@ -192,4 +196,6 @@ def query_of_request(data: Mapping[str, Any]) -> str:
         key: value for group in ("lora", "training") for key, value in (data.get(group) or {}).items() if key in BY_NAME
     }
     targets = (data.get("lora") or {}).get("target_modules")
-    return encode(source=source, dims=dims, targets=targets, values=values, default_gpu="")
+    framework = values.get("framework")
+    defaults = services.training_defaults(framework=framework) if framework in services.FRAMEWORKS else None
+    return encode(source=source, dims=dims, targets=targets, values=values, default_gpu="", defaults=defaults)

@@ -151,6 +151,7 @@ def test_the_admin_saves_a_preset_whose_slug_has_dots(admin_client):
         "transformers_params": "596049920",
         "params_note": "tied head",
         "source_url": "",
+        "hf_repo": "Qwen/Qwen3-0.6B",
         "notes": "",
         "is_published": "on",
         "order": "0",

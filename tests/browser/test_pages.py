@@ -18,6 +18,8 @@ PAGES = [
     "/?preset=qwen3.5-35b-a3b&target_modules=q_proj&target_modules=v_proj",
     "/?hf_config=%7B%22model_type%22%3A%22my_llm%22%2C%22hidden_size%22%3A1024%2C%22num_hidden_layers%22%3A8%2C"
     "%22num_attention_heads%22%3A8%2C%22vocab_size%22%3A32000%7D&target_modules=q_proj",
+    "/?framework=unsloth&preset=qwen3-30b-a3b&target_modules=q_proj&target_modules=v_proj",
+    "/?framework=trl&activation_offloading=true&parallelism=zero3&num_gpus=2&optimizer_offload=true&param_offload=true",
     "/learn/",
     "/learn/accuracy/",
     "/compare/?c=llama-3.1-8b&c=qwen2.5-7b",
