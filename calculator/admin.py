@@ -92,8 +92,17 @@ class ModelPresetAdmin(admin.ModelAdmin):
 
 @admin.register(GpuModel)
 class GpuModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "memory_gib", "memory_bytes", "is_active", "order"]
-    list_editable = ["is_active", "order"]
+    """The GPU catalog: memory, peak TFLOPS and the dated price per GPU-hour the planner uses, with sources."""
+
+    list_display = ["name", "memory_gib", "peak_bf16_tflops", "price_per_hour", "price_date", "is_active", "order"]
+    list_editable = ["price_per_hour", "price_date", "is_active", "order"]
+    search_fields = ["name"]
+    fieldsets = [
+        (None, {"fields": ["name", "memory_bytes", "memory_source", "is_active", "order"]}),
+        ("Throughput", {"fields": ["peak_bf16_tflops", "peak_fp16_tflops", "tflops_source"]}),
+        ("Price", {"fields": ["price_per_hour", "price_date", "price_source"]}),
+        (None, {"fields": ["note"]}),
+    ]
 
     @admin.display(description="GiB")
     def memory_gib(self, obj: GpuModel) -> str:

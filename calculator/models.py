@@ -14,7 +14,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
-from calculator.core import Architecture, architecture_from_config
+from calculator.core import Architecture, Gpu, architecture_from_config
 from calculator.schemas import PRESET_SLUG, EstimateRequest
 
 PRESETS_FILE = Path(__file__).resolve().parent / "data" / "presets.json"  # the seed catalog (2024)
@@ -81,8 +81,25 @@ class ModelPreset(models.Model):
 
 
 class GpuModel(models.Model):
+    """A card in the GPU catalog: its memory, peak tensor throughput and rental price, each with a source.
+    Seeded from ``calculator/data/gpus.json``; the admins keep prices current."""
+
     name = models.CharField(max_length=80, unique=True)
     memory_bytes = models.BigIntegerField(help_text="Total memory the card reports (bytes).")
+    peak_bf16_tflops = models.FloatField(
+        null=True, blank=True, help_text="Peak dense BF16 tensor TFLOPS (no sparsity); empty when the card has none."
+    )
+    peak_fp16_tflops = models.FloatField(
+        null=True, blank=True, help_text="Peak dense FP16 tensor TFLOPS, for cards without BF16 (T4, V100)."
+    )
+    price_per_hour = models.DecimalField(
+        max_digits=8, decimal_places=3, null=True, blank=True, help_text="On-demand USD per GPU-hour; empty: unknown."
+    )
+    price_date = models.DateField(null=True, blank=True, help_text="When the price was read.")
+    memory_source = models.TextField(blank=True)
+    tflops_source = models.TextField(blank=True)
+    price_source = models.TextField(blank=True)
+    note = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
 
@@ -92,6 +109,11 @@ class GpuModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def to_spec(self) -> Gpu:
+        """The core's `Gpu` for this row."""
+        price = float(self.price_per_hour) if self.price_per_hour is not None else None
+        return Gpu(self.name, self.memory_bytes, self.peak_bf16_tflops, price, self.peak_fp16_tflops)
 
 
 class SavedConfiguration(models.Model):

@@ -9,6 +9,7 @@ form and the fuzz tests read their fields, choices and defaults from these model
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -16,8 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from calculator.core import LoraSettings, TrainingSettings, bounds
 from calculator.core.dtypes import BASE_DTYPES, FLOAT_DTYPES
 from calculator.core.frameworks import FrameworkFill, apply_framework
+from calculator.core.gpus import DEFAULT_SAFETY_MARGIN, MAX_SAFETY_MARGIN
 from calculator.core.lora_settings import BIAS_MODES
 from calculator.core.optimizers import OPTIMIZERS
+from calculator.core.planner import GOALS, SWEEP_VARIABLES
+from calculator.core.runtime import MAX_ACCUMULATION, MAX_DATASET_TOKENS, MAX_EPOCHS, PlanSettings
 from calculator.core.serving import MAX_ADAPTERS
 from calculator.core.training import (
     ATTN_IMPLEMENTATIONS,
@@ -33,11 +37,17 @@ Name = str
 GIB = 1024**3
 DEFAULT_HOST_RAM_GIB = 64
 MAX_HOST_RAM_GIB = 65_536
+CUSTOM_GPU = "custom"  # training.gpu on the page: the card described by the custom_gpu_* fields
+MAX_CUSTOM_GPU_GIB = 100_000.0
+MAX_CUSTOM_TFLOPS = 100_000.0
+MAX_CUSTOM_PRICE = 10_000.0
 # Preset slugs: lower-case words joined by dots, dashes or underscores ("llama-3.1-8b", "qwen3.5-9b"). The model
 # field, the API's lookup and the OpenAPI path pattern all use this one.
 PRESET_SLUG = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
 LORA_DEFAULTS = LoraSettings()
 TRAINING_DEFAULTS = TrainingSettings()
+PLAN_DEFAULTS = PlanSettings()
+PLAN_FIELDS = frozenset(f.name for f in fields(PlanSettings))
 
 if TYPE_CHECKING:  # the enums are built from the core's tuples at run time; to a type checker they are str
     BaseDtype: TypeAlias = str
@@ -49,6 +59,8 @@ if TYPE_CHECKING:  # the enums are built from the core's tuples at run time; to 
     BiasMode: TypeAlias = str
     Loss: TypeAlias = str
     Framework: TypeAlias = str
+    Goal: TypeAlias = str
+    SweepVariable: TypeAlias = str
 else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic validates and documents the core's choices
     BaseDtype = Literal[BASE_DTYPES]
     AdapterDtype = Literal[FLOAT_DTYPES]
@@ -59,6 +71,8 @@ else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic validates and docume
     BiasMode = Literal[BIAS_MODES]
     Loss = Literal[tuple(LOSSES)]
     Framework = Literal[tuple(FRAMEWORKS)]
+    Goal = Literal[GOALS]
+    SweepVariable = Literal[SWEEP_VARIABLES]
 
 
 class CustomDimensions(BaseModel):
@@ -239,21 +253,36 @@ class TrainingInput(BaseModel):
     optimizer_offload: bool = TRAINING_DEFAULTS.optimizer_offload
     param_offload: bool = TRAINING_DEFAULTS.param_offload
     quantize_moe_experts: bool = TRAINING_DEFAULTS.quantize_moe_experts
+    # v1.1: planning (issue 9): the card time, advice and goals are for, and the run's shape
+    gpu: str | None = Field(default=PLAN_DEFAULTS.gpu, max_length=120)
+    gradient_accumulation_steps: int = Field(
+        default=PLAN_DEFAULTS.gradient_accumulation_steps, ge=1, le=MAX_ACCUMULATION
+    )
+    safety_margin: float = Field(default=DEFAULT_SAFETY_MARGIN, ge=0.0, le=MAX_SAFETY_MARGIN)
+    dataset_tokens: int | None = Field(default=None, ge=1, le=MAX_DATASET_TOKENS)
+    dataset_examples: int | None = Field(default=None, ge=1, le=MAX_DATASET_TOKENS)
+    mean_example_tokens: int | None = Field(default=None, ge=1, le=MAX_DATASET_TOKENS)
+    epochs: float = Field(default=PLAN_DEFAULTS.epochs, gt=0.0, le=MAX_EPOCHS)
+    mfu: float | None = Field(default=None, gt=0.0, le=1.0)
 
     def fill(self) -> FrameworkFill:
         """The training settings with the framework's defaults in the fields this request left out, and
         which ones those are."""
-        return apply_framework({name: getattr(self, name) for name in self.model_fields_set})
+        return apply_framework({name: getattr(self, name) for name in self.model_fields_set - PLAN_FIELDS})
 
     def to_core(self) -> TrainingSettings:
         return self.fill().training
 
+    def plan(self) -> PlanSettings:
+        """The planning inputs (the core's `PlanSettings`)."""
+        return PlanSettings(**{name: getattr(self, name) for name in PLAN_FIELDS})
+
     def resolved(self) -> TrainingInput:
         """The same settings with every field explicit (what a saved configuration stores, so its meaning
         does not depend on a framework's defaults changing later)."""
-        return TrainingInput.model_validate(
-            {name: getattr(self.to_core(), name) for name in TrainingInput.model_fields}
-        )
+        training = self.to_core()
+        values = {name: getattr(training, name) for name in TrainingInput.model_fields if name not in PLAN_FIELDS}
+        return TrainingInput.model_validate({**values, **{name: getattr(self, name) for name in PLAN_FIELDS}})
 
 
 class EstimateRequest(BaseModel):
@@ -264,20 +293,31 @@ class EstimateRequest(BaseModel):
     training: TrainingInput = Field(default_factory=TrainingInput)
 
 
+class PlanRequest(EstimateRequest):
+    """``POST /api/v1/plan/``: an estimate request, the card (a catalog name; else ``training.gpu`` or the
+    default card) and the goal to solve for with the safety margin."""
+
+    gpu: str | None = Field(default=None, max_length=120)
+    goal: Goal
+
+
 class SaveRequest(EstimateRequest):
     name: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=5000)
 
 
 class PageOptions(BaseModel):
-    """The calculator page's own inputs beyond the estimate request: the GPU its verdict, advice and
-    serving panel are for (a catalog name; None: the default card), the adapters served at once, and the
-    host RAM offloaded memory is checked against."""
+    """The calculator page's own inputs beyond the estimate request: the adapters served at once, the host
+    RAM offloaded memory is checked against, a custom GPU, and what the sweep varies."""
 
     model_config = ConfigDict(extra="forbid")
 
-    gpu: str | None = Field(default=None, max_length=120)
     adapters: int = Field(default=1, ge=1, le=MAX_ADAPTERS)
+    # A card that is not in the catalog (training.gpu = "custom"): its memory, peak BF16 TFLOPS and price.
+    custom_gpu_memory_gib: float | None = Field(default=None, gt=0.0, le=MAX_CUSTOM_GPU_GIB)
+    custom_gpu_tflops: float | None = Field(default=None, gt=0.0, le=MAX_CUSTOM_TFLOPS)
+    custom_gpu_price: float | None = Field(default=None, ge=0.0, le=MAX_CUSTOM_PRICE)
+    sweep: SweepVariable = SWEEP_VARIABLES[0]  # what the sweep varies: r, seq_len or batch_size
     # The CPU RAM of the machine, for offloading (activations, optimizer states, parameters): a workstation's.
     host_ram_gib: int = Field(default=DEFAULT_HOST_RAM_GIB, ge=1, le=MAX_HOST_RAM_GIB)
 

@@ -6,7 +6,7 @@ A test validates real responses against these models, so the documentation canno
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, create_model
 
@@ -75,6 +75,49 @@ class FitOut(BaseModel):
     gpu: str
     memory_bytes: int
     fits: bool
+    verdict: Literal["fits", "tight", "does_not_fit"]
+    margin_bytes: int
+
+
+class ChosenGpuOut(BaseModel):
+    name: str
+    verdict: str
+    margin_bytes: int
+    safety_margin: float
+
+
+class TimeOut(BaseModel):
+    gpu: str
+    num_gpus: int
+    flops_per_token: int
+    tokens_per_step: int
+    tokens_per_second: float | None
+    step_seconds: float | None
+    steps: int | None
+    total_seconds: float | None
+    mfu: float
+    mfu_is_default: bool
+    peak_flops: float | None
+
+
+class CostOut(BaseModel):
+    gpu: str
+    gpus_needed: int | None
+    verdict: str
+    total_bytes: int | None
+    hours: float | None
+    price_per_hour: float | None
+    total: float | None
+    cheapest: bool
+
+
+class AdviceOut(BaseModel):
+    label: str
+    changes: dict[str, object]
+    total_bytes: int
+    verdict: str
+    total_seconds: float | None
+    cost: float | None
 
 
 class FrameworkDefaultOut(BaseModel):
@@ -100,7 +143,21 @@ class EstimateResponse(BaseModel):
     peft_config: str
     training: TrainingInput  # every setting the numbers are for (the framework's defaults filled in)
     set_by_framework: list[FrameworkDefaultOut]
+    gpu: ChosenGpuOut
+    time: TimeOut
+    cost: list[CostOut]
+    advice: list[AdviceOut]
     comparison: list[ScenarioOut]
+
+
+class PlanResponse(BaseModel):
+    goal: str
+    gpu: str
+    value: int | None  # None: not even the smallest value fits
+    verdict: str
+    total_bytes: int | None
+    limit_bytes: int
+    estimate: EstimateResponse | None
 
 
 class PresetOut(BaseModel):

@@ -10,7 +10,10 @@ from calculator.services import (
     Architecture,
     Estimate,
     FrameworkDefault,
+    GoalResult,
+    GpuFit,
     MemoryEstimate,
+    PlannedEstimate,
     PresetEntry,
     layer_groups,
 )
@@ -40,9 +43,14 @@ def layer_list(arch: Architecture) -> list[dict[str, Any]]:
 
 
 def estimate_dict(
-    result: Estimate, *, comparison: bool = True, set_by_framework: Iterable[FrameworkDefault] = ()
+    result: Estimate,
+    *,
+    comparison: bool = True,
+    set_by_framework: Iterable[FrameworkDefault] = (),
+    planned: PlannedEstimate | None = None,
 ) -> dict[str, Any]:
-    """``set_by_framework``: the training fields the request's ``framework`` filled (with their source)."""
+    """``set_by_framework``: the training fields the request's ``framework`` filled (with their source);
+    ``planned``: the plan on the request's card (verdicts with its safety margin, time, cost, advice)."""
     arch, count, dims = result.architecture, result.count, result.architecture.dims
     data: dict[str, Any] = {
         "engine_version": result.engine_version,
@@ -92,11 +100,13 @@ def estimate_dict(
         },
         "memory": memory_dict(result.memory),
         "adapter_file_bytes": result.adapter_file_bytes,
-        "fits": [{"gpu": f.gpu, "memory_bytes": f.memory_bytes, "fits": f.fits} for f in result.fits],
+        "fits": [fit_dict(f) for f in (planned.plan.fits if planned else result.fits)],
         "peft_config": result.peft_config,
         "training": asdict(result.training),  # every setting the numbers are for, the framework's included
         "set_by_framework": [{"field": d.field, "value": d.value, "source": d.source} for d in set_by_framework],
     }
+    if planned is not None:
+        data.update(plan_dict(planned))
     if comparison:
         data["comparison"] = [
             {
@@ -129,4 +139,81 @@ def preset_dict(entry: PresetEntry) -> dict[str, Any]:
         "source_url": entry.source_url,
         "hf_repo": entry.hf_repo,
         "notes": entry.notes,
+    }
+
+
+def fit_dict(fit: GpuFit) -> dict[str, Any]:
+    return {
+        "gpu": fit.gpu,
+        "memory_bytes": fit.memory_bytes,
+        "fits": fit.fits,  # v1: the peak is at most the card's memory
+        "verdict": fit.verdict,  # fits | tight (inside the safety margin) | does_not_fit
+        "margin_bytes": fit.margin_bytes,
+    }
+
+
+def plan_dict(planned: PlannedEstimate) -> dict[str, Any]:
+    """api.md v1.1: ``time`` (for the chosen card), ``cost`` (one entry per catalog card), ``advice``."""
+    plan, t = planned.plan, planned.plan.time
+    return {
+        "gpu": {
+            "name": plan.gpu.name,
+            "verdict": plan.verdict,
+            "margin_bytes": plan.margin_bytes,
+            "safety_margin": planned.settings.safety_margin,
+        },
+        "time": {
+            "gpu": t.gpu,
+            "num_gpus": t.num_gpus,
+            "flops_per_token": t.flops_per_token,
+            "tokens_per_step": t.tokens_per_step,
+            "tokens_per_second": t.tokens_per_second,
+            "step_seconds": t.step_seconds,
+            "steps": t.steps,
+            "total_seconds": t.total_seconds,
+            "mfu": t.mfu,
+            "mfu_is_default": planned.settings.mfu is None,
+            "peak_flops": t.peak_flops,
+        },
+        "cost": [
+            {
+                "gpu": c.gpu,
+                "gpus_needed": c.gpus_needed,
+                "verdict": c.verdict,
+                "total_bytes": c.total_bytes,
+                "hours": c.hours,
+                "price_per_hour": c.price_per_hour,
+                "total": c.total,
+                "cheapest": c.cheapest,
+            }
+            for c in plan.costs
+        ],
+        "advice": [
+            {
+                "label": c.label,
+                "changes": dict(c.settings),
+                "total_bytes": c.total_bytes,
+                "verdict": c.verdict,
+                "total_seconds": c.total_seconds,
+                "cost": c.cost,
+            }
+            for c in plan.advice.changes
+        ],
+    }
+
+
+def goal_dict(result: GoalResult, set_by_framework: Iterable[FrameworkDefault] = ()) -> dict[str, Any]:
+    """``POST /api/v1/plan/``: the best value of the goal with the margin, and the estimate at that value."""
+    answer = result.answer
+    planned = result.planned
+    return {
+        "goal": answer.goal,
+        "gpu": result.gpu.name,
+        "value": answer.value,
+        "verdict": answer.verdict,
+        "total_bytes": answer.total_bytes,
+        "limit_bytes": answer.limit_bytes,
+        "estimate": estimate_dict(planned.estimate, planned=planned, set_by_framework=set_by_framework)
+        if planned is not None
+        else None,
     }

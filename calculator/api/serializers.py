@@ -55,7 +55,8 @@ class ConfigurationSerializer(serializers.ModelSerializer):
         data: dict[str, Any] = dict(super().to_representation(instance))
         if self.context.get("with_estimate", True):
             try:
-                data["estimate"] = estimate_dict(services.configuration_estimate(configuration=instance))
+                planned = services.configuration_plan(configuration=instance)
+                data["estimate"] = estimate_dict(planned.estimate, planned=planned)
             except services.InputError as error:
                 data["estimate"], data["error"] = None, error.errors
             except ValidationError as error:

@@ -23,11 +23,11 @@ from rest_framework.views import APIView
 
 from calculator import services
 from calculator.api.errors import as_drf_error
-from calculator.api.openapi import ConfigurationResponse, EstimateResponse, PresetOut
-from calculator.api.representation import estimate_dict, preset_dict
+from calculator.api.openapi import ConfigurationResponse, EstimateResponse, PlanResponse, PresetOut
+from calculator.api.representation import estimate_dict, goal_dict, preset_dict
 from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpdateSerializer
 from calculator.models import SavedConfiguration
-from calculator.schemas import PRESET_SLUG, EstimateRequest, SaveRequest
+from calculator.schemas import PRESET_SLUG, EstimateRequest, PlanRequest, SaveRequest
 from calculator.throttling import AnonSaveThrottle
 
 # "Try it out" in the API docs starts from these bodies, so each must answer 200/201 (a test posts them).
@@ -38,10 +38,18 @@ ESTIMATE_EXAMPLE = {
 }
 SAVE_EXAMPLE = {"name": "Llama 3.1 8B QLoRA r=16", "note": "all linear layers", **ESTIMATE_EXAMPLE}
 RENAME_EXAMPLE = {"name": "Renamed configuration", "note": "a new note"}
+PLAN_EXAMPLE = {
+    "model": {"preset": "llama-3.1-8b"},
+    "lora": {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
+    "training": {"base_dtype": "nf4", "gradient_checkpointing": True, "seq_len": 4096, "dataset_tokens": 40_000_000},
+    "gpu": "NVIDIA RTX 4090 24 GB",
+    "goal": "max_batch_size",
+}
 EXAMPLES = {
     "estimate": [OpenApiExample("QLoRA on Llama 3.1 8B", value=ESTIMATE_EXAMPLE, request_only=True)],
     "save": [OpenApiExample("Save a configuration", value=SAVE_EXAMPLE, request_only=True)],
     "rename": [OpenApiExample("Rename", value=RENAME_EXAMPLE, request_only=True)],
+    "plan": [OpenApiExample("Largest micro-batch on a 24 GB card", value=PLAN_EXAMPLE, request_only=True)],
 }
 
 ERROR_400 = OpenApiResponse(description='Invalid input: `{"field": ["message"]}`, nested for nested fields.')
@@ -105,9 +113,36 @@ def estimate_body(body: bytes, catalog_version: int) -> bytes:
     (its version is part of the key), so identical requests are answered from this per-process cache;
     errors raise and are not cached."""
     request = EstimateRequest.model_validate_json(body)
-    result = services.compute_estimate(request=request)
+    planned = services.plan_estimate(request=request)
     filled = request.training.fill().set_by_framework
-    return json.dumps(estimate_dict(result, set_by_framework=filled), separators=(",", ":")).encode()
+    data = estimate_dict(planned.estimate, set_by_framework=filled, planned=planned)
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+class PlanView(APIView):
+    """Goal seeking: the largest micro-batch, longest sequence, largest rank or fewest GPUs that fit the card
+    with the safety margin (solved on the estimate's closed form), and the estimate at that value."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [permissions.AllowAny]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONOnly
+
+    @extend_schema(request=PlanRequest, responses={200: PlanResponse, 400: ERROR_400}, examples=EXAMPLES["plan"])
+    def post(self, request: Request) -> HttpResponse | Response:
+        try:
+            body = plan_body(request.body, services.catalog_version())
+        except (PydanticValidationError, services.InputError) as error:
+            raise as_drf_error(error) from None
+        return HttpResponse(body, content_type="application/json")
+
+
+@lru_cache(maxsize=256)
+def plan_body(body: bytes, catalog_version: int) -> bytes:
+    request = PlanRequest.model_validate_json(body)
+    result = services.solve(request=request)
+    filled = request.training.fill().set_by_framework
+    return json.dumps(goal_dict(result, filled), separators=(",", ":")).encode()
 
 
 class PresetViewSet(viewsets.ViewSet):

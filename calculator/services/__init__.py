@@ -7,7 +7,9 @@ is a formula; it resolves the model, reads the catalogs and calls the core. The 
 - `catalog`: the preset and GPU catalogs (a per-process snapshot, no query per recompute);
 - `estimates`: a request's estimate, saving and recomputing configurations, the Learn page's numbers;
 - `page`: everything the calculator's results panel shows for one configuration and one chosen GPU;
-- `recipes`: what a framework sets by default, and the recipe exports (TRL, torchtune, Axolotl).
+- `recipes`: what a framework sets by default, and the recipe exports (TRL, torchtune, Axolotl);
+- `planning`: the chosen card, verdicts with the safety margin, time and cost, which GPU to rent, advice,
+  goals (``POST /api/v1/plan/``) and sweeps.
 
 Faces import this package only (``from calculator import services``); the core's result types come along
 for annotations.
@@ -60,6 +62,21 @@ from calculator.services.estimates import (
     saved_model_name,
 )
 from calculator.services.page import CalculatorResults, calculator_results, model_id
+from calculator.services.planning import (
+    CUSTOM_GPU,
+    EXAMPLE_DATASET_TOKENS,
+    GOALS,
+    SWEEP_VARIABLES,
+    CostRow,
+    GoalResult,
+    PlannedEstimate,
+    SweepRow,
+    TimeEstimate,
+    choose_gpu,
+    configuration_plan,
+    plan_estimate,
+    solve,
+)
 from calculator.services.recipes import (
     FRAMEWORKS,
     LOSSES,
@@ -74,20 +91,26 @@ from calculator.services.recipes import (
 
 __all__ = [
     "CATALOG_TTL_SECONDS",
+    "CUSTOM_GPU",
     "DIMENSION_FIELDS",
+    "EXAMPLE_DATASET_TOKENS",
     "FOUR_BIT",
     "FRAMEWORKS",
+    "GOALS",
     "LOSSES",
     "OPTIMIZER_NAMES",
     "PLACEHOLDER_MODEL",
+    "SWEEP_VARIABLES",
     "AdaptedModule",
     "AdapterFileSizes",
     "Advice",
     "Architecture",
     "CalculatorResults",
     "ComparisonNotes",
+    "CostRow",
     "Estimate",
     "FrameworkDefault",
+    "GoalResult",
     "Gpu",
     "GpuFit",
     "InputError",
@@ -95,14 +118,19 @@ __all__ = [
     "LearnNumbers",
     "LearnResults",
     "MemoryEstimate",
+    "PlannedEstimate",
     "PresetEntry",
     "RecipeExports",
     "ServingEstimate",
+    "SweepRow",
+    "TimeEstimate",
     "calculator_results",
     "catalog_version",
+    "choose_gpu",
     "compute_estimate",
     "config_key",
     "configuration_estimate",
+    "configuration_plan",
     "default_gpu",
     "dimension_of",
     "dimension_values",
@@ -118,6 +146,7 @@ __all__ = [
     "layer_groups",
     "learn",
     "model_id",
+    "plan_estimate",
     "presets",
     "recipe_exports",
     "relevant_config",
@@ -125,5 +154,6 @@ __all__ = [
     "save_configuration",
     "saved_model_name",
     "smallest_fitting",
+    "solve",
     "training_defaults",
 ]

@@ -79,7 +79,7 @@ class _Catalog:
                     p.notes,
                     p.hf_repo,
                 )
-            gpus = tuple(Gpu(g.name, g.memory_bytes) for g in GpuModel.objects.filter(is_active=True))
+            gpus = tuple(g.to_spec() for g in GpuModel.objects.filter(is_active=True))
         except DatabaseError:
             # Computing keeps working while the database is down: keep the last snapshot, or start from
             # the seed catalog the data migration loads.

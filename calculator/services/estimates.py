@@ -75,9 +75,14 @@ def learn(*, request: EstimateRequest) -> LearnResults:
 def configuration_estimate(*, configuration: SavedConfiguration) -> Estimate:
     """A saved configuration, recomputed from its immutable inputs and the architecture it was saved with
     (named after its preset, when it was saved from one)."""
+    return compute_estimate(request=configuration.to_request(), name=configuration_name(configuration))
+
+
+def configuration_name(configuration: SavedConfiguration) -> str:
+    """The name a saved configuration's estimate carries: its preset's current name (or slug), else ""."""
     preset = (configuration.inputs.get("model") or {}).get("preset") or ""
     entry = find_preset(preset) if preset else None
-    return compute_estimate(request=configuration.to_request(), name=entry.name if entry else preset)
+    return entry.name if entry else str(preset)
 
 
 def saved_model_name(*, configuration: SavedConfiguration) -> str:

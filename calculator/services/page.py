@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from calculator.core import Estimate, Gpu, GpuFit, InputError
-from calculator.core.advice import Advice, advise
+from calculator.core import Estimate, Gpu, GpuFit
+from calculator.core.advice import Advice
 from calculator.core.frameworks import FrameworkDefault
-from calculator.core.gpus import fits, smallest_fitting
+from calculator.core.gpus import FITS, fits, smallest_fitting
 from calculator.core.insights import (
     AdapterFileSizes,
     ComparisonNotes,
@@ -22,8 +22,8 @@ from calculator.core.insights import (
 from calculator.core.lora import AdaptedModule
 from calculator.core.serving import ServingEstimate, serving_estimate
 from calculator.schemas import EstimateRequest, ModelChoice, PageOptions
-from calculator.services.catalog import default_gpu, find_preset, gpus
-from calculator.services.estimates import compute_estimate
+from calculator.services.catalog import find_preset, gpus
+from calculator.services.planning import PlannedEstimate, SweepRow, custom_gpu, plan_estimate, sweep_rows
 from calculator.services.recipes import RecipeExports, hub_id, recipe_exports
 
 HOST_RAM = "Host RAM"  # the "card" the host memory is checked against (no margin: the OS pages)
@@ -34,12 +34,13 @@ class CalculatorResults:
     """Everything the calculator's results panel shows, for one configuration and one chosen GPU."""
 
     estimate: Estimate
-    gpu: Gpu  # the card the verdict, advice and serving panel are for
-    fit: GpuFit  # the peak on that card
-    smallest_fit: GpuFit | None  # the smallest catalog card the peak fits on
-    fitting: tuple[GpuFit, ...]  # every catalog card it fits on
-    catalog: tuple[Gpu, ...]  # what the chart draws the peak against
-    advice: Advice
+    planned: PlannedEstimate  # verdicts with the safety margin, time, which GPU to rent, advice
+    gpu: Gpu  # the card the verdict, advice, time and serving panel are for (a catalog card or the custom one)
+    fit: GpuFit  # the peak on that card, with its verdict
+    smallest_fit: GpuFit | None  # the smallest card the peak fits on with the margin
+    fitting: tuple[GpuFit, ...]  # every card it fits on with the margin
+    sweep: tuple[SweepRow, ...]  # peak, time and cost against `sweep_variable`
+    sweep_variable: str
     serving: ServingEstimate
     serving_fit: GpuFit  # base + adapters, unmerged, on the chosen card
     merged_fit: GpuFit
@@ -55,6 +56,10 @@ class CalculatorResults:
     loss_baseline: Estimate | None  # the same with transformers' full-logits loss (what a chunked loss saves)
     exports: RecipeExports
 
+    @property
+    def advice(self) -> Advice:
+        return self.planned.plan.advice
+
 
 FILE_SIZE_RANKS = (8, 16, 32, 64)
 FILE_SIZE_DTYPES = ("fp32", "bf16")
@@ -66,30 +71,30 @@ def calculator_results(
     options: PageOptions,
     target_sets: tuple[tuple[str, tuple[str, ...]], ...] = (),
 ) -> CalculatorResults:
-    """The estimate plus the advice, serving and fits for the chosen GPU; ``target_sets`` (label,
-    module names) are the columns of the adapter-file table. Raises `InputError` (``page.gpu`` for an
-    unknown card)."""
-    result = compute_estimate(request=request)
-    catalog = gpus()
-    gpu = default_gpu() if options.gpu is None else next((g for g in catalog if g.name == options.gpu), None)
-    if gpu is None:
-        raise InputError.single("page.gpu", "Unknown GPU; pick one from the list.")
+    """The estimate and its plan on the chosen card, with the serving, recipe and what-if panels;
+    ``target_sets`` (label, module names) are the columns of the adapter-file table. Raises `InputError`
+    (``training.gpu`` for a card the catalog does not have)."""
+    planned = plan_estimate(request=request, custom=custom_gpu(options), example_dataset=True)
+    result, plan = planned.estimate, planned.plan
+    gpu, margin = plan.gpu, planned.settings.safety_margin
     arch, lora, training = result.architecture, result.lora_settings, result.training
     serving = serving_estimate(arch, lora, training, options.adapters, (gpu,))
-    (fit,) = fits(result.memory.total_bytes, (gpu,))
-    experts = expert_quantization(result, catalog)
+    fit = next(f for f in plan.fits if f.gpu == gpu.name)
+    experts = expert_quantization(result, gpus())
+    fitting = tuple(f for f in plan.fits if f.verdict == FITS)
     return CalculatorResults(
         estimate=result,
+        planned=planned,
         gpu=gpu,
         fit=fit,
-        smallest_fit=smallest_fitting(result.fits),
-        fitting=tuple(f for f in result.fits if f.fits),
-        catalog=catalog,
-        advice=advise(arch, lora, training, gpu),
+        smallest_fit=smallest_fitting(fitting),
+        fitting=fitting,
+        sweep=sweep_rows(planned=planned, variable=options.sweep),
+        sweep_variable=options.sweep,
         serving=serving,
         serving_fit=serving.fits[0],
         merged_fit=serving.merged_fits[0],
-        scenario_fits=tuple(fits(s.memory.total_bytes, (gpu,))[0] for s in result.comparison),
+        scenario_fits=tuple(fits(s.memory.total_bytes, (gpu,), margin)[0] for s in result.comparison),
         notes=comparison_notes(result),
         parameter_reduction=parameter_reduction(result.count),
         oversized_ranks=oversized_ranks(result.count),
@@ -97,10 +102,10 @@ def calculator_results(
             arch, lora, training.base_dtype, FILE_SIZE_RANKS, target_sets, FILE_SIZE_DTYPES
         ),
         set_by_framework=request.training.fill().set_by_framework,
-        loss_baseline=loss_baseline(result, catalog),
         host_fit=_host_fit(result, options),
         experts=experts,
-        experts_fit=fits(experts.quantized.memory.total_bytes, (gpu,))[0] if experts else None,
+        experts_fit=fits(experts.quantized.memory.total_bytes, (gpu,), margin)[0] if experts else None,
+        loss_baseline=loss_baseline(result, gpus()),
         exports=recipe_exports(result=result, model_id=model_id(choice=request.model)),
     )
 

@@ -27,6 +27,7 @@ from calculator.web import errors as error_mapping
 from calculator.web import labels
 from calculator.web.fields import (
     BY_NAME,
+    CUSTOM_GPU_FIELDS,
     DIM_FIELDS,
     FORM_ONLY_PARAMS,
     FRAMEWORK_SECTIONS,
@@ -231,6 +232,7 @@ def form_context(reading: Reading) -> dict[str, Any]:
         "canonical": reading.canonical,
         "preset_groups": preset_groups(),
         "gpus": services.gpus(),
+        "custom_gpu": services.CUSTOM_GPU,
         "sections": [
             {
                 "key": key,
@@ -309,6 +311,7 @@ def _field(f: Any, v: dict[str, Any], errors: dict[str, str], by_framework: str 
         or (f.kind == "bool" and bool(f.hint))
         or f.name in WIDE_FIELDS,
         "by_framework": f"{by_framework} default" if by_framework else "",
+        "custom": f.name in CUSTOM_GPU_FIELDS,
     }
 
 

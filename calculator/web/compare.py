@@ -100,6 +100,7 @@ class _Item:
     href: str
     request: EstimateRequest | None  # None when the inputs do not validate (any more)
     result: services.Estimate | None  # None when they do not compute
+    planned: services.PlannedEstimate | None = None  # its time and cost on its card
     note: str = ""
     created: datetime | None = None  # None: not saved
     slug: str = ""
@@ -108,10 +109,10 @@ class _Item:
 def saved_item(configuration: SavedConfiguration) -> _Item:
     """A saved configuration, recomputed from its immutable inputs."""
     request: EstimateRequest | None
-    result: services.Estimate | None = None
+    planned: services.PlannedEstimate | None = None
     try:
         request = configuration.to_request()
-        result = services.configuration_estimate(configuration=configuration)
+        planned = services.configuration_plan(configuration=configuration, example_dataset=True)
     except ValidationError:
         request = None
     except services.InputError:
@@ -122,7 +123,8 @@ def saved_item(configuration: SavedConfiguration) -> _Item:
         model_label(configuration),
         configuration.get_absolute_url(),
         request,
-        result,
+        planned.estimate if planned else None,
+        planned,
         configuration.note,
         configuration.created,
         configuration.slug,
@@ -132,15 +134,17 @@ def saved_item(configuration: SavedConfiguration) -> _Item:
 def state_item(key: str) -> _Item:
     """An unsaved calculator state (``?<query>``), computed as the calculator computes it."""
     reading = read(QueryDict(key.removeprefix("?")))
-    result = None
+    planned = None
     if reading.ok and reading.request is not None:
         try:
-            result = services.compute_estimate(request=reading.request)
+            planned = services.plan_estimate(request=reading.request, example_dataset=True)
         except services.InputError:
-            result = None
+            planned = None
+    result = planned.estimate if planned else None
     model = result.name if result is not None else "—"
     href = reverse("calculator") + key
-    return _Item(key, f"{model} (unsaved)", model, href, reading.request if reading.ok else None, result)
+    request = reading.request if reading.ok else None
+    return _Item(key, f"{model} (unsaved)", model, href, request, result, planned)
 
 
 def _no_result(item: _Item) -> str:
@@ -333,30 +337,83 @@ def _memory_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
 
 
 def _fit_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
-    def summary(r: services.Estimate) -> dict[str, Any]:
-        fitting = [f for f in r.fits if f.fits]
-        smallest = services.smallest_fitting(r.fits)
+    """Every card's verdict with each configuration's safety margin (fits, tight, does not fit)."""
+
+    def summary(p: services.PlannedEstimate) -> dict[str, Any]:
+        fitting = [f for f in p.plan.fits if f.verdict == "fits"]
+        smallest = services.smallest_fitting(fitting)
         return _cell(
-            f"{len(fitting)} of {len(r.fits)} GPUs",
+            f"{len(fitting)} of {len(p.plan.fits)} GPUs",
             tuple(f.gpu for f in fitting),
-            sub=f"smallest: {smallest.gpu}" if smallest else "none in the catalog",
+            sub=f"with the margin; smallest: {smallest.gpu}" if smallest else "none with the margin",
         )
 
-    rows = [_results(items, "Fits", summary)]
-    gpus = list(dict.fromkeys(f.gpu for i in items if i.result is not None for f in i.result.fits))
+    rows = [_plans(items, "Fits", summary)]
+    gpus = list(dict.fromkeys(f.gpu for i in items if i.planned is not None for f in i.planned.plan.fits))
+    states = {"fits": ("\u2713 fits", "yes"), "tight": ("tight", "tight"), "does_not_fit": ("\u2717 no", "no")}
     for gpu in gpus:
 
-        def on(r: services.Estimate, gpu: str = gpu) -> dict[str, Any] | None:
-            fit = next((f for f in r.fits if f.gpu == gpu), None)
+        def on(p: services.PlannedEstimate, gpu: str = gpu) -> dict[str, Any] | None:
+            fit = next((f for f in p.plan.fits if f.gpu == gpu), None)
             if fit is None:
                 return None
             room = fmt.gib(abs(fit.headroom_bytes))
-            if fit.fits:
-                return _cell("✓ fits", True, sub=f"{room} to spare", state="yes")
-            return _cell("✗ no", False, sub=f"{room} too much", state="no")
+            text, state = states[fit.verdict]
+            return _cell(text, fit.verdict, sub=f"{room} {'to spare' if fit.fits else 'too much'}", state=state)
 
-        rows.append(_row(gpu, [on(i.result) if i.result is not None else None for i in items]))
+        rows.append(_row(gpu, [on(i.planned) if i.planned is not None else None for i in items]))
     return rows
+
+
+def _plans(
+    items: Sequence[_Item], label: str, get: Callable[[services.PlannedEstimate], dict[str, Any]]
+) -> dict[str, Any]:
+    return _row(label, [get(i.planned) if i.planned is not None else None for i in items])
+
+
+def _time_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
+    """Time and cost on each configuration's card (its ``gpu``, else the default card), per epoch of its
+    dataset (or of the example dataset the calculator states)."""
+
+    def dataset(p: services.PlannedEstimate) -> dict[str, Any]:
+        tokens = p.settings.tokens_per_epoch
+        text = fmt.count(tokens) if tokens is not None else "—"
+        return _cell(text, (tokens, p.settings.epochs), sub="example: not set" if p.example_dataset else "tokens")
+
+    def verdict(p: services.PlannedEstimate) -> dict[str, Any]:
+        state = {"fits": "yes", "tight": "tight", "does_not_fit": "no"}[p.plan.verdict]
+        sub = f"{fmt.share(p.settings.safety_margin)} safety margin"
+        return _cell(p.plan.verdict.replace("_", " "), p.plan.verdict, sub=sub, state=state)
+
+    def cost(p: services.PlannedEstimate) -> dict[str, Any]:
+        mine = next((c for c in p.plan.costs if c.gpu == p.plan.gpu.name), None)
+        total = mine.total if mine is not None else None
+        price = p.plan.gpu.price_per_hour
+        return _cell(fmt.money(total), total, sub=f"{fmt.money(price)} per GPU-hour" if price is not None else "")
+
+    def cheapest(p: services.PlannedEstimate) -> dict[str, Any]:
+        best = next((c for c in p.plan.costs if c.cheapest), None)
+        if best is None:
+            return _cell("—", None)
+        return _cell(best.gpu, best.gpu, sub=f"{best.gpus_needed} \u00d7, {fmt.money(best.total)}")
+
+    return [
+        _plans(items, "GPU", lambda p: _cell(p.plan.gpu.name, p.plan.gpu.name)),
+        _plans(items, "Verdict", verdict),
+        _plans(items, "Dataset per epoch", dataset),
+        _plans(
+            items,
+            "Time per epoch",
+            lambda p: _cell(fmt.duration(p.plan.time.total_seconds), p.plan.time.total_seconds),
+        ),
+        _plans(items, "Cost per epoch", cost),
+        _plans(
+            items,
+            "Throughput",
+            lambda p: _cell(fmt.rate(p.plan.time.tokens_per_second), p.plan.time.tokens_per_second, sub="tokens/s"),
+        ),
+        _plans(items, "Cheapest GPU to rent", cheapest),
+    ]
 
 
 def _model_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
@@ -415,6 +472,7 @@ def comparison(items: Sequence[_Item]) -> dict[str, Any]:
         {"title": "Training", "rows": _training_rows(items)},
         {"title": "Results", "rows": _result_rows(items)},
         {"title": "Memory per GPU", "rows": _memory_rows(items)},
+        {"title": "Time and cost", "rows": _time_rows(items)},
         {"title": "GPU fit", "rows": _fit_rows(items)},
     ]
     rows: list[dict[str, Any]] = [r for s in sections for r in s["rows"]]

@@ -48,6 +48,9 @@ def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
     if annotation in (bool, int, float):
         return annotation.__name__, ()
     args = set(typing.get_args(annotation))
+    numbers = args - {type(None)}
+    if len(numbers) == 1 and next(iter(numbers)) in (int, float):  # an optional number: empty means none
+        return next(iter(numbers)).__name__, ()
     if dict[str, list[int]] in args:
         return "tokens", ()  # trainable_token_indices: the page takes the input embedding's list form
     if list[int] in args:
@@ -131,7 +134,25 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ("training", "attn_implementation"),
         ),
     ),
-    ("gpu", "Your GPU & serving", (("page", "gpu"), ("page", "adapters"))),
+    (
+        "gpu",
+        "Your GPU & plan",
+        (
+            ("training", "gpu"),
+            ("page", "custom_gpu_memory_gib"),
+            ("page", "custom_gpu_tflops"),
+            ("page", "custom_gpu_price"),
+            ("training", "safety_margin"),
+            ("training", "gradient_accumulation_steps"),
+            ("training", "dataset_tokens"),
+            ("training", "dataset_examples"),
+            ("training", "mean_example_tokens"),
+            ("training", "epochs"),
+            ("training", "mfu"),
+            ("page", "sweep"),
+            ("page", "adapters"),
+        ),
+    ),
 )
 
 SCALAR_FIELDS: tuple[Field, ...] = tuple(_field(group, name) for _, _, names in SECTIONS for group, name in names)
@@ -151,3 +172,5 @@ FORM_ONLY_PARAMS = ("src", "names", "pick", "set", "fw")
 WIDE_FIELDS = frozenset({"framework", "loss", "parallelism", "quantize_scope"})
 # Sections whose fields a framework fills: redrawn when the framework changes.
 FRAMEWORK_SECTIONS = ("recipe", "training")
+# The custom GPU's fields (shown while the GPU choice is "Custom GPU").
+CUSTOM_GPU_FIELDS = frozenset({"custom_gpu_memory_gib", "custom_gpu_tflops", "custom_gpu_price"})

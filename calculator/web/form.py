@@ -21,7 +21,7 @@ from django.http import QueryDict
 from pydantic import ValidationError
 
 from calculator import services
-from calculator.schemas import EstimateRequest, ModelChoice, PageOptions, pydantic_errors
+from calculator.schemas import PLAN_FIELDS, EstimateRequest, ModelChoice, PageOptions, pydantic_errors
 from calculator.web import errors as error_mapping
 from calculator.web import state
 from calculator.web.fields import BY_NAME, DEFAULT_PRESET, DIM_FIELDS, SCALAR_FIELDS
@@ -95,10 +95,11 @@ class Reading:
 
     def link(self, changes: Mapping[str, object]) -> str:
         """The canonical query of this state with some fields changed (advice's "apply" links)."""
+        targets = changes.get("target_modules", self.values.get("target_modules"))
         return state.encode(
             source=self.source.pair,
             dims=self.dims,
-            targets=self.values.get("target_modules"),
+            targets=list(targets) if isinstance(targets, tuple) else targets,  # type: ignore[arg-type]
             values={**self.values, **changes},
             default_gpu=services.default_gpu().name,
             defaults=self.framework.defaults if self.framework else None,
@@ -165,7 +166,8 @@ def read(query: QueryDict, *, live: bool = False) -> Reading:
     if framework.changed:
         refresh.add("sections")  # the fields the framework fills show its values now
     if training.get("framework") in services.FRAMEWORKS:  # an unknown one is reported by the schema
-        framework = replace(framework, filled=services.framework_fill(given=training).set_by_framework)
+        recipe = {k: v for k, v in training.items() if k not in PLAN_FIELDS}
+        framework = replace(framework, filled=services.framework_fill(given=recipe).set_by_framework)
     names = arch.lora_module_names if arch else ()
     picks = quick_picks(names) if names else {}
     submitted_names = _last(query, "names")

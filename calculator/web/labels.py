@@ -61,7 +61,18 @@ FIELDS: dict[str, tuple[str, str]] = {
     "quantize_moe_experts": ("Quantize MoE experts", "8/4-bit expert tensors too, as Axolotl does"),
     "quantize_scope": ("Quantized layers", "8/4-bit bases"),
     "host_ram_gib": ("Host RAM (GiB)", "the machine's CPU memory, for offloading"),
-    "gpu": ("GPU for the verdict and advice", ""),
+    "gpu": ("GPU", "the card the verdict, time, cost and advice are for"),
+    "custom_gpu_memory_gib": ("Custom GPU memory (GiB)", "as nvidia-smi reports it"),
+    "custom_gpu_tflops": ("Custom GPU peak TFLOPS", "dense BF16"),
+    "custom_gpu_price": ("Custom GPU $ per hour", "optional"),
+    "safety_margin": ("Safety margin", "share of the card kept free: real peaks run 8-15% above the estimate"),
+    "gradient_accumulation_steps": ("Gradient accumulation", "micro-batches per optimizer step"),
+    "dataset_tokens": ("Dataset tokens", "per epoch; or examples x mean length below"),
+    "dataset_examples": ("Dataset examples", ""),
+    "mean_example_tokens": ("Mean tokens per example", ""),
+    "epochs": ("Epochs", ""),
+    "mfu": ("MFU", "share of peak FLOPS reached; empty: the stated default"),
+    "sweep": ("Sweep over", "the table and chart at the end"),
     "adapters": ("Adapters loaded when serving", ""),
     "form": ("Input", ""),
 }
@@ -87,6 +98,7 @@ CHOICES: dict[str, dict[str, str]] = {
         "zero3": "DeepSpeed ZeRO-3 (+ parameters)",
     },
     "quantize_scope": {"all_linear": "every linear layer (bitsandbytes)", "lora_targets": "adapted layers (torchtune)"},
+    "sweep": {"r": "r (rank)", "seq_len": "sequence length", "batch_size": "micro-batch size"},
 }
 
 FRAMEWORK_SHORT: dict[str, str] = {

@@ -15,6 +15,7 @@ from django.urls import reverse
 from calculator import services
 from calculator.web import formatting as fmt
 from calculator.web import labels
+from calculator.web import plan as plan_panels
 from calculator.web.chart import host_chart, memory_chart
 
 Link = Callable[[Mapping[str, object]], str]  # field changes -> the calculator URL of that state
@@ -25,6 +26,7 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
     arch, count, memory = result.architecture, result.count, result.memory
     gpu, fit = results.gpu, results.fit
     smallest = results.smallest_fit
+    plan = results.planned.plan
     return {
         "name": result.name or arch.family or arch.model_type,
         "model_type": arch.model_type,
@@ -44,18 +46,22 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         "gpu": gpu.name,
         "gpu_size": fmt.gib(gpu.memory_bytes),
         "fits": fit.fits,
+        "verdict": plan_panels.verdict(fit),
+        "margin": fmt.gib(fit.margin_bytes),
+        "safety_margin": fmt.share(results.planned.settings.safety_margin),
         "headroom": fmt.gib(abs(fit.headroom_bytes)),
-        "fit_count": f"{len(results.fitting)} of {len(result.fits)}",
+        "fit_count": f"{len(results.fitting)} of {len(plan.fits)}",
         "smallest_fit": smallest.gpu if smallest else "",
         "fit_rows": [
             {
                 "gpu": f.gpu,
                 "size": fmt.gib(f.memory_bytes),
                 "fits": f.fits,
+                "verdict": plan_panels.verdict(f),
                 "headroom": fmt.gib(abs(f.headroom_bytes)),
                 "chosen": f.gpu == gpu.name,
             }
-            for f in result.fits
+            for f in plan.fits
         ],
         "modules": _modules(result),
         "oversized": [
@@ -75,9 +81,12 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         "chart": memory_chart(
             [(key, label, getattr(memory, attr)) for key, attr, label, _ in labels.MEMORY_PARTS],
             memory.total_bytes,
-            result.fits,
+            plan.fits,
             fit,
         ),
+        "time": plan_panels.time_panel(results.planned),
+        "costs": plan_panels.cost_rows(results.planned),
+        "sweep": plan_panels.sweep_panel(results, lambda changes: _url(link, changes)),
         "scaling": _scaling(result),
         "comparison": _comparison(results),
         "notes": results.notes,
@@ -226,6 +235,7 @@ def _comparison(results: services.CalculatorResults) -> list[dict[str, Any]]:
                 "acts": fmt.gib(m.activations_bytes + m.logits_bytes + m.transient_bytes),
                 "peak": fmt.gib(m.total_bytes),
                 "fits": fit.fits,
+                "verdict": plan_panels.verdict(fit),
             }
         )
     return rows
@@ -234,19 +244,16 @@ def _comparison(results: services.CalculatorResults) -> list[dict[str, Any]]:
 def _advice(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
     a = results.advice
     t = results.estimate.training
-    changes = []
-    for c in a.changes:
-        values = {path.split(".", 1)[1]: value for path, value in c.settings}
-        changes.append({"label": c.label, "peak": fmt.gib(c.total_bytes), "fits": c.fits, "href": _url(link, values)})
     return {
-        "fits": a.fits,
+        "fits": a.verdict == "fits",
+        "verdict": a.verdict,
         "gpu": a.gpu.name,
         "max_batch": fmt.count(a.max_batch_size) if a.max_batch_size else "",
         "max_seq": fmt.count(a.max_seq_len) if a.max_seq_len else "",
         "seq_capped": a.max_seq_len == a.seq_len_limit,
         "seq_len": fmt.count(t.seq_len),
         "batch": str(t.batch_size),
-        "changes": changes,
+        "changes": plan_panels.advice_rows(a, lambda changes: _url(link, changes)),
         "batch_href": _url(link, {"batch_size": a.max_batch_size})
         if a.max_batch_size and a.max_batch_size != t.batch_size
         else "",

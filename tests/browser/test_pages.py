@@ -20,6 +20,8 @@ PAGES = [
     "%22num_attention_heads%22%3A8%2C%22vocab_size%22%3A32000%7D&target_modules=q_proj",
     "/?framework=unsloth&preset=qwen3-30b-a3b&target_modules=q_proj&target_modules=v_proj",
     "/?framework=trl&activation_offloading=true&parallelism=zero3&num_gpus=2&optimizer_offload=true&param_offload=true",
+    "/?preset=llama-3.1-8b&r=16&lora_alpha=32&target_modules=all-linear&base_dtype=nf4&seq_len=4096&batch_size=4",
+    "/?gradient_checkpointing=true&gpu=custom&custom_gpu_memory_gib=40&custom_gpu_tflops=200&sweep=seq_len",
     "/learn/",
     "/learn/accuracy/",
     "/compare/?c=llama-3.1-8b&c=qwen2.5-7b",
