@@ -75,6 +75,8 @@ def save(request: HttpRequest) -> HttpResponse:
 
     if "state" not in request.POST or results is None or reading.request is None:
         return failed(400, "Fix the inputs before saving.")
+    if reading.request.training.gpu == services.CUSTOM_GPU:
+        return failed(400, "A custom GPU is not saved with a configuration: pick a GPU from the list to save.")
     try:
         inputs = reading.request.model_dump(exclude_unset=True)  # what the framework fills stays unset
         save_request = SaveRequest.model_validate({**inputs, "name": name, "note": note})

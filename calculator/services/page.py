@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from calculator.core import Estimate, Gpu, GpuFit
+from calculator.core import Estimate, Gpu, GpuFit, InputError
 from calculator.core.advice import Advice
 from calculator.core.frameworks import FrameworkDefault
 from calculator.core.gpus import FITS, fits, smallest_fitting
@@ -21,7 +21,7 @@ from calculator.core.insights import (
 )
 from calculator.core.lora import AdaptedModule
 from calculator.core.serving import ServingEstimate, serving_estimate
-from calculator.schemas import EstimateRequest, ModelChoice, PageOptions
+from calculator.schemas import CUSTOM_GPU, EstimateRequest, ModelChoice, PageOptions
 from calculator.services.catalog import find_preset, gpus
 from calculator.services.planning import PlannedEstimate, SweepRow, custom_gpu, plan_estimate, sweep_rows
 from calculator.services.recipes import RecipeExports, hub_id, recipe_exports
@@ -74,7 +74,10 @@ def calculator_results(
     """The estimate and its plan on the chosen card, with the serving, recipe and what-if panels;
     ``target_sets`` (label, module names) are the columns of the adapter-file table. Raises `InputError`
     (``training.gpu`` for a card the catalog does not have)."""
-    planned = plan_estimate(request=request, custom=custom_gpu(options), example_dataset=True)
+    custom = custom_gpu(options)
+    if request.training.gpu == CUSTOM_GPU and custom is None:
+        raise InputError.single("page.custom_gpu_memory_gib", "Enter the custom GPU's memory (GiB).")
+    planned = plan_estimate(request=request, custom=custom, example_dataset=True)
     result, plan = planned.estimate, planned.plan
     gpu, margin = plan.gpu, planned.settings.safety_margin
     arch, lora, training = result.architecture, result.lora_settings, result.training

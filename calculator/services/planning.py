@@ -75,9 +75,7 @@ def custom_gpu(options: PageOptions) -> Gpu | None:
 def choose_gpu(*, name: str | None, custom: Gpu | None = None) -> Gpu:
     """The card ``training.gpu`` names (``custom``: the page's custom card), else the default card; raises
     `InputError` on ``training.gpu`` for a name the catalog does not have."""
-    if name == CUSTOM_GPU:
-        if custom is None:
-            raise InputError.single("page.custom_gpu_memory_gib", "Enter the custom GPU's memory (GiB).")
+    if name == CUSTOM_GPU and custom is not None:
         return custom
     return find_gpu(name, gpus(), default_gpu())
 

@@ -91,3 +91,17 @@ def test_calculator_page_never_fails_with_a_server_error(client, pairs, htmx):
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     response = client.get("/?" + urlencode(pairs), **headers)
     assert response.status_code in (200, 302, 400), response.content[:300]
+
+
+@pytest.mark.django_db
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=bodies,
+    goal=st.one_of(st.sampled_from(["max_batch_size", "max_seq_len", "max_r", "min_gpus"]), JSON_LEAF),
+    gpu=st.one_of(st.none(), st.sampled_from(["NVIDIA RTX 4090 24 GB", "NVIDIA T4 16 GB", "custom"]), JSON_LEAF),
+)
+def test_plan_never_fails_with_a_server_error(client, body, goal, gpu):
+    response = client.post(
+        "/api/v1/plan/", json.dumps({**body, "goal": goal, "gpu": gpu}, allow_nan=True), content_type="application/json"
+    )
+    assert response.status_code in (200, 400), response.content[:300]

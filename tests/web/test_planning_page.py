@@ -144,3 +144,18 @@ def test_permalinks_and_compare_show_time_and_cost(client):
     for label in ("Time per epoch", "Cost per epoch", "Cheapest GPU to rent", "Dataset per epoch"):
         assert f'<th scope="row">{label}</th>' in compare
     assert "40,000,000" in compare
+
+
+def test_a_custom_gpu_is_not_saved_silently(client):
+    client.get("/")
+    state = "preset=llama-3.1-8b&gpu=custom&custom_gpu_memory_gib=40"
+    response = client.post("/save/", {"state": state, "name": "custom", "note": ""})
+    assert response.status_code == 400
+    assert "custom GPU is not saved" in text(response)
+
+
+def test_the_api_treats_custom_as_an_unknown_card(client):
+    body = {"model": {"preset": "gpt2"}, "training": {"gpu": "custom"}}
+    response = client.post("/api/v1/estimate/", body, content_type="application/json")
+    assert response.status_code == 400
+    assert "gpu" in response.json()["training"]
