@@ -54,14 +54,15 @@ format: setup
 	$(VENV)/bin/ruff format .
 
 check-deploy: setup
-	DEBUG=0 SECURE_SSL=1 SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+	DEBUG=0 SECURE_SSL=1 CACHE_URL=redis://127.0.0.1:6379/1 SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 	  ALLOWED_HOSTS=lorasite.example.com $(PY) manage.py check --deploy --fail-level WARNING
 
 bench: serve-setup
 	$(PY) benchmarks/bench_http.py
 
 # Regenerates the golden files of tests/core/golden/ with the real libraries (torch, transformers, peft,
-# bitsandbytes) in their own Python 3.11 venv (torch 2.13.0's CPU wheel); about 20 minutes on 2 cores.
+# bitsandbytes) in their own Python 3.11 venv (torch 2.13.0's CPU wheel); about 20 minutes on 2 cores, plus about
+# 70 for the 2026 families (issue 7: small configs, inventories, PEFT grid, memory measurements, self-check).
 VAL_VENV ?= validation/.venv
 VAL_PY := $(VAL_VENV)/bin/python
 
@@ -77,6 +78,11 @@ golden: $(VAL_VENV)/.installed
 	$(VAL_PY) validation/peft_golden.py
 	$(VAL_PY) validation/measure_memory.py
 	$(VAL_PY) validation/measure_adapter_file.py
+	$(VAL_PY) validation/small_configs.py --check
+	$(VAL_PY) validation/inventory.py
+	$(VAL_PY) validation/peft_golden_2026.py
+	$(VAL_PY) validation/measure_memory_2026.py
+	$(VAL_PY) validation/golden_summary.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -34,7 +34,7 @@ class ModelPresetForm(forms.ModelForm):
             "is_published",
             "order",
         ]
-        widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "class": "config-json"})}
+        widgets = {"config": forms.Textarea(attrs={"rows": 16, "cols": 80, "class": "monospace"})}
 
     def clean_config(self) -> dict[str, Any]:
         config: dict[str, Any] = self.cleaned_data["config"]
@@ -70,9 +70,9 @@ class ModelPresetAdmin(admin.ModelAdmin):
         try:
             count = obj.to_spec().base_params
         except InputError:
-            return format_html('<span class="preset-invalid">invalid config</span>')
+            return format_html('<span class="count-differs">invalid config</span>')
         expected = obj.transformers_params if obj.transformers_params is not None else obj.published_params
-        state = "preset-ok" if count == expected else "preset-off"
+        state = "count-matches" if count == expected else "count-differs"
         return format_html('<span class="{}" title="expected {}">{}</span>', state, f"{expected:,}", f"{count:,}")
 
     @admin.action(description="Publish selected presets")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -136,6 +137,13 @@ class SavedConfiguration(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A configuration read from the database is only ever updated, never inserted again: renaming
+        one that a concurrent DELETE removed raises `NotUpdated` (a 404) instead of resurrecting it."""
+        if not self._state.adding and not kwargs.get("force_insert"):
+            kwargs["force_update"] = True
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("permalink", args=[self.slug])

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ObjectNotUpdated
 from django.core.paginator import Paginator
 from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
@@ -37,6 +38,7 @@ from calculator.web import calculator as calculator_page
 from calculator.web import compare as compare_content
 from calculator.web import learn as learn_content
 from calculator.web import presets as presets_content
+from lorasite.middleware import needs_account
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -83,12 +85,14 @@ def save(request: HttpRequest) -> HttpResponse:
     except ValidationError as error:
         return failed(400, "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in error.errors(include_url=False)))
     try:
+        if needs_account(request):
+            raise DatabaseError("the session could not be read")
         owner = request.user if request.user.is_authenticated else None
         if owner is None and not AnonSaveThrottle().allow_request(request, None):  # type: ignore[arg-type]
             return failed(429, "Too many saves from here; try later.")
         configuration = services.save_configuration(request=save_request, owner=owner)
-    except services.InputError:
-        return failed(400, "These inputs cannot be computed.")
+    except services.InputError as error:
+        return failed(400, "; ".join(f"{k}: {' '.join(v)}" for k, v in error.errors.items()))
     except DatabaseError:
         return failed(503, "Saving is unavailable right now (the database cannot be reached); computing still works.")
     return HttpResponseRedirect(configuration.get_absolute_url())
@@ -202,10 +206,12 @@ def _signed_in(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
+            if needs_account(request):  # signed in or not, we cannot tell while the database is down
+                raise DatabaseError("the session could not be read")
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             return view(request, *args, **kwargs)
-        except Http404:
+        except (Http404, ObjectNotUpdated):  # not theirs, or deleted while they were renaming it
             return render(request, "calculator/not_found.html", status=404)
         except DatabaseError:
             return render(request, "calculator/not_found.html", {"db_down": True}, status=503)

@@ -12,3 +12,4 @@ from lorasite.settings import STORAGES
 
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test users
+CATALOG_REFRESH_IN_BACKGROUND = False  # a test reads the catalog of its own database, in line

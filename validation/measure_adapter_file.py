@@ -56,8 +56,13 @@ def to_settings(kwargs: dict) -> LoraSettings:
 
 
 def main() -> None:
+    sys.path.insert(0, str(ROOT / "validation"))
+    from small_configs import SMALL  # the 2026 families' configs: their golden data is peft_params_2026.json
+
     cases = []
     for path in sorted((ROOT / "validation" / "configs" / "small").glob("*.json")):
+        if path.stem in SMALL:
+            continue
         config = json.loads(path.read_text())
         arch = architecture_from_config(config)
         for kwargs in GRID:

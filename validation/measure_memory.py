@@ -380,7 +380,8 @@ def measure_optimizers(params: list[torch.nn.Parameter]) -> dict:
     facs, unavailable = optimizer_factories()
     out = {}
     for name, fac in facs.items():
-        saved_grads = [p.grad.detach().clone() for p in params]
+        # a trainable parameter the step did not reach (a vision-tower LoRA under a text batch) has no grad
+        saved_grads = [p.grad.detach().clone() if p.grad is not None else None for p in params]
         backup = [p.detach().clone() for p in params]
         try:
             with warnings.catch_warnings():
@@ -466,24 +467,29 @@ def random_checkpoint(fam: str) -> str:
     return _CHECKPOINTS[fam]
 
 
+def bnb_config(quant: str):
+    """The quantized bases measured: nf4 with double quantization and bf16 compute (the QLoRA recipe), or LLM.int8."""
+    from transformers import BitsAndBytesConfig
+
+    if quant == "nf4":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+    return BitsAndBytesConfig(load_in_8bit=True)
+
+
 def build(case):
     fam = case["family"]
     cfg = make_config(fam, case.get("model_dropout", 0.0))
     torch.manual_seed(0)
     if case.get("quant"):
-        from transformers import BitsAndBytesConfig
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        if case["quant"] == "nf4":
-            qc = BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16,
-            )
-        else:
-            qc = BitsAndBytesConfig(load_in_8bit=True)
+        qc = bnb_config(case["quant"])
         model = AutoModelForCausalLM.from_pretrained(
             random_checkpoint(fam),
             quantization_config=qc,
@@ -586,16 +592,42 @@ def grouped_mm_fallback(active: bool):
         moe._can_use_grouped_mm = orig
 
 
-def run_case(case, detail=False, optim_cache=None):
+class Families2024:
+    """How _run_case reaches the model of a case (the families above); measure_memory_2026.py passes its own."""
+
+    build = staticmethod(lambda case: build(case))
+    dims = staticmethod(lambda cfg: dims_of(cfg))
+    layer_prefix = staticmethod(lambda fam: layer_prefix_of(fam))
+    layers = staticmethod(lambda pm, fam: decoder_layers(pm, fam))
+
+    @staticmethod
+    def input_id_high(dims) -> int:
+        return dims["vocab"]
+
+    @staticmethod
+    def routing_hooks(pm, fam, dims, routing) -> list:
+        """Tokens routed to each expert, per layer (the saved bytes are checked for routing independence)."""
+        handles = []
+        for li, layer in enumerate(decoder_layers(pm, fam)):
+
+            def rhook(mod, args, out, li=li):
+                idx = out[2].reshape(-1)
+                routing.setdefault(str(li), torch.bincount(idx, minlength=dims["experts"]).tolist())
+
+            handles.append(layer.mlp.gate.register_forward_hook(rhook))
+        return handles
+
+
+def run_case(case, detail=False, optim_cache=None, families=Families2024):
     with grouped_mm_fallback(case.get("experts_impl") == "grouped_mm_fallback"):
-        return _run_case(case, detail, optim_cache)
+        return _run_case(case, detail, optim_cache, families)
 
 
-def _run_case(case, detail=False, optim_cache=None):
+def _run_case(case, detail=False, optim_cache=None, families=Families2024):
     fam = case["family"]
     t0 = time.time()
-    cfg, pm, lora_kwargs = build(case)
-    dims = dims_of(cfg)
+    cfg, pm, lora_kwargs = families.build(case)
+    dims = families.dims(cfg)
     effective = effective_peft_config(pm) if case.get("extended") else None
     experts_impl = getattr(pm.base_model.model.config, "_experts_implementation", None) if "experts" in dims else None
     if experts_impl == "grouped_mm" and case.get("experts_impl") == "grouped_mm_fallback":
@@ -603,16 +635,9 @@ def _run_case(case, detail=False, optim_cache=None):
     routing: dict[str, list[int]] = {}
     routing_handles = []
     if "experts" in dims and case.get("extended"):
-        # tokens routed to each expert, per layer (the saved bytes are checked for routing independence)
-        for li, layer in enumerate(decoder_layers(pm, fam)):
-
-            def rhook(mod, args, out, li=li):
-                idx = out[2].reshape(-1)
-                routing.setdefault(str(li), torch.bincount(idx, minlength=dims["experts"]).tolist())
-
-            routing_handles.append(layer.mlp.gate.register_forward_hook(rhook))
+        routing_handles = families.routing_hooks(pm, fam, dims, routing)
     b, s = case["batch"], case["seq"]
-    layer_prefix, head_module = layer_prefix_of(fam)
+    layer_prefix, head_module = families.layer_prefix(fam)
     excluded = {storage_of(p)[0] for p in pm.parameters()} | {storage_of(x)[0] for x in pm.buffers()}
     trainable = [p for p in pm.parameters() if p.requires_grad]
     lora_dtypes = sorted({str(p.dtype).replace("torch.", "") for p in trainable})
@@ -620,7 +645,7 @@ def _run_case(case, detail=False, optim_cache=None):
     tracker = StorageTracker(ctx, excluded)
     rec = SavedTensorRecorder(ctx, excluded, tracker)
 
-    layers = decoder_layers(pm, fam)
+    layers = families.layers(pm, fam)
     layer_inputs: dict[int, tuple[int, int]] = {}
     hook_handles = []
 
@@ -670,7 +695,7 @@ def _run_case(case, detail=False, optim_cache=None):
             layer._gradient_checkpointing_func = make(orig, i)
 
     torch.manual_seed(case.get("input_seed", 1))
-    input_ids = torch.randint(0, dims["vocab"], (b, s))
+    input_ids = torch.randint(0, families.input_id_high(dims), (b, s))
     labels = input_ids.clone()
     excluded_inputs = {storage_of(input_ids)[0], storage_of(labels)[0]}
     # views of the inputs are not activations (packed ones are added). Parameters are excluded again after the

@@ -405,16 +405,20 @@ def breakdown_of(peft_model) -> tuple[dict, dict]:
     )
 
 
-def run_case(config: dict, lora_kwargs: dict) -> dict:
+def run_case(config: dict, lora_kwargs: dict, build=None, low_cpu_mem_usage: bool = False) -> dict:
+    """`build(config)` makes the fresh model (default: build_model, AutoModelForCausalLM on the meta device);
+    peft_golden_2026.py passes its own (ImageTextToText where CausalLM is refused) and post-processes the result.
+    `low_cpu_mem_usage` makes PEFT create the adapter weights on the meta device too (same modules and shapes; the
+    real-size MoE configs would otherwise allocate and initialise billions of expert-LoRA parameters per case)."""
     from peft import LoraConfig, get_peft_model
 
     out: dict = {}
-    model = build_model(config)  # fresh instance for every case
+    model = (build or build_model)(config)  # fresh instance for every case
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             lora_config = LoraConfig(**copy.deepcopy(lora_kwargs))
-            peft_model = get_peft_model(model, lora_config)
+            peft_model = get_peft_model(model, lora_config, low_cpu_mem_usage=low_cpu_mem_usage)
         except Exception as exc:  # PEFT rejected this combination: record why
             out["error"] = f"{type(exc).__name__}: {exc}"[:600]
             peft_model = None
@@ -460,6 +464,16 @@ def run_case(config: dict, lora_kwargs: dict) -> dict:
 # --------------------------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------------------------
+def new_doc(generated_by: str) -> dict:
+    """An empty golden document: the versions it is generated with, its architectures and cases to come."""
+    import peft
+    import torch
+    import transformers
+
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}
+    return {"versions": versions, "generated_by": generated_by, "architectures": {}, "cases": []}
+
+
 def dump(doc: dict) -> str:
     """Pretty top level, one line per case (small and diff-friendly)."""
     lines = ["{"]
@@ -487,8 +501,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
 
-    import peft
-    import torch
     import transformers
 
     transformers.logging.set_verbosity_error()
@@ -499,12 +511,7 @@ def main(argv: list[str]) -> int:
             parser.error(f"unknown architectures: {sorted(unknown)}")
         archs = {k: v for k, v in archs.items() if k in args.arch}
 
-    doc = {
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
-        "generated_by": "validation/peft_golden.py",
-        "architectures": {},
-        "cases": [],
-    }
+    doc = new_doc("validation/peft_golden.py")
     t_start = time.time()
     for slug, arch in archs.items():
         t0 = time.time()

@@ -40,7 +40,11 @@ class ConfigurationSerializer(serializers.ModelSerializer):
         return str(self.context["request"].build_absolute_uri(configuration.get_absolute_url()))
 
     def get_owner(self, configuration: SavedConfiguration) -> str | None:
-        return configuration.owner.get_username() if configuration.owner else None
+        """The owner's username, shown to the owner only (a permalink is public; who saved it is not)."""
+        user = getattr(self.context.get("request"), "user", None)
+        if configuration.owner is None or user is None or configuration.owner_id != user.pk:
+            return None
+        return configuration.owner.get_username()
 
     def get_model(self, configuration: SavedConfiguration) -> Any:
         return configuration.inputs.get("model")

@@ -78,11 +78,18 @@ class _LayerReplay:
     input_saved_bytes: int  # part of saved_bytes that is the layer's own input storage
     output_requires_grad: bool
     rope_needed: bool
+    shared_mask_needed: bool
     skipped: bool  # the layer does not run on text batches (Mllama's cross-attention)
 
 
 def _replay(
-    arch: Architecture, training: TrainingSettings, block: Any, plan: LayerPlan, input_rg: bool, full: bool
+    arch: Architecture,
+    training: TrainingSettings,
+    block: Any,
+    plan: LayerPlan,
+    input_rg: bool,
+    full: bool,
+    per_layer_inputs_rg: bool = False,
 ) -> _LayerReplay:
     # Key the cache on the only settings a layer's saved tensors depend on, so an advice search that
     # changes the optimizer, checkpointing, quantization format or GPU count reuses every replay.
@@ -95,17 +102,25 @@ def _replay(
         attn_implementation=training.attn_implementation,
         prepare_model_for_kbit_training=training.prepare_model_for_kbit_training,
     )
-    return _replay_layer(arch, layer_settings, block, plan, input_rg, full)
+    return _replay_layer(arch, layer_settings, block, plan, input_rg, full, per_layer_inputs_rg)
 
 
 @lru_cache(maxsize=4096)
 def _replay_layer(
-    arch: Architecture, training: TrainingSettings, block: Any, plan: LayerPlan, input_rg: bool, full: bool
+    arch: Architecture,
+    training: TrainingSettings,
+    block: Any,
+    plan: LayerPlan,
+    input_rg: bool,
+    full: bool,
+    per_layer_inputs_rg: bool,
 ) -> _LayerReplay:
     g = Graph(arch, training, full)
+    g.per_layer_inputs_rg = per_layer_inputs_rg
     x = g.act(arch.dims.hidden_size, input_rg)
     out = replay_layer(g, x, block, plan)
-    return _LayerReplay(g.total, g.saved.get(x.storage, 0), out.requires_grad, g.rope_needed, out is x)
+    input_saved = g.saved.get(x.storage, 0)
+    return _LayerReplay(g.total, input_saved, out.requires_grad, g.rope_needed, g.shared_mask_needed, out is x)
 
 
 def estimate_activations(
@@ -122,23 +137,26 @@ def estimate_activations(
     checkpointing = training.gradient_checkpointing
     embedding_trainable = full or _embedding_trainable(arch, count)
     rg = embedding_trainable or checkpointing
+    embeddings_rg = rg
+    per_layer_inputs_rg = _per_layer_inputs_rg(arch, count, embeddings_rg)
     cache: dict[tuple[Any, LayerPlan, bool], _LayerReplay] = {}
 
     def replay(block: Any, plan: LayerPlan, input_rg: bool) -> _LayerReplay:
         key = (block, plan, input_rg)
         if key not in cache:
-            cache[key] = _replay(arch, training, block, plan, input_rg, full)
+            cache[key] = _replay(arch, training, block, plan, input_rg, full, per_layer_inputs_rg)
         return cache[key]
 
     layers_bytes = typical = recompute = 0
     experts = _quantized_expert_bytes(arch, count, training)
-    rope = False
+    rope = shared_mask = False
     for block, plan, layers in _layer_plans(arch, count):
         while layers:
             layer = replay(block, plan, rg)
             # Once a layer's output needs a gradient exactly when its input does, the rest of the run repeats.
             repeats = layers if layer.output_requires_grad == rg else 1
             rope = rope or layer.rope_needed
+            shared_mask = shared_mask or layer.shared_mask_needed
             # grouped_mm keeps its weight for the input's gradient: a parametrized (dequantized) expert
             # weight is a new tensor, so each layer whose MoE block needs a gradient keeps one.
             layer_experts = experts.get(block, 0)
@@ -156,10 +174,17 @@ def estimate_activations(
 
     forward = arch.forward
     outside = _final_norm_bytes(arch, training, p) if rg else 0
-    if rope and not forward.learned_positions:
-        outside += 2 * s * forward.rope_dim * p  # cos, sin: one pair for all layers
+    if shared_mask and not checkpointing:  # Falcon's ALiBi mask, one (batch, heads, s, s) tensor kept by sdpa
+        outside += training.batch_size * forward.alibi_heads * s * s * p
+    if (rope or (checkpointing and forward.rope_dim)) and not forward.learned_positions:
+        # with checkpointing every checkpoint holds the tables (passed to each layer) whether used or not
+        # cos, sin: one pair for all layers (Llama 4: one complex64 table)
+        outside += s * forward.rope_dim * FP32 if forward.rope_complex else 2 * s * forward.rope_dim * p
+    outside += _per_layer_inputs_bytes(arch, count, training, embeddings_rg)
     if checkpointing:
         outside += _checkpoint_kwargs_bytes(arch, training, p)
+        # the storing layers' k and v, held by the sharing layers' checkpoints (their kwargs) until backward
+        outside += tokens * forward.shared_kv_features * p
     logits, transient = head_bytes(arch, count, training, rg, full)
     return Activations(
         layers_bytes=layers_bytes,
@@ -195,6 +220,35 @@ def _quantized_expert_bytes(arch: Architecture, count: LoraCount, training: Trai
     return found
 
 
+def _per_layer_inputs_rg(arch: Architecture, count: LoraCount, embeddings_rg: bool) -> bool:
+    """Whether Gemma 4's per-layer inputs need a gradient (their projection has a LoRA, or the embeddings
+    require grad): each layer's product then also keeps its gate's activation."""
+    inputs = arch.forward.per_layer_inputs
+    if inputs is None:
+        return False
+    return embeddings_rg or any(path == inputs[0] for path, _ in count.global_adapters)
+
+
+def _per_layer_inputs_bytes(arch: Architecture, count: LoraCount, training: TrainingSettings, rg: bool) -> int:
+    """Gemma 4's per-layer inputs, computed before the layers: the projection of the embeddings (a LoRA there
+    keeps its input) and its norm, which keeps its fp32 input when the embeddings require grad. With
+    checkpointing every layer's checkpoint holds its slice of the combined table, so the whole table stays
+    (without it the layers' products keep it, counted with the layers)."""
+    inputs = arch.forward.per_layer_inputs
+    if inputs is None:
+        return 0
+    path, width, size = inputs
+    r = next((r for adapted, r in count.global_adapters if adapted == path), None)
+    g = Graph(arch, training)
+    x = g.act(arch.dims.hidden_size, rg)  # the embeddings (the first layer's input: not counted here)
+    projected = g.linear(
+        x, arch.dims.hidden_size, width, LoraModule(r, count.lora_dropout, count.use_dora) if r else None
+    )
+    g.rms_norm(projected, size, kind=arch.forward.final_norm)
+    table = training.tokens * width * FLOAT_BYTES[training.float_dtype] if training.gradient_checkpointing else 0
+    return g.total - g.saved.get(x.storage, 0) + table
+
+
 def _embedding_trainable(arch: Architecture, count: LoraCount) -> bool:
     if any(path == arch.input_embedding for path, _ in count.global_adapters):
         return True
@@ -206,8 +260,13 @@ def _final_norm_bytes(arch: Architecture, training: TrainingSettings, p: int) ->
     kind = arch.forward.final_norm
     if not kind:
         return 0
-    if kind in ("layer", "layer_nobias"):
+    if kind == "layer":
         return tokens * h * p + 2 * tokens * FP32  # native_layer_norm: input, mean, rstd
+    if kind == "cohere":
+        return 2 * tokens * h * FP32 + tokens * FP32 + h * FP32  # x - mean twice, rsqrt, the fp32 weight
+    if kind == "rms_gemma4":  # fp32 input, mean(x²) + eps and its pow(-0.5), weight.float() unless fp32
+        weight = 0 if training.float_dtype == "fp32" or training.prepare_model_for_kbit_training else h * FP32
+        return tokens * h * FP32 + 2 * tokens * FP32 + weight
     gemma = h * FP32 if kind == "rms_gemma" else 0
     return tokens * h * FP32 + tokens * FP32 + gemma  # fp32 input, rsqrt
 
@@ -219,13 +278,28 @@ def _checkpoint_kwargs_bytes(arch: Architecture, training: TrainingSettings, p: 
     requires grad plus its dropout mask."""
     tokens, h, b, s = training.tokens, arch.dims.hidden_size, training.batch_size, training.seq_len
     total = INT64 * s  # position_ids
-    if training.attn_implementation == "eager":
-        total += arch.forward.masks * b * s * s * p
-    if arch.forward.learned_positions:
-        total += tokens * h * p  # the wte output leaf, separate from wte + wpe
+    sliding = _sliding_masked(arch, training)
+    forward = arch.forward
+    if forward.alibi_heads:  # Falcon: the causal mask with ALiBi folded in, and ALiBi itself
+        total += b * forward.alibi_heads * s * s * p + b * forward.alibi_heads * s * p
+    elif training.attn_implementation == "eager":
+        total += forward.attention_types * b * s * s * p  # a full and/or a sliding-window mask
+    elif training.attn_implementation == "sdpa" and (sliding or forward.always_masked):
+        # sdpa: the sliding layers' boolean mask (full causal layers need none; Falcon always builds one);
+        # Llama 4's chunked one per batch row
+        total += s * s * (b if forward.chunked_mask else 1)
+    if arch.forward.learned_positions or arch.forward.embedding_copy:
+        # the embedding's output (made to require grad) stays referenced by its AccumulateGrad node, apart
+        # from the first layer's input (GPT-2's wte + wpe, Granite's scaled embeddings)
+        total += tokens * h * p
         if arch.dims.embedding_dropout > 0:
             total += tokens * h * CUDA_MASK
     return total
+
+
+def _sliding_masked(arch: Architecture, training: TrainingSettings) -> bool:
+    window = arch.forward.sliding_window
+    return window is not None and training.seq_len >= window
 
 
 def _int8_checkpoint_leak(block: Any, training: TrainingSettings) -> int:

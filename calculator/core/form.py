@@ -3,11 +3,12 @@
 Every field of `MemoryEstimate` is, for one structure (architecture, LoRA targets, training settings other
 than micro-batch, sequence length, rank and GPU count), a polynomial with few monomials:
 
-    c₁ + c_r·r + c_s·s + c_b·b + c_T·b·s + c_Tr·b·s·r + c_q·b·s² + c_p·b·⌈s/32⌉·32 + c_1·[b = 1]
+    c₁ + c_r·r + c_s·s + c_b·b + c_T·b·s + c_Tr·b·s·r + c_q·b·s² + c_p·b·⌈s/32⌉·32 + c_1·[b = 1] + c_m·s²
 
 (tokens b·s for most activations and the logits, b·s·r for LoRA's rank-r activations, b·s² for eager
-attention's scores and masks, s for the rotary tables and position ids; the padded log-sum-exp of fp32 SDPA
-and the b = 1 view of the shifted labels are the exact rounding steps), except the optimizer states,
+attention's scores and masks, s² for a mask the batch shares, s for the rotary tables and position ids;
+the padded log-sum-exp of fp32 SDPA and the b = 1 view of the shifted labels are the exact rounding steps;
+a sliding window adds a step at s = W, see `WindowedForm`), except the optimizer states,
 which follow the optimizer's own per-tensor rule (8-bit states: a 4,096-element threshold and a per-256
 absmax), computed from the trainable tensors' shapes, which are affine in r; a field that depends on r
 alone but follows no such rule (ZeRO's fp32 copies of 8-bit states, an offload's size threshold) is
@@ -57,7 +58,7 @@ PEAK_PARTS: tuple[str, ...] = (
 # total_bytes is the sum of the parts (checked at every evaluated point), not a field of its own
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(MemoryEstimate) if f.name != "total_bytes")
 
-# Points (b, s, r) where the estimate is evaluated to solve for the 9 coefficients, then points that check.
+# Points (b, s, r) where the estimate is evaluated to solve for the 10 coefficients, then points that check.
 FIT_POINTS: tuple[tuple[int, int, int], ...] = (
     # four sequence lengths whose padded lengths are not a quadratic in s, b = 1 twice, r = 2 twice
     (1, 33, 1),
@@ -69,6 +70,7 @@ FIT_POINTS: tuple[tuple[int, int, int], ...] = (
     (2, 33, 2),
     (3, 100, 2),
     (1, 64, 1),
+    (1, 130, 2),
 )
 # Check points span the whole range (a token, and the largest micro-batch and sequence) so that fields which
 # are the larger of two polynomials (layers with different adapters) show where another one takes over.
@@ -92,7 +94,7 @@ def _padded(s: int) -> int:
 
 
 def monomials(b: int, s: int, r: int) -> tuple[int, ...]:
-    return (1, r, s, b, b * s, b * s * r, b * s * s, b * _padded(s), 1 if b == 1 else 0)
+    return (1, r, s, b, b * s, b * s * r, b * s * s, b * _padded(s), 1 if b == 1 else 0, s * s)
 
 
 def _inverse(matrix: list[list[Fraction]]) -> list[list[Fraction]]:
@@ -140,12 +142,12 @@ class Poly:
         """(per-b slope, constant, extra at b = 1) at fixed s and r."""
         c = [Fraction(x, self.denominator) for x in self.coefficients]
         slope = c[3] + c[4] * s + c[5] * s * r + c[6] * s * s + c[7] * _padded(s)
-        return slope, c[0] + c[1] * r + c[2] * s, c[8]
+        return slope, c[0] + c[1] * r + c[2] * s + c[9] * s * s, c[8]
 
     def in_sequence(self, b: int, r: int) -> tuple[Fraction, Fraction, Fraction, Fraction]:
         """(s², s, padded s, constant) coefficients at fixed b and r."""
         c = [Fraction(x, self.denominator) for x in self.coefficients]
-        return c[6] * b, c[2] + c[4] * b + c[5] * b * r, c[7] * b, c[0] + c[1] * r + c[3] * b + c[8] * (b == 1)
+        return c[6] * b + c[9], c[2] + c[4] * b + c[5] * b * r, c[7] * b, c[0] + c[1] * r + c[3] * b + c[8] * (b == 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +213,7 @@ def _is_zero(model: Model) -> bool:
     return isinstance(model, Poly) and not any(model.coefficients)
 
 
-ZERO = Poly((0,) * 9, 1)
+ZERO = Poly((0,) * 10, 1)
 
 
 # --- the form ---------------------------------------------------------------------------------------------
@@ -449,10 +451,72 @@ def lora_count(arch: Architecture, lora: LoraSettings, r: int) -> LoraCount:
     return count_lora(arch, replace(lora, r=r))
 
 
-def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm:
+def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm:
     """The form for this structure (the rank, micro-batch, sequence length and GPU count of the
     arguments do not matter). Raises what `count_lora` raises for invalid LoRA settings."""
-    return _memory_form(arch, replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1))
+    lora, training = replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1)
+    window = arch.forward.sliding_window if arch.forward is not None else None
+    if window is None or training.attn_implementation != "sdpa":
+        return _memory_form(arch, lora, training)
+    return _windowed_form(arch, lora, training, window)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowedForm:
+    """Two forms split at the sliding window W: while the keys are fewer than the window (s < W) sdpa needs no
+    mask; from there on, the sliding-window layers get a 4-D mask and their k and v are repeated to every head
+    (a step in s that no polynomial crosses). Each regime is an exact form of its own, derived on the
+    architecture with the window moved out of the way (never masked) or to 0 (always masked)."""
+
+    window: int
+    low: MemoryForm
+    high: MemoryForm
+
+    def _at(self, seq_len: int) -> MemoryForm:
+        return self.low if seq_len < self.window else self.high
+
+    @property
+    def exact(self) -> bool:
+        return self.low.exact and self.high.exact
+
+    @property
+    def closed(self) -> bool:
+        return self.low.closed and self.high.closed
+
+    @property
+    def sharded(self) -> bool:
+        return self.low.sharded or self.high.sharded
+
+    def estimate(self, batch_size: int, seq_len: int, r: int, num_gpus: int = 1) -> MemoryEstimate:
+        return self._at(seq_len).estimate(batch_size, seq_len, r, num_gpus)
+
+    def total(self, batch_size: int, seq_len: int, r: int, num_gpus: int = 1) -> int:
+        return self._at(seq_len).total(batch_size, seq_len, r, num_gpus)
+
+    def max_batch_size(self, limit: int, seq_len: int, r: int, num_gpus: int = 1) -> int | None:
+        return self._at(seq_len).max_batch_size(limit, seq_len, r, num_gpus)
+
+    def max_rank(self, limit: int, batch_size: int, seq_len: int, num_gpus: int = 1, hi: int = MAX_RANK) -> int | None:
+        return self._at(seq_len).max_rank(limit, batch_size, seq_len, num_gpus, hi)
+
+    def min_gpus(self, limit: int, batch_size: int, seq_len: int, r: int) -> int | None:
+        return self._at(seq_len).min_gpus(limit, batch_size, seq_len, r)
+
+    def max_seq_len(self, limit: int, batch_size: int, r: int, num_gpus: int = 1, hi: int = MAX_SEQ_LEN) -> int | None:
+        """The peak grows with s in both regimes and jumps up at the window: the longest sequence past the
+        window if one fits there, else the longest up to it."""
+        if hi >= self.window:
+            longest = self.high.max_seq_len(limit, batch_size, r, num_gpus, hi)
+            if longest is not None and longest >= self.window:
+                return longest
+        return self.low.max_seq_len(limit, batch_size, r, num_gpus, min(hi, self.window - 1))
+
+
+@lru_cache(maxsize=256)
+def _windowed_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings, window: int) -> WindowedForm:
+    never = replace(arch, forward=replace(arch.forward, sliding_window=MAX_SEQ_LEN + 1))
+    always = replace(arch, forward=replace(arch.forward, sliding_window=0))
+    return WindowedForm(window, _memory_form(never, lora, training), _memory_form(always, lora, training))
 
 
 @lru_cache(maxsize=512)

@@ -41,7 +41,10 @@ def replay_layer(g: Graph, x: Tensor, block: Any, plan: LayerPlan) -> Tensor:
     elif norms.style == "sandwich":
         a = g.dropout(_norm(g, _mixer(g, _norm(g, x, norms), block, lora), norms), resid)
         x = g.act(h, x.requires_grad or a.requires_grad)
-        m = g.dropout(_norm(g, _ffn(g, _norm(g, x, norms), block, lora), norms), resid)
+        f = _ffn(g, _norm(g, x, norms), block, lora)
+        if block.experts_branch is not None:
+            f = _beside_experts(g, x, f, block, lora)
+        m = g.dropout(_norm(g, f, norms), resid)
         out = g.act(h, x.requires_grad or m.requires_grad)
     elif norms.style == "post":
         a = _norm(g, _mixer(g, x, block, lora), norms)
@@ -60,9 +63,11 @@ def replay_layer(g: Graph, x: Tensor, block: Any, plan: LayerPlan) -> Tensor:
 
 def _norm(g: Graph, x: Tensor, norms: Norms) -> Tensor:
     size = num(norms.size)
-    if norms.kind in ("layer", "layer_nobias"):
+    if norms.kind == "cohere":
+        return g.cohere_norm(x, size)
+    if norms.kind == "layer":
         return g.layer_norm(x, size)
-    return g.rms_norm(x, size, gemma=norms.kind == "rms_gemma")
+    return g.rms_norm(x, size, kind=norms.kind)
 
 
 def _mixer(g: Graph, x: Tensor, block: Any, lora: Lora) -> Tensor:
@@ -87,6 +92,17 @@ def _ffn(g: Graph, x: Tensor, block: Any, lora: Lora) -> Tensor:
     return _moe(g, x, ffn, lora)
 
 
+def _beside_experts(g: Graph, x: Tensor, dense: Tensor, block: Any, lora: Lora) -> Tensor:
+    """Gemma 4's MoE layers: the dense MLP's output through its own norm, plus the routed experts on the
+    residual stream (their own pre- and post-norm, the router reading the residual), summed."""
+    norms: Norms = block.norms
+    h = num(norms.size)
+    first = _norm(g, dense, norms)
+    routed = _moe(g, _norm(g, x, norms), block.experts_branch, lora, router_input=x, norm_kind=norms.kind)
+    second = _norm(g, routed, norms)
+    return g.act(h, first.requires_grad or second.requires_grad)
+
+
 def _rope(g: Graph, q: Tensor, k: Tensor, q_out: int, kv_out: int) -> tuple[Tensor, Tensor]:
     """RoPE: q·cos + rotate_half(q)·sin keeps only the cos/sin tables, shared by all layers (counted outside)."""
     g.rope_needed = g.rope_needed or q.requires_grad or k.requires_grad or g.full
@@ -99,30 +115,20 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
     c = a.container
     h, heads, kv, hd = num(a.hidden), num(a.heads), num(a.kv_heads), num(a.head_dim)
     q_out, kv_out = heads * hd, kv * hd
+    gate: Tensor | None = None
     if a.fused:
         qkv = g.linear(x, h, q_out + 2 * kv_out, lora.get(_join(c, a.fused)))
         q = k = v = qkv  # views of one storage: keeping v keeps all of it
     else:
         q = g.linear(x, h, q_out * (2 if a.q_gate else 1), lora.get(_join(c, a.q)))
+        if a.q_gate:  # chunk(q_proj(x), 2): q is one half, the output gate the other
+            gate, q = q, g.act(q_out, q.requires_grad)
         if a.has_kv:
             k = g.linear(x, h, kv_out, lora.get(_join(c, a.k)))
             v = g.linear(x, h, kv_out, lora.get(_join(c, a.v))) if a.has_v else k
-        else:  # Gemma 4's KV sharing: an earlier layer's k and v (already kept by that layer)
-            k = v = g.act(kv_out, False)
-    gate = q if a.q_gate else None  # Qwen3-Next / Qwen3.5: q_proj's second half gates the output
-    if a.qk_norm in ("head", "full") and a.qk_norm_when:
-        gemma = block.norms.kind == "rms_gemma"
-        q_size, k_size = (hd, hd) if a.qk_norm == "head" else (q_out, kv_out)
-        if a.qk_norm_bias:
-            q, k = g.layer_norm(q, q_size), g.layer_norm(k, k_size)
-        else:
-            q, k = g.rms_norm(q, q_size, gemma=gemma), g.rms_norm(k, k_size, gemma=gemma)
-    if a.rotary:
-        q, k = _rope(g, q, k, q_out, kv_out)
-    elif a.qk_norm == "l2":  # Llama 4: a parameter-free L2 norm on the RoPE layers' q and k
-        q, k = g.rms_norm(q, hd), g.rms_norm(k, hd)
-    if a.v_norm:
-        v = g.rms_norm(v, hd)
+        else:  # Gemma 4's KV sharing: the storing layer's k and v, already kept there (no bytes here)
+            k = v = g.new(0, g.p, x.requires_grad)
+    q, k, v = _qkv_transforms(g, q, k, v, a, block)
     out = g.attention(
         q,
         k,
@@ -130,14 +136,54 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
         heads=heads,
         qk_dim=hd,
         v_dim=hd,
+        kv_heads=kv,
+        masked=_sliding_mask(g, a) or a.always_masked,
+        mask_shared=bool(a.alibi),
+        broadcast_kv=bool(a.broadcast_kv),
         softcap=bool(a.softcap),
         fp32_softmax=a.fp32_softmax,
         dropout=block.dropout[0],
         sinks=a.sinks,
     )
-    if gate is not None:
-        out = g.mul_sigmoid(out, gate, q_out, q_out)
+    if gate is not None:  # Qwen3-Next / Qwen3.5: out (reshaped to tokens x heads·hd, a copy) * sigmoid(gate)
+        out = g.mul_sigmoid(g.act(q_out, out.requires_grad), gate, q_out, q_out)
     return g.linear(out, q_out, h, lora.get(_join(c, a.o)))
+
+
+def _qkv_transforms(
+    g: Graph, q: Tensor, k: Tensor, v: Tensor, a: Attention, block: Any
+) -> tuple[Tensor, Tensor, Tensor]:
+    """q/k norms, RoPE and Gemma 4's v norm. A KV-sharing layer applies them to q only (its k and v come
+    normed and rotated from the storing layer)."""
+    heads, kv, hd = num(a.heads), num(a.kv_heads), num(a.head_dim)
+    q_out, kv_out = heads * hd, kv * hd
+    own_kv = bool(a.has_kv)
+    if a.qk_norm in ("head", "full") and a.qk_norm_when:
+        q_size, k_size = (hd, hd) if a.qk_norm == "head" else (q_out, kv_out)
+        if a.qk_norm_bias:
+            q, k = g.layer_norm(q, q_size), g.layer_norm(k, k_size) if own_kv else k
+        else:
+            kind = block.norms.kind
+            q, k = g.rms_norm(q, q_size, kind=kind), g.rms_norm(k, k_size, kind=kind) if own_kv else k
+    if a.rotary:
+        rotated_q, rotated_k = _rope(g, q, k, q_out, kv_out)
+        q, k = rotated_q, rotated_k if own_kv else k
+    if a.qk_norm == "l2" and a.qk_norm_when:  # Llama 4: a parameter-free L2 norm on q and k after RoPE
+        q, k = g.rms_norm(q, hd), g.rms_norm(k, hd)
+    if a.temperature_tuning:  # Llama 4's NoPE layers: q * a per-position fp32 scale, kept for q's gradient
+        g.save_if(q.requires_grad, g.new(g.training.seq_len, FP32, False))
+        q = g.act(q_out, q.requires_grad)
+    if a.v_norm and own_kv:
+        v = g.rms_norm(v, hd, kind=block.norms.kind, scale=False)
+    return q, k, v
+
+
+def _sliding_mask(g: Graph, a: Attention) -> bool:
+    """Whether the layer gets a 4-D mask (a sliding window shorter than the sequence): sdpa then cannot use
+    its causal flag alone (transformers' masking_utils skips the mask only while the keys are fewer than the
+    window: ``_ignore_causal_mask_sdpa``)."""
+    window = g.arch.forward.sliding_window
+    return bool(a.sliding) and window is not None and g.training.seq_len >= window
 
 
 def _mla(g: Graph, x: Tensor, a: Mla, block: Any, lora: Lora) -> Tensor:
@@ -165,10 +211,15 @@ def _mla(g: Graph, x: Tensor, a: Mla, block: Any, lora: Lora) -> Tensor:
     return g.linear(out, heads * vd, h, lora.get(f"{c}.o_proj"))
 
 
+DELTA_CHUNK = 64  # transformers' torch_chunk_gated_delta_rule chunk size
+
+
 def _deltanet(g: Graph, x: Tensor, a: GatedDeltaNet, lora: Lora) -> Tensor:
-    """Gated DeltaNet (Qwen3-Next / Qwen3.5) as its chunked torch path keeps tensors: the projections, the
-    causal depthwise convolution and SiLU on q, k, v, the decay and beta gates, the recurrent state per chunk,
-    the gated RMSNorm and out_proj. (The fla/causal-conv1d CUDA kernels keep less: a conservative estimate.)"""
+    """Gated DeltaNet (Qwen3-Next / Qwen3.5) as transformers' torch path keeps tensors (``causal_conv1d_fn``
+    and ``torch_chunk_gated_delta_rule``, used unless flash-linear-attention's CUDA kernels are installed, which
+    keep less): the depthwise convolution's input and output, the gates, q and k L2-normalised in fp32, the
+    sequence padded to 64-token chunks, per chunk the decay, UT-system and attention matrices (64 x 64) and
+    the recurrent state, and the gated RMSNorm in fp32."""
     c = a.container
     h = num(a.hidden)
     kh, vh, kd, vd = num(a.key_heads), num(a.value_heads), num(a.key_dim), num(a.value_dim)
@@ -177,25 +228,42 @@ def _deltanet(g: Graph, x: Tensor, a: GatedDeltaNet, lora: Lora) -> Tensor:
     if a.split:
         qkv = g.linear(x, h, conv_dim, lora.get(f"{c}.in_proj_qkv"))
         z = g.linear(x, h, value_total, lora.get(f"{c}.in_proj_z"))
-        b = g.linear(x, h, vh, lora.get(f"{c}.in_proj_b"))
-        g.linear(x, h, vh, lora.get(f"{c}.in_proj_a"))
+        beta = g.linear(x, h, vh, lora.get(f"{c}.in_proj_b"))
+        decay = g.linear(x, h, vh, lora.get(f"{c}.in_proj_a"))
     else:
         qkvz = g.linear(x, h, 2 * key_total + 2 * value_total, lora.get(f"{c}.in_proj_qkvz"))
-        b = g.linear(x, h, 2 * vh, lora.get(f"{c}.in_proj_ba"))
+        beta = decay = g.linear(x, h, 2 * vh, lora.get(f"{c}.in_proj_ba"))
         qkv, z = qkvz, qkvz
-    rg = qkv.requires_grad
-    g.save_if(rg, qkv)  # the convolution keeps its input
-    conv = g.act(conv_dim, rg)
-    g.save_if(rg, conv)  # SiLU keeps its input
-    mixed = g.act(conv_dim, rg)
-    gates = g.act(2 * vh, b.requires_grad or rg, FP32)
-    g.save_if(rg or b.requires_grad, gates)
-    g.save_if(rg, mixed)
-    core = g.act(value_total, rg or b.requires_grad)
-    g.save_if(core.requires_grad, core)
-    normed = g.rms_norm(core, vd)
-    g.save_if(z.requires_grad or normed.requires_grad, g.act(value_total, True))  # silu(z) for the gate
-    gated = g.act(value_total, normed.requires_grad or z.requires_grad)
+    rg = qkv.requires_grad or beta.requires_grad or decay.requires_grad
+    b, s = g.training.batch_size, g.training.seq_len
+    tokens = g.tokens
+    chunk = DELTA_CHUNK
+    padded = -(-s // chunk) * chunk  # per sequence
+    chunks = b * padded // chunk
+
+    def fp32(numel: int) -> Tensor:
+        return g.new(numel, FP32, True)
+
+    if rg:
+        kernel = num(a.kernel)
+        g.save(g.new(b * conv_dim * s, g.p, True), g.new(b * conv_dim * (s + kernel - 1), g.p, True))  # conv in, out
+        g.save(g.new(tokens * vh, g.p, True), fp32(tokens * vh), g.new(vh, FP32, False))  # beta, softplus in, -A
+        g.save(fp32(tokens * vh * kd), fp32(tokens * vh), fp32(tokens * vh * kd), fp32(tokens * vh))  # l2norm q, k
+        rows = b * vh * padded  # padded positions over every value head
+        g.save(fp32(rows), fp32(rows * vd), fp32(rows * kd))  # beta, value and key, padded to the chunks
+        g.save(g.new(chunk * chunk, 1, False))  # the strictly-upper mask
+        square = vh * chunks * chunk * chunk
+        g.save(fp32(square), fp32(square), fp32(square), fp32(square), fp32(square))  # decay, kβk, qk, UT, intra
+        g.save(fp32(rows * kd), fp32(rows * kd), fp32(rows * kd))  # k·β, q, decayed k
+        g.save(fp32(rows), fp32(rows), fp32(rows), fp32(vh * chunks))  # the cumulative decays' exps
+        g.save(fp32(rows * vd), fp32(rows * kd), fp32(rows * vd))  # new values, k cumdecay, v_new
+        g.save(g.new(chunks * vh * kd * vd, FP32, True))  # the recurrent state entering each chunk
+    core = g.act(value_total, rg)
+    gate_rg = z.requires_grad
+    if core.requires_grad or gate_rg:  # RMSNormGated in fp32: x, rsqrt, the gate, silu(gate), the product
+        g.save(fp32(tokens * value_total), fp32(tokens * vh), fp32(tokens * value_total), fp32(tokens * value_total))
+        g.save(g.act(value_total, True))
+    gated = g.act(value_total, core.requires_grad or gate_rg)
     return g.linear(gated, value_total, h, lora.get(f"{c}.out_proj"))
 
 
@@ -238,22 +306,32 @@ def _mlp(g: Graph, x: Tensor, m: Mlp, lora: Lora) -> Tensor:
     return g.linear(g.act(i, fc.requires_grad), i, h, lora.get(f"{c}.{m.fc_out}"))
 
 
-def _moe(g: Graph, x: Tensor, m: Moe, lora: Lora) -> Tensor:
+def _moe(g: Graph, x: Tensor, m: Moe, lora: Lora, router_input: Tensor | None = None, norm_kind: str = "rms") -> Tensor:
     """Routed experts in transformers 5 (grouped_mm), as measured on Mixtral. ``S = tokens·top_k`` routed rows;
     no tensor depends on how tokens are routed. Router: fp32 softmax, top-k indices, the normalising sum and
     a copy of the weights. Experts: three index tensors and the group offsets, the gate_up output (gate and
     up are views of it), the activation output, the routing weight per row and the down output. LoRA on an
     expert parameter (PEFT's ParamWrapper) keeps its input rows and the merged 3-D weight in the compute
-    dtype (plus the LoRA factors cast to it on a 16-bit base); LoRA on the router keeps its input and the
-    merged router weight. A shared expert runs as a gated MLP beside them (with its sigmoid gate)."""
+    dtype (plus the LoRA factors cast to it on a 16-bit base); LoRA on a bare router weight keeps its input
+    and the merged router weight, on an nn.Linear router what any LoRA Linear keeps. A shared expert runs as
+    a gated MLP beside them (with its sigmoid gate). Gemma 4's
+    router (``router_norm``) reads ``router_input`` through a parameter-free norm and keeps the per-expert
+    scale it gathers for every routed row."""
+    if m.dense:
+        return _dense_experts(g, x, m, lora)
     c = m.container
     h, i, k, e = num(m.hidden), num(m.intermediate), num(m.top_k), num(m.num_experts)
     tokens, routed, p = g.tokens, g.tokens * k, g.p
-    router = lora.get(f"{c}.{m.router}.weight") or (lora.get(f"{c}.{m.router}") if m.router_linear else None)
-    gate_up = lora.get(f"{c}.{m.experts}.gate_up_proj")
-    down = lora.get(f"{c}.{m.experts}.down_proj")
+    router_path = _join(c, m.router)
+    router = lora.get(f"{router_path}.weight") or (lora.get(router_path) if m.router_linear else None)
+    gate_up = lora.get(_join(c, m.experts, "gate_up_proj"))
+    down = lora.get(_join(c, m.experts, "down_proj"))
     x_rg = x.requires_grad or g.full
-    weights_rg = x_rg or router is not None  # the routing weights need a gradient
+    scores_in = x if router_input is None else router_input
+    if m.router_norm:  # norm (no weight), times a frozen scale and a constant: a new tensor for the projection
+        normed = g.rms_norm(scores_in, h, kind=norm_kind, scale=False)
+        scores_in = g.act(h, normed.requires_grad)
+    weights_rg = scores_in.requires_grad or g.full or router is not None  # the routing weights need a gradient
     gate_up_rg = x_rg or gate_up is not None
     down_rg = gate_up_rg or down is not None
     shared = _shared_expert(g, x, m, lora) if m.shared is not None else None
@@ -261,10 +339,13 @@ def _moe(g: Graph, x: Tensor, m: Moe, lora: Lora) -> Tensor:
         routed_out_rg = False
     else:
         routed_out_rg = True
-        if router is not None:
-            g.save(x)
-            g.save_if(x_rg, g.new(e * h, p, False))  # the merged router weight
+        if router is not None and m.router_linear:  # an nn.Linear router: PEFT's LoRA Linear
+            g.linear(scores_in, h, e, router)
+        elif router is not None:  # a bare router weight: PEFT's ParamWrapper merges it
+            g.save(scores_in)
+            g.save_if(scores_in.requires_grad, g.new(e * h, p, False))  # the merged router weight
         g.save_if(weights_rg, g.new(tokens * (4 * e + 12 * k + 4), 1, True))  # softmax, top-k, sum, weights
+        g.save_if(weights_rg and m.router_norm, g.new(routed, p, False))  # per_expert_scale[top_k_index]
         g.save_if(x_rg, g.new(routed * INT64, 1, False))  # perm // k
         g.save_if(weights_rg, g.new(routed * INT64, 1, False))  # perm
         g.save_if(gate_up_rg or down is not None, g.new(e, 4, False))  # grouped_mm offsets (int32)
@@ -287,6 +368,42 @@ def _moe(g: Graph, x: Tensor, m: Moe, lora: Lora) -> Tensor:
     return g.act(h, routed_out_rg or (shared is not None and shared.requires_grad))
 
 
+def _dense_experts(g: Graph, x: Tensor, m: Moe, lora: Lora) -> Tensor:
+    """Llama 4's MoE: the router's top-k logits through a sigmoid (the other experts' scores are 0), every
+    token repeated for every expert and scaled by its score, two batched matmuls over all experts, plus the
+    shared expert. Keeps the top-k indices and the fp32 scores, the repeated input and the scores for the
+    product, and the gate_up output and activation per (expert, token) row."""
+    c = m.container
+    h, i, k, e = num(m.hidden), num(m.intermediate), num(m.top_k), num(m.num_experts)
+    tokens, rows, p = g.tokens, g.tokens * num(m.num_experts), g.p
+    router = lora.get(_join(c, m.router))
+    gate_up = lora.get(_join(c, m.experts, "gate_up_proj"))
+    down = lora.get(_join(c, m.experts, "down_proj"))
+    x_rg = x.requires_grad or g.full
+    if router is not None:
+        g.linear(x, h, e, router)
+    scores_rg = x_rg or router is not None
+    g.save_if(scores_rg, g.new(tokens * k, INT64, False), g.new(tokens * e, FP32, True))  # top-k, sigmoid
+    g.save_if(scores_rg, g.new(rows * h, p, x_rg))  # the repeated input, for the scores' gradient
+    g.save_if(x_rg, g.new(rows, p, scores_rg))  # the scores per row, for the input's gradient
+    routed_in = g.new(rows * h, p, x_rg or scores_rg)
+    gate_up_rg = routed_in.requires_grad or gate_up is not None
+    if gate_up is not None:  # ParamWrapper: the input rows, the merged weight, the factors in the compute dtype
+        g.save(routed_in)
+        g.save_if(routed_in.requires_grad, g.new(2 * e * i * h, p, False))
+        g.save_if(p != g.a, g.new(e * gate_up.r * (2 * i + h), p, False))
+    g.save_if(gate_up_rg, g.new(rows * 3 * i, p, True))  # gate_up output (gate, up views), act output
+    if down is not None:
+        g.save(g.new(rows * i, p, True))  # up * act, the second matmul's input
+        g.save_if(gate_up_rg, g.new(e * h * i, p, False))
+        g.save_if(p != g.a, g.new(e * down.r * (h + i), p, False))
+    if g.full:
+        g.save(routed_in, g.new(rows * i, p, True))
+    shared = _shared_expert(g, x, m, lora) if m.shared is not None else None
+    routed_rg = gate_up_rg or down is not None
+    return g.act(h, routed_rg or (shared is not None and shared.requires_grad))
+
+
 def _shared_expert(g: Graph, x: Tensor, m: Moe, lora: Lora) -> Tensor:
     assert m.shared is not None
     h = num(m.hidden)
@@ -305,9 +422,10 @@ def _per_layer_input(g: Graph, x: Tensor, block: Any, lora: Lora) -> Tensor:
     gate = g.linear(x, h, size, lora.get(p.gate))
     g.save_if(gate.requires_grad, gate)  # GELU keeps its input
     g.save_if(gate.requires_grad, g.act(size, False))  # the per-layer embedding slice, for the product
-    mixed = g.act(size, gate.requires_grad)
+    g.save_if(g.per_layer_inputs_rg, g.act(size, gate.requires_grad))  # GELU's output, for the slice's gradient
+    mixed = g.act(size, gate.requires_grad or g.per_layer_inputs_rg)
     projected = g.linear(mixed, size, h, lora.get(p.projection))
-    normed = g.rms_norm(projected, h, gemma=True)
+    normed = g.rms_norm(projected, h, kind=block.norms.kind)
     return g.act(h, x.requires_grad or normed.requires_grad)
 
 

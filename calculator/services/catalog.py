@@ -5,11 +5,13 @@ the database is down, the last snapshot (or the seed files the data migrations l
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db import DatabaseError
+from django.conf import settings
+from django.db import DatabaseError, connections
 
 from calculator.core import DEFAULT_GPUS, Architecture, Gpu, InputError, architecture_from_config
 
@@ -44,18 +46,46 @@ class PresetEntry:
 
 
 class _Catalog:
-    """Per-process snapshot of the published presets and active GPUs."""
+    """Per-process snapshot of the published presets and active GPUs.
+
+    Computing never waits on the database: once a snapshot exists, an expired one is re-read by a
+    background thread while requests go on with it (``CATALOG_REFRESH_IN_BACKGROUND``; tests read it
+    in line). Only the first read of a process, and a read after `invalidate_catalog`, are in line.
+    """
 
     def __init__(self) -> None:
         self.loaded_at = -1e9
         self.presets: dict[str, PresetEntry] = {}
         self.gpus: tuple[Gpu, ...] = DEFAULT_GPUS
         self.version = 0  # changes when the catalog's content does: part of every response cache key
+        self.must_read = True  # in line: nothing read yet, or invalidated
+        self._reader: threading.Thread | None = None
+        self._reader_lock = threading.Lock()
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self.loaded_at < CATALOG_TTL_SECONDS:
             return
+        if not (force or self.must_read) and settings.CATALOG_REFRESH_IN_BACKGROUND:
+            self._read_in_background(now)
+            return
+        self._read(now)
+
+    def _read_in_background(self, now: float) -> None:
+        with self._reader_lock:
+            if self._reader is not None and self._reader.is_alive():
+                return
+            self.loaded_at = now  # the next requests keep the snapshot rather than start readers of their own
+            self._reader = threading.Thread(target=self._read_and_close, args=(now,), daemon=True)
+            self._reader.start()
+
+    def _read_and_close(self, now: float) -> None:
+        try:
+            self._read(now)
+        finally:
+            connections.close_all()  # this thread's own connection
+
+    def _read(self, now: float) -> None:
         from calculator.models import GpuModel, ModelPreset
 
         try:
@@ -85,9 +115,9 @@ class _Catalog:
             # the seed catalog the data migration loads.
             if not self.presets:
                 self.presets = _seed_presets()
-            self.loaded_at = now - CATALOG_TTL_SECONDS + 1.0
+            self.loaded_at, self.must_read = now - CATALOG_TTL_SECONDS + 1.0, False
             return
-        self.presets, self.gpus, self.loaded_at = presets, gpus or DEFAULT_GPUS, now
+        self.presets, self.gpus, self.loaded_at, self.must_read = presets, gpus or DEFAULT_GPUS, now, False
         self.version = hash((tuple(_entry_key(e) for e in presets.values()), self.gpus))
 
 
@@ -139,8 +169,9 @@ _catalog = _Catalog()
 
 
 def invalidate_catalog() -> None:
-    """Re-read the catalogs on the next call (after an admin edit; tests)."""
+    """Re-read the catalogs on the next call, in line (after an admin edit; tests)."""
     _catalog.loaded_at = -1e9
+    _catalog.must_read = True
 
 
 def catalog_version() -> int:

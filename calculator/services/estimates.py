@@ -104,7 +104,9 @@ def saved_model_name(*, configuration: SavedConfiguration) -> str:
 def save_configuration(*, request: SaveRequest, owner: AbstractBaseUser | None) -> SavedConfiguration:
     """Validate by computing once, then store the inputs and the architecture they resolve to."""
     from calculator.models import SavedConfiguration, new_slug
+    from calculator.storable import check_save_request
 
+    check_save_request(request, anonymous=owner is None)  # only what every database reads back, capped
     compute_estimate(request=request)  # rejects what cannot be computed before anything is stored
     snapshot = _model_snapshot(request.model)
     inputs = request.model_dump(mode="json", include={"model", "lora"}, exclude_none=False)

@@ -7,6 +7,7 @@ they age out). Bounded LRUs, one per kind of rendering.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -18,20 +19,25 @@ SIZES = {"fragment": 1024, "page": 256}  # entries per kind
 
 
 class _Lru:
+    """Shared by a worker's threads (gunicorn gthread): every read and write holds the lock."""
+
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
         self.data: OrderedDict[tuple[int, str], Any] = OrderedDict()
+        self.lock = threading.Lock()
 
     def get(self, key: tuple[int, str]) -> Any:
-        value = self.data.get(key)
-        if value is not None:
-            self.data.move_to_end(key)
-        return value
+        with self.lock:
+            value = self.data.get(key)
+            if value is not None:
+                self.data.move_to_end(key)
+            return value
 
     def put(self, key: tuple[int, str], value: Any) -> None:
-        self.data[key] = value
-        while len(self.data) > self.maxsize:
-            self.data.popitem(last=False)
+        with self.lock:
+            self.data[key] = value
+            while len(self.data) > self.maxsize:
+                self.data.popitem(last=False)
 
 
 _STORES = {kind: _Lru(size) for kind, size in SIZES.items()}

@@ -71,9 +71,20 @@ def _fresh_caches():
     invalidate_catalog()
 
 
+# Every Content-Security-Policy violation, also those the console does not show (e.g. in a frame),
+# is reported to the console as an error by this script, which runs before the page's own.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  const where = e.sourceFile || e.documentURI;
+  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"} in ${where}`);
+});
+"""
+
+
 def _new_page(browser, **options):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, **options)
     context.set_default_timeout(10_000)
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -84,8 +95,13 @@ def _new_page(browser, **options):
 
 def _console_error(message, errors):
     """Console errors fail the test, except the browser's note that a response was a 400 (bad input
-    is answered with 400 on purpose, with the field's error on the page)."""
-    if message.type == "error" and "status of 400" not in message.text:
+    is answered with 400 on purpose, with the field's error on the page). A Content-Security-Policy
+    violation fails it whatever the message's level."""
+    if (
+        "Content Security Policy" in message.text
+        or message.text.startswith("CSP violation")
+        or (message.type == "error" and "status of 400" not in message.text)
+    ):
         errors.append(message.text)
 
 
@@ -104,3 +120,5 @@ def nojs_page(browser, live_server, seeded):
     page.base = live_server.url
     yield page
     context.close()
+    csp = [e for e in page.js_errors if "Content Security Policy" in e]
+    assert not csp, csp

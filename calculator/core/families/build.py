@@ -46,29 +46,41 @@ class Block:
     per_layer_input: PerLayerInput | None
     residual_scale: bool
     dropout: tuple[float, float]  # attention probabilities, residual
+    experts_branch: Moe | None = None  # Gemma 4: routed experts beside the dense MLP
 
 
 @dataclass(frozen=True, slots=True)
 class Forward:
     """The text model's forward outside its layers, resolved: what the activation replay needs."""
 
-    final_norm: str  # rms | rms_gemma | layer | layer_nobias | "" (none)
+    final_norm: str  # rms | rms_gemma | rms_gemma4 | layer | layer_nobias | "" (none)
     head_softcap: bool  # Gemma 2's final logit soft-capping keeps a tanh of the logits
-    rope_dim: int  # width of the cos/sin tables (0: learned positions, as GPT-2)
+    rope_dim: int  # total width of the cos/sin tables, one pair per distinct RoPE (0: learned positions)
     learned_positions: bool
-    masks: int  # 4-D masks eager attention builds (full, and sliding-window when some layers slide)
+    sliding_window: int | None  # the smallest window of the sliding-window layers (None: no such layers)
+    attention_types: int  # distinct attention masks eager builds (full and/or sliding)
+    embedding_copy: bool  # the first layer's input is not the embedding's output (Granite's multiplier)
     embedding_scaled: bool
+    chunked_mask: bool = False  # Llama 4: the chunked layers' boolean mask has a batch dimension
+    always_masked: bool = False  # Falcon: a materialised causal mask even for sdpa
+    alibi_heads: int = 0  # Falcon with ALiBi: the shared float mask (and the bias) span this many heads
+    rope_complex: bool = False  # Llama 4's complex64 freqs_cis (4 bytes per rotary dimension, any dtype)
+    shared_kv_features: int = 0  # k and v widths the KV-storing layers hand to later layers (Gemma 4)
+    # Gemma 4's per-layer inputs, computed once before the layers: (the projection's path, its width, the
+    # per-layer size); None without them
+    per_layer_inputs: tuple[str, int, int] | None = None
 
 
-def resolve(component: C, values: Values) -> C:
-    """The component with every expression field replaced by its value for this config."""
+def resolve(component: C, values: Values, **extra: Any) -> C:
+    """The component with every expression field replaced by its value for this config (``i``: as layer i
+    reads it)."""
     changes: dict[str, Any] = {}
     for f in dataclasses.fields(component):  # type: ignore[arg-type]
         value = getattr(component, f.name)
         if f.type == "Expr" and isinstance(value, str):
-            changes[f.name] = values.eval(value)
+            changes[f.name] = values.eval(value, **extra)
         elif isinstance(value, GatedMlp):
-            changes[f.name] = resolve(value, values)
+            changes[f.name] = resolve(value, values, **extra)
     return replace(component, **changes) if changes else component  # type: ignore[type-var]
 
 
@@ -355,10 +367,12 @@ def _text_stack(family: Family, values: Values, errors: ErrorCollector) -> tuple
     per_layer = resolve(layers.per_layer_input, values) if layers.per_layer_input else None
     if per_layer is not None and not per_layer.when:
         per_layer = None
+    _check_override_indexes(values, count, errors)
     kinds: dict[tuple[str, str], int] = {}
     built: list[LayerKind] = []
     layout: list[int] = []
     resolved: dict[str, Any] = {}
+    overrides_of: dict[str, Mapping[str, Any]] = {}
     for i in range(count):
         mixer_name = str(values.eval(layers.mixer_rule, i=i)) if layers.mixer_rule else next(iter(mixers))
         ffn_name = str(values.eval(layers.ffn_rule, i=i)) if layers.ffn_rule else next(iter(ffns))
@@ -367,10 +381,13 @@ def _text_stack(family: Family, values: Values, errors: ErrorCollector) -> tuple
             known = ", ".join(sorted(mixers if mixer_name not in mixers else ffns))
             errors.add(values.prefix, f"Layer {i} has type {bad!r}, which {family.model_type} does not have ({known}).")
             raise _Stop
+        _check_homogeneous(
+            values, overrides_of.setdefault(mixer_name, values.layer_overrides(i)), i, mixer_name, errors
+        )
         key = (mixer_name, ffn_name)
         if key not in kinds:
-            mixer = resolved.setdefault("m:" + mixer_name, resolve(mixers[mixer_name], values))
-            ffn = resolved.setdefault("f:" + ffn_name, resolve(ffns[ffn_name], values))
+            mixer = resolved.setdefault("m:" + mixer_name, resolve(mixers[mixer_name], values, i=i))
+            ffn = resolved.setdefault("f:" + ffn_name, resolve(ffns[ffn_name], values, i=i))
             hidden = int(values("hidden_size"))
             modules = [_layer_holder(mixer)]
             modules += mixer_modules(mixer)
@@ -379,7 +396,11 @@ def _text_stack(family: Family, values: Values, errors: ErrorCollector) -> tuple
             modules += written_modules(layers.extra, values)
             if per_layer is not None:
                 modules += per_layer_modules(per_layer, hidden)
-            block = Block(mixer, ffn, norms, per_layer, layers.residual_scale, (attn_dropout, resid_dropout))
+            experts = None
+            if layers.experts_branch is not None and values.eval(layers.experts_when, i=i):
+                experts = resolve(layers.experts_branch, values, i=i)
+            dropout = (attn_dropout, resid_dropout)
+            block = Block(mixer, ffn, norms, per_layer, layers.residual_scale, dropout, experts)
             name = mixer_name if len(ffns) == 1 else (ffn_name if len(mixers) == 1 else f"{mixer_name}+{ffn_name}")
             kinds[key] = len(built)
             built.append(LayerKind(name, tuple(modules), block))
@@ -388,25 +409,75 @@ def _text_stack(family: Family, values: Values, errors: ErrorCollector) -> tuple
     return stack, _dimensions(family, values, count, attn_dropout, resid_dropout)
 
 
+def _check_override_indexes(values: Values, count: int, errors: ErrorCollector) -> None:
+    if values.layer_key is None:
+        return
+    bad = sorted(i for i in (values(values.layer_key) or {}) if i >= count)
+    if bad:
+        field = values.field(values.keys[values.layer_key])
+        errors.add(field, f"Layer indexes must be below num_hidden_layers ({count}), got {bad[:5]}.")
+        raise _Stop
+
+
+def _check_homogeneous(
+    values: Values, first: Mapping[str, Any], i: int, mixer_name: str, errors: ErrorCollector
+) -> None:
+    """transformers builds one RoPE per layer type from that type's config, so it refuses a per_layer_config
+    that gives layers of one type different values."""
+    if values.layer_overrides(i) != first:
+        field = values.field(values.keys[str(values.layer_key)])
+        errors.add(field, f"Every {mixer_name} layer must get the same overrides (layer {i} differs).")
+        raise _Stop
+
+
 def _forward(family: Family, values: Values, stack: Stack) -> Forward:
     text = family.text
     mixers = [kind.block.mixer for kind in stack.kinds]
-    sliding = {bool(getattr(m, "sliding", False)) for m in mixers if isinstance(m, Attention)}
-    rope_dim = 0
+    windows = [m.window for m in mixers if isinstance(m, Attention) and m.sliding]
+    window = min((num(w) for w in windows if w is not None), default=None) if windows else None
+    if windows and window is None:
+        window = 0  # a sliding layer of unknown window: assume the mask is always needed
+    tables: dict[str, int] = {}
     for m in mixers:
         if isinstance(m, Attention) and m.rotary:
-            rope_dim = max(rope_dim, num(m.head_dim))
+            width = int(num(m.head_dim) * float(m.rotary_fraction or 1.0))
+            tables[m.rope_table] = max(tables.get(m.rope_table, 0), width)
         elif isinstance(m, Mla):
-            rope_dim = max(rope_dim, num(m.qk_rope_head_dim))
+            tables["default"] = max(tables.get("default", 0), num(m.qk_rope_head_dim))
+    if text.rope_always and not tables:  # computed for nothing, but checkpoints still hold it
+        tables["default"] = max(num(m.head_dim) for m in mixers if isinstance(m, Attention))
+    kinds = {bool(m.sliding) for m in mixers if isinstance(m, Attention) and not m.cross}
+    shared_kv = 0
+    if any(isinstance(m, Attention) and not m.has_kv for m in mixers):
+        # Gemma 4: the last non-sharing layer of each attention kind stores its k and v for the sharing ones
+        storing = {m.rope_table: m for m in mixers if isinstance(m, Attention) and m.has_kv}
+        shared_kv = sum(2 * num(m.kv_heads) * num(m.head_dim) for m in storing.values())
     norm_kind = text.final_norm_kind or text.layers.norms.kind
     return Forward(
         final_norm=norm_kind if text.final_norm else "",
         head_softcap=bool(values.eval(text.head_softcap)),
-        rope_dim=rope_dim,
+        rope_dim=sum(tables.values()),
         learned_positions=not text.rotary,
-        masks=len(sliding) or 1,
+        sliding_window=window,
+        attention_types=len(kinds) or 1,
+        embedding_copy=text.embedding_rescaled,
         embedding_scaled=text.embedding_scaled,
+        chunked_mask=any(isinstance(m, Attention) and m.chunked for m in mixers),
+        always_masked=any(isinstance(m, Attention) and m.always_masked for m in mixers),
+        alibi_heads=max((num(m.heads) for m in mixers if isinstance(m, Attention) and m.alibi), default=0),
+        rope_complex=text.rope_complex,
+        shared_kv_features=shared_kv,
+        per_layer_inputs=_per_layer_inputs(family, values, stack),
     )
+
+
+def _per_layer_inputs(family: Family, values: Values, stack: Stack) -> tuple[str, int, int] | None:
+    blocks = [kind.block for kind in stack.kinds if kind.block.per_layer_input is not None]
+    if not blocks:
+        return None
+    size = num(blocks[0].per_layer_input.size)
+    path = _join(family.text.prefix, blocks[0].per_layer_input.model_projection)
+    return path, stack.num_layers * size, size
 
 
 def _layer_holder(mixer: Any) -> Module:

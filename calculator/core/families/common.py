@@ -100,10 +100,23 @@ def llama_layers(attention: Attention = ATTENTION, mlp: GatedMlp = GATED_MLP, no
 
 def sliding_and_full(attention: Attention) -> tuple[tuple[str, Mixer], ...]:
     """The same attention for ``layer_types`` "sliding_attention" and "full_attention" layers (same
-    parameters; sliding-window layers build their own eager mask)."""
-    return (("sliding_attention", replace(attention, sliding=True)), ("full_attention", attention))
+    parameters; sliding-window layers need their own mask). The family declares a ``sliding_window`` key."""
+    sliding = replace(attention, sliding=True, window="sliding_window", rope_table="local")
+    return (("sliding_attention", sliding), ("full_attention", attention))
 
 
 def every_nth(pattern: str | int, every_name: str, other_name: str) -> str:
     """transformers' default layer_types: layer i is ``every_name`` when (i + 1) is a multiple of ``pattern``."""
     return f"layer_types[i] if layer_types else ('{other_name}' if (i + 1) % {pattern} else '{every_name}')"
+
+
+def partial_rotary(default: float, at: str = "") -> tuple[Key, ...]:
+    """transformers 5 reads ``partial_rotary_factor`` from ``rope_parameters`` or the top level."""
+    nested = f"{at}.rope_parameters" if at else "rope_parameters"
+    return (
+        Key("partial_rotary_factor", default, "float", at=at),
+        Key("rope_partial_rotary_factor", None, "float", at=nested, name="partial_rotary_factor"),
+    )
+
+
+ROTARY_FRACTION = "rope_partial_rotary_factor or partial_rotary_factor"

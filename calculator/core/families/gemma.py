@@ -62,6 +62,7 @@ GEMMA2 = Family(
             Key("attn_logit_softcapping", 50.0, "float", nullable=True),
             Key("final_logit_softcapping", 30.0, "float", nullable=True),
             Key("layer_types", None, "list"),
+            Key("sliding_window", 4096, nullable=True),
         ),
     ),
     text=Text(
@@ -74,6 +75,7 @@ GEMMA2 = Family(
                         o_bias="attention_bias",
                         softcap="attn_logit_softcapping is not None",
                         sliding=name == "sliding_attention",
+                        window="sliding_window" if name == "sliding_attention" else None,
                     ),
                 )
                 for name in ("sliding_attention", "full_attention")
@@ -105,6 +107,7 @@ GEMMA3_TEXT_KEYS = decoder_keys(
         Key("final_logit_softcapping", None, "float", nullable=True),
         Key("layer_types", None, "list"),
         Key("sliding_window_pattern", 6, aliases=("_sliding_window_pattern",)),
+        Key("sliding_window", 4096, nullable=True),
     ),
 )
 

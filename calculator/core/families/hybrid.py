@@ -12,7 +12,16 @@ that class).
 
 from __future__ import annotations
 
-from .common import GATED_MLP, GQA_CHECKS, LAYER_TYPES_CHECK, decoder_keys, every_nth, flag
+from .common import (
+    GATED_MLP,
+    GQA_CHECKS,
+    LAYER_TYPES_CHECK,
+    ROTARY_FRACTION,
+    decoder_keys,
+    every_nth,
+    flag,
+    partial_rotary,
+)
 from .moe import QWEN_SHARED, QWEN_SPARSE, TOP_K_CHECK, qwen_moe_keys
 from .spec import Attention, Family, GatedDeltaNet, GatedMlp, Key, Layers, Moe, Norms, ShortConv, Text, keys
 
@@ -73,9 +82,12 @@ LFM2 = Family(
 )
 
 LINEAR_OR_FULL = every_nth("full_attention_interval", "full_attention", "linear_attention")
-GATED_ATTENTION = Attention(qkv_bias="attention_bias", o_bias="attention_bias", q_gate=True, qk_norm="head")
+GATED_ATTENTION = Attention(
+    qkv_bias="attention_bias", o_bias="attention_bias", q_gate=True, qk_norm="head", rotary_fraction=ROTARY_FRACTION
+)
 NEXT_NORMS = Norms(kind="rms_gemma")  # Qwen3-Next/Qwen3.5 RMSNorm: (1 + weight), zero-centred
 DELTANET_KEYS = (
+    *partial_rotary(0.25),
     flag("attention_bias"),
     Key("linear_conv_kernel_dim", 4),
     Key("linear_key_head_dim", 128),

@@ -111,6 +111,10 @@ FALCON = Family(
                         qkv_bias="bias",
                         o_bias="bias",
                         rotary="not alibi",
+                        fp32_softmax=False,  # softmax(..., dtype=hidden_states.dtype)
+                        always_masked=True,
+                        alibi="alibi",
+                        broadcast_kv="multi_query and not new_decoder_architecture",
                     ),
                 ),
             ),
@@ -122,6 +126,7 @@ FALCON = Family(
         embedding="word_embeddings",
         final_norm="ln_f",
         final_norm_kind="layer",
+        rope_always=True,
         dropout_keys=("attention_dropout", "hidden_dropout", 0.0),
     ),
     peft_targets=("query_key_value",),

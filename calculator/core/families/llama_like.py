@@ -8,6 +8,8 @@ without an entry there has none (``target_modules`` must be given).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ..architecture import Kind
 from .common import (
     ATTENTION,
@@ -16,10 +18,12 @@ from .common import (
     GQA_CHECKS,
     LAYER_TYPES_CHECK,
     QV,
+    ROTARY_FRACTION,
     decoder_keys,
     every_nth,
     flag,
     llama_layers,
+    partial_rotary,
     sliding_and_full,
 )
 from .spec import Attention, Family, GatedMlp, Key, Layers, M, Mlp, Norms, Text
@@ -41,11 +45,23 @@ LLAMA = Family(
     checks=(*GQA_CHECKS, *DIVISIBLE),
 )
 
+# Mistral, StarCoder2, Phi-3 and Mixtral slide every layer's window when the config sets one.
+WINDOWED = Attention(sliding="sliding_window is not None", window="sliding_window")
+
 MISTRAL = Family(
     model_type="mistral",
     name="Mistral",
-    keys=decoder_keys(vocab=32000, hidden=4096, intermediate=14336, layers=32, heads=32, kv_heads=8, positions=131072),
-    text=Text(llama_layers()),
+    keys=decoder_keys(
+        vocab=32000,
+        hidden=4096,
+        intermediate=14336,
+        layers=32,
+        heads=32,
+        kv_heads=8,
+        positions=131072,
+        extra=(Key("sliding_window", 4096, nullable=True),),
+    ),
+    text=Text(llama_layers(WINDOWED)),
     peft_targets=QV,
     checks=GQA_CHECKS,
 )
@@ -88,11 +104,11 @@ PHI3 = Family(
         layers=32,
         heads=32,
         positions=4096,
-        extra=(Key("resid_pdrop", 0.0, "prob"), Key("embd_pdrop", 0.0, "prob")),
+        extra=(Key("resid_pdrop", 0.0, "prob"), Key("embd_pdrop", 0.0, "prob"), Key("sliding_window", None)),
     ),
     text=Text(
         Layers(
-            mixers=(("full_attention", Attention(fused="qkv_proj")),),
+            mixers=(("full_attention", replace(WINDOWED, fused="qkv_proj")),),
             ffns=(("mlp", GatedMlp(fused="gate_up_proj", activation="activation_fn")),),
             extra=(M("resid_attn_dropout", Kind.CONTAINER), M("resid_mlp_dropout", Kind.CONTAINER)),
         ),
@@ -115,7 +131,10 @@ GRANITE = Family(
         positions=2048,
         extra=(flag("attention_bias"), flag("mlp_bias")),
     ),
-    text=Text(llama_layers(Attention(qkv_bias="attention_bias", o_bias="attention_bias"), GatedMlp(bias="mlp_bias"))),
+    text=Text(
+        llama_layers(Attention(qkv_bias="attention_bias", o_bias="attention_bias"), GatedMlp(bias="mlp_bias")),
+        embedding_rescaled=True,
+    ),
     checks=GQA_CHECKS,
 )
 
@@ -193,11 +212,11 @@ GLM4 = Family(
         kv_heads=2,
         head_dim=128,
         positions=131072,
-        extra=(flag("attention_bias", True),),
+        extra=(flag("attention_bias", True), *partial_rotary(0.5)),
     ),
     text=Text(
         llama_layers(
-            Attention(qkv_bias="attention_bias"),
+            Attention(qkv_bias="attention_bias", rotary_fraction=ROTARY_FRACTION),
             GatedMlp(fused="gate_up_proj", activation="activation_fn"),
             Norms(
                 style="sandwich",
@@ -222,16 +241,26 @@ COHERE2 = Family(
         head_dim="hidden_size // num_attention_heads",
         tie=True,
         positions=8192,
-        extra=(flag("attention_bias"), Key("layer_types", None, "list"), Key("sliding_window_pattern", 4)),
+        extra=(
+            flag("attention_bias"),
+            Key("layer_types", None, "list"),
+            Key("sliding_window_pattern", 4),
+            Key("sliding_window", 4096, nullable=True),
+        ),
     ),
     text=Text(
         Layers(
             mixers=(
-                ("sliding_attention", Attention(qkv_bias="attention_bias", o_bias="attention_bias", sliding=True)),
+                (
+                    "sliding_attention",
+                    Attention(
+                        qkv_bias="attention_bias", o_bias="attention_bias", sliding=True, window="sliding_window"
+                    ),
+                ),
                 ("full_attention", Attention(qkv_bias="attention_bias", o_bias="attention_bias", rotary=False)),
             ),
             ffns=(("mlp", GATED_MLP),),
-            norms=Norms(style="parallel", names=("input_layernorm",), kind="layer_nobias"),
+            norms=Norms(style="parallel", names=("input_layernorm",), kind="cohere"),
             mixer_rule=every_nth("sliding_window_pattern", "full_attention", "sliding_attention"),
         )
     ),
@@ -251,11 +280,16 @@ STARCODER2 = Family(
         kv_heads=2,
         tie=True,
         positions=4096,
-        extra=(flag("use_bias", True), Key("residual_dropout", 0.0, "prob"), Key("embedding_dropout", 0.0, "prob")),
+        extra=(
+            flag("use_bias", True),
+            Key("residual_dropout", 0.0, "prob"),
+            Key("embedding_dropout", 0.0, "prob"),
+            Key("sliding_window", None),
+        ),
     ),
     text=Text(
         Layers(
-            mixers=(("full_attention", Attention(qkv_bias="use_bias", o_bias="use_bias")),),
+            mixers=(("full_attention", replace(WINDOWED, qkv_bias="use_bias", o_bias="use_bias")),),
             ffns=(("mlp", Mlp(fc_in="c_fc", fc_out="c_proj", bias="use_bias")),),
             norms=Norms(kind="layer"),
         ),
@@ -281,6 +315,7 @@ PHI = Family(
             flag("qk_layernorm"),
             Key("resid_pdrop", 0.0, "prob"),
             Key("embd_pdrop", 0.0, "prob"),
+            *partial_rotary(0.5),
         ),
     ),
     text=Text(
@@ -296,6 +331,7 @@ PHI = Family(
                         qk_norm_when="qk_layernorm",
                         qk_norm_names=("q_layernorm", "k_layernorm"),
                         qk_norm_bias=True,
+                        rotary_fraction=ROTARY_FRACTION,
                     ),
                 ),
             ),

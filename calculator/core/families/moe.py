@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .common import GATED_MLP, GQA_CHECKS, LAYER_TYPES_CHECK, QV, decoder_keys, every_nth, flag, sliding_and_full
+from .common import (
+    GATED_MLP,
+    GQA_CHECKS,
+    LAYER_TYPES_CHECK,
+    QV,
+    ROTARY_FRACTION,
+    decoder_keys,
+    every_nth,
+    flag,
+    partial_rotary,
+    sliding_and_full,
+)
 from .spec import Attention, Family, GatedMlp, Key, Layers, Mla, Moe, Text
 
 TOP_K_CHECK = (("num_experts_per_tok <= num_experts", "num_experts_per_tok", "Cannot exceed the number of experts."),)
@@ -43,10 +54,17 @@ MIXTRAL = Family(
         heads=32,
         kv_heads=8,
         positions=131072,
-        extra=(Key("num_experts", 8, name="num_local_experts"), Key("num_experts_per_tok", 2)),
+        extra=(
+            Key("num_experts", 8, name="num_local_experts"),
+            Key("num_experts_per_tok", 2),
+            Key("sliding_window", None),
+        ),
     ),
     text=Text(
-        Layers(mixers=(("full_attention", Attention()),), ffns=(("moe", Moe(intermediate="intermediate_size")),))
+        Layers(
+            mixers=(("full_attention", Attention(sliding="sliding_window is not None", window="sliding_window")),),
+            ffns=(("moe", Moe(intermediate="intermediate_size")),),
+        )
     ),
     peft_targets=QV,
     moe_conversion="mixtral",
@@ -121,6 +139,7 @@ GPT_OSS = Family(
             Key("num_experts", 128, name="num_local_experts", aliases=("num_experts",)),
             Key("num_experts_per_tok", 4),
             Key("layer_types", None, "list"),
+            Key("sliding_window", 128, nullable=True),
         ),
     ),
     text=Text(
@@ -271,6 +290,7 @@ GLM4_MOE = Family(
             Key("num_experts_per_tok", 8),
             Key("moe_intermediate_size", 1408),
             Key("first_k_dense_replace", 1, minimum=0),
+            *partial_rotary(0.5),
         ),
     ),
     text=Text(
@@ -278,7 +298,12 @@ GLM4_MOE = Family(
             mixers=(
                 (
                     "full_attention",
-                    Attention(qkv_bias="attention_bias", qk_norm="head", qk_norm_when="use_qk_norm"),
+                    Attention(
+                        qkv_bias="attention_bias",
+                        qk_norm="head",
+                        qk_norm_when="use_qk_norm",
+                        rotary_fraction=ROTARY_FRACTION,
+                    ),
                 ),
             ),
             ffns=(("moe", Moe(shared=DEEPSEEK_SHARED)), ("mlp", GATED_MLP)),

@@ -141,6 +141,7 @@ GEMMA3 = Family(
 
 # --- Gemma 4: per-layer inputs, KV sharing, double-wide MLPs, global-attention head_dim, optional MoE ---
 
+GEMMA4_PER_LAYER = ("head_dim", "num_key_value_heads")  # what Gemma4TextAttention reads from its layer's config
 GEMMA4_TEXT_KEYS = decoder_keys(
     vocab=262144,
     hidden=2304,
@@ -155,6 +156,10 @@ GEMMA4_TEXT_KEYS = decoder_keys(
         flag("attention_bias"),
         Key("layer_types", None, "list"),
         Key("final_logit_softcapping", None, "float", nullable=True),
+        Key("sliding_window", 512, nullable=True),
+        # transformers 5.23 writes per_layer_config (layer -> head_dim, num_key_value_heads); older configs give
+        # global_head_dim / num_global_key_value_heads, which it turns into the same overrides of full layers.
+        Key("per_layer_config", None, "overrides"),
         Key("global_head_dim", 512),
         Key("num_global_key_value_heads", None, nullable=True),
         flag("attention_k_eq_v"),
@@ -168,16 +173,19 @@ GEMMA4_TEXT_KEYS = decoder_keys(
         Key("moe_intermediate_size", None, aliases=("expert_intermediate_size",), nullable=True),
     ),
 )
+GEMMA4_TEXT_KEYS = tuple(replace(k, per_layer=True) if k.key in GEMMA4_PER_LAYER else k for k in GEMMA4_TEXT_KEYS)
 GEMMA4_SHARED = "i >= num_hidden_layers - num_kv_shared_layers"
 GEMMA4_GLOBAL_KV = (
+    "num_key_value_heads if per_layer_config is not None else "
     "num_global_key_value_heads if attention_k_eq_v and num_global_key_value_heads is not None else num_key_value_heads"
 )
+GEMMA4_GLOBAL_HEAD_DIM = "head_dim if per_layer_config is not None else global_head_dim"
 
 
 def _gemma4_attention(kind: str, shared: bool) -> Attention:
     full = kind == "full_attention"
     return Attention(
-        head_dim="global_head_dim" if full else "head_dim",
+        head_dim=GEMMA4_GLOBAL_HEAD_DIM if full else "head_dim",
         kv_heads=GEMMA4_GLOBAL_KV if full else "num_key_value_heads",
         qkv_bias="attention_bias",
         o_bias="attention_bias",
@@ -186,6 +194,8 @@ def _gemma4_attention(kind: str, shared: bool) -> Attention:
         has_kv=not shared,
         has_v="not attention_k_eq_v" if full else True,
         sliding=not full,
+        window=None if full else "sliding_window",
+        rope_table=kind,  # one RoPE per layer type, each as wide as that type's heads (proportional: zeros)
     )
 
 
@@ -213,7 +223,7 @@ GEMMA4_LAYERS = Layers(
         for shared in (False, True)
     ),
     ffns=(("mlp", GATED_MLP), ("wide", GatedMlp(intermediate="2 * intermediate_size"))),
-    norms=replace(SANDWICH, kind="rms"),
+    norms=replace(SANDWICH, kind="rms_gemma4"),
     # transformers forces the last layer to full attention whatever layer_types says.
     mixer_rule=(
         "('full_attention' if i == num_hidden_layers - 1 else (layer_types[i] if layer_types else "
@@ -222,7 +232,42 @@ GEMMA4_LAYERS = Layers(
     ffn_rule=f"'wide' if use_double_wide_mlp and {GEMMA4_SHARED} else 'mlp'",
     per_layer_input=PerLayerInput(when="hidden_size_per_layer_input > 0"),
     extra=GEMMA4_MOE_BRANCH,
+    experts_branch=Moe(
+        container="",
+        router="router.proj",
+        router_linear=True,
+        top_k="num_experts_per_tok",
+        router_norm=True,
+    ),
+    experts_when="enable_moe_block",
 )
+
+
+def gemma4_text(prefix: str) -> Text:
+    """Gemma 4's language model at ``prefix``, with its per-layer input tables outside the layers."""
+    ple = "hidden_size_per_layer_input > 0"
+    return Text(
+        GEMMA4_LAYERS,
+        prefix=prefix,
+        embedding_scaled=True,
+        head_softcap="final_logit_softcapping is not None",
+        extra=(
+            emb(
+                f"{prefix}.embed_tokens_per_layer",
+                "vocab_size_per_layer_input",
+                "num_hidden_layers * hidden_size_per_layer_input",
+                when=ple,
+            ),
+            lin(
+                f"{prefix}.per_layer_model_projection",
+                "hidden_size",
+                "num_hidden_layers * hidden_size_per_layer_input",
+                when=ple,
+            ),
+            norm(f"{prefix}.per_layer_projection_norm", "hidden_size_per_layer_input", when=ple),
+        ),
+    )
+
 
 GEMMA4_VISION_KEYS = (
     Key("vision_config", None, "any"),
@@ -341,31 +386,7 @@ GEMMA4 = Family(
         *GEMMA4_VISION_KEYS,
         *GEMMA4_AUDIO_KEYS,
     ),
-    text=Text(
-        GEMMA4_LAYERS,
-        prefix="model.language_model",
-        embedding_scaled=True,
-        head_softcap="final_logit_softcapping is not None",
-        extra=(
-            emb(
-                "model.language_model.embed_tokens_per_layer",
-                "vocab_size_per_layer_input",
-                "num_hidden_layers * hidden_size_per_layer_input",
-                when="hidden_size_per_layer_input > 0",
-            ),
-            lin(
-                "model.language_model.per_layer_model_projection",
-                "hidden_size",
-                "num_hidden_layers * hidden_size_per_layer_input",
-                when="hidden_size_per_layer_input > 0",
-            ),
-            norm(
-                "model.language_model.per_layer_projection_norm",
-                "hidden_size_per_layer_input",
-                when="hidden_size_per_layer_input > 0",
-            ),
-        ),
-    ),
+    text=gemma4_text("model.language_model"),
     towers=(GEMMA4_VISION, GEMMA4_AUDIO),
     peft_targets=r".*language_model\..*\.(q_proj|v_proj)",
     components=(
@@ -377,6 +398,15 @@ GEMMA4 = Family(
         ("lm_head", "lm_head"),
     ),
     text_model_types=("gemma4_text",),
+    checks=(*GQA_CHECKS,),
+)
+
+# Gemma4ForCausalLM on its own text config (no towers). PEFT has no default targets for it.
+GEMMA4_TEXT = Family(
+    model_type="gemma4_text",
+    name="Gemma 4",
+    keys=GEMMA4_TEXT_KEYS,
+    text=gemma4_text("model"),
     checks=(*GQA_CHECKS,),
 )
 
@@ -600,24 +630,43 @@ LLAMA4_TEXT_KEYS = decoder_keys(
         Key("moe_layers", None, "list"),
         Key("no_rope_layers", None, "list"),
         Key("no_rope_layer_interval", 4),
+        Key("layer_types", None, "list"),
+        Key("attention_chunk_size", 8192, nullable=True),
+        flag("attn_temperature_tuning", True),
     ),
 )
 LLAMA4_ROPE = "(no_rope_layers[i] if no_rope_layers else (i + 1) % no_rope_layer_interval)"
 LLAMA4_MOE = "(i in moe_layers if moe_layers is not None else (i + 1) % interleave_moe_layer_step == 0)"
+# transformers masks a layer by layer_types[i] (chunked_attention by default on the RoPE layers)
+LLAMA4_CHUNKED = (
+    f"attention_chunk_size is not None and "
+    f"((layer_types[i] == 'chunked_attention') if layer_types else bool({LLAMA4_ROPE}))"
+)
 
 
-def _llama4_attention(rope: bool) -> Attention:
+def _llama4_attention(rope: bool, chunked: bool) -> Attention:
+    """Chunked attention (local blocks of attention_chunk_size) needs a 4-D mask from that many tokens on,
+    exactly like a sliding window, which is how it is described."""
     return Attention(
         qkv_bias="attention_bias",
         o_bias="attention_bias",
         qk_norm="l2" if rope else "",
         qk_norm_when="use_qk_norm",
         rotary=rope,
+        temperature_tuning=False if rope else "attn_temperature_tuning",
+        sliding=chunked,
+        chunked=chunked,
+        window="attention_chunk_size" if chunked else None,
+        fp32_softmax=False,  # Llama 4's eager softmax runs in the compute dtype
     )
 
 
 LLAMA4_LAYERS = Layers(
-    mixers=(("rope", _llama4_attention(True)), ("nope", _llama4_attention(False))),
+    mixers=tuple(
+        (f"{'chunked' if chunked else 'full'} {'rope' if rope else 'nope'}", _llama4_attention(rope, chunked))
+        for rope in (True, False)
+        for chunked in (True, False)
+    ),
     ffns=(
         (
             "moe",
@@ -628,11 +677,12 @@ LLAMA4_LAYERS = Layers(
                 intermediate="intermediate_size",
                 transposed=True,
                 shared=GatedMlp(container="shared_expert"),
+                dense=True,
             ),
         ),
         ("mlp", GatedMlp(container="feed_forward", intermediate="intermediate_size_mlp")),
     ),
-    mixer_rule=f"'rope' if {LLAMA4_ROPE} else 'nope'",
+    mixer_rule=f"('chunked ' if {LLAMA4_CHUNKED} else 'full ') + ('rope' if {LLAMA4_ROPE} else 'nope')",
     ffn_rule=f"'moe' if {LLAMA4_MOE} else 'mlp'",
 )
 
@@ -640,7 +690,7 @@ LLAMA4 = Family(
     model_type="llama4",
     name="Llama 4",
     keys=keys(*LLAMA4_TEXT_KEYS, at=TEXT),
-    text=Text(LLAMA4_LAYERS),
+    text=Text(LLAMA4_LAYERS, rope_complex=True),
     peft_targets=QV,
     components=(("language_model", "model"), ("lm_head", "lm_head")),
     notes=("AutoModelForCausalLM builds Llama4ForCausalLM: the text model, without the vision encoder.",),
@@ -649,4 +699,4 @@ LLAMA4 = Family(
 )
 LLAMA4_TEXT = replace(LLAMA4, model_type="llama4_text", keys=LLAMA4_TEXT_KEYS, text_model_types=(), notes=())
 
-MULTIMODAL = (GEMMA3, GEMMA4, MISTRAL3, QWEN2_5_VL, MLLAMA, LLAMA4, LLAMA4_TEXT)
+MULTIMODAL = (GEMMA3, GEMMA4, GEMMA4_TEXT, MISTRAL3, QWEN2_5_VL, MLLAMA, LLAMA4, LLAMA4_TEXT)

@@ -29,13 +29,14 @@ class Key:
 
     key: str
     default: Expr
-    type: str = "int"  # int | bool | prob | float | list | str | any
+    type: str = "int"  # int | bool | prob | float | list | str | any | overrides (transformers' per_layer_config)
     at: str = ""
     name: str = ""
     aliases: tuple[str, ...] = ()
     maximum: int | None = None
     minimum: int = 1
     nullable: bool = False  # an explicit null means "none" (e.g. no soft-capping), not "the default"
+    per_layer: bool = False  # the model reads it from each layer's config, so per_layer_config may override it
 
     @property
     def config_name(self) -> str:
@@ -46,7 +47,7 @@ def keys(*items: Key, at: str = "") -> tuple[Key, ...]:
     """Keys relocated into a nested config (a multimodal model's ``text_config``)."""
     if not at:
         return items
-    return tuple(replace(k, at=at) for k in items)
+    return tuple(replace(k, at=f"{at}.{k.at}" if k.at else at) for k in items)
 
 
 # --- module lists (towers, extras) ----------------------------------------------------------------
@@ -139,8 +140,19 @@ class Attention:
     cross: bool = False  # Mllama: k and v from the vision states (skipped on text-only batches)
     layer_params: tuple[P, ...] = ()  # parameters on the layer module itself (Mllama's gates)
     rotary: Expr = True  # whether this layer applies RoPE (SmolLM3 / Llama 4 "NoPE" layers do not)
+    rotary_fraction: Expr = 1.0  # partial RoPE: the share of head_dim rotated (the cos/sin tables' width)
+    rope_table: str = "default"  # layers with their own RoPE parameters get their own cos/sin (Gemma 3: local)
     fp32_softmax: bool = True  # eager attention's softmax in float32 (GPT-2's runs in the compute dtype)
     sliding: Expr = False
+    window: Expr = None  # the sliding window (tokens); sdpa needs a mask only for sequences longer than it
+    chunked: bool = False  # Llama 4's chunked attention: a sliding-style mask, built per batch row
+    # Falcon: the causal mask is always materialised and passed (sdpa never runs on its causal flag alone);
+    # with ALiBi it is one float (batch, heads, s, s) tensor every layer shares
+    always_masked: bool = False
+    alibi: Expr = False
+    # Falcon's multi-query attention hands sdpa one k/v head to broadcast, which only the math kernel accepts
+    broadcast_kv: Expr = False
+    temperature_tuning: Expr = False  # Llama 4's NoPE layers scale q by a per-position factor (kept, fp32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +246,12 @@ class Moe:
     shared: GatedMlp | None = None
     shared_gate: str = ""  # Qwen2-MoE / Qwen3-Next: a sigmoid gate on the shared expert (Linear h -> 1)
     activation: str = "act_fn"
+    # Gemma 4: the router reads the residual through a parameter-free RMSNorm and a scale, and multiplies the
+    # top-k weights by a per-expert scale gathered per token
+    router_norm: bool = False
+    # Llama 4 (Llama4TextExperts): every expert runs on every token (torch.bmm over inputs repeated per expert
+    # and scaled by the router's sigmoid scores), not grouped_mm over the routed rows
+    dense: bool = False
 
 
 Mixer = Attention | Mla | GatedDeltaNet | ShortConv
@@ -246,7 +264,8 @@ class Norms:
     before the ffn); ``sandwich``: also a norm on each block's output (names: pre-mixer, post-mixer,
     pre-ffn, post-ffn); ``post``: x + norm(f(x)) (names: post-mixer, post-ffn); ``parallel``: one norm
     feeds both blocks, x + mixer + ffn (Cohere, Phi, Falcon-7B); ``parallel2``: Falcon's new decoder
-    architecture, one norm per block. ``kind``: rms | rms_gemma (1 + weight, in fp32) | layer | layer_nobias."""
+    architecture, one norm per block. ``kind``: rms | rms_gemma (1 + weight, in fp32) | rms_gemma4 (Gemma 4's
+    pow form and weight.float()) | layer | layer_nobias."""
 
     style: str = "pre"
     names: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
@@ -264,6 +283,7 @@ class PerLayerInput:
     gate: str = "per_layer_input_gate"
     projection: str = "per_layer_projection"
     norm: str = "post_per_layer_input_norm"
+    model_projection: str = "per_layer_model_projection"  # outside the layers: embeddings -> every layer's slice
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,6 +301,10 @@ class Layers:
     count: Expr = "num_hidden_layers"
     residual_scale: bool = False  # Granite's residual_multiplier (a scalar: nothing extra is saved)
     extra: tuple[M, ...] = ()  # further modules of every layer (paths relative to the layer)
+    # Gemma 4's experts beside the dense MLP (summed after their own norms), for the activation replay; their
+    # modules are written in ``extra``
+    experts_branch: Moe | None = None
+    experts_when: Expr = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,8 +323,11 @@ class Text:
     head_bias: Expr = False
     tie: Expr = "tie_word_embeddings"
     rotary: str = "rotary_emb"  # container name, "" when positions are learned
+    rope_complex: bool = False  # Llama 4: one complex64 freqs_cis table instead of cos and sin
+    rope_always: bool = False  # Falcon computes cos/sin even when its layers use ALiBi instead
     extra: tuple[M, ...] = ()  # further modules outside the layers (full paths)
     head_softcap: Expr = False  # Gemma 2's final logit soft-capping
+    embedding_rescaled: bool = False  # Granite: embeddings * multiplier outside the embedding module
     dropout_keys: tuple[Expr, Expr, Expr] = ("attention_dropout", 0.0, 0.0)  # attention, residual, embedding
 
 

@@ -47,6 +47,8 @@ class Values:
         self._cache: dict[str, Any] = {}
         self._resolving: set[str] = set()
         self.read: set[tuple[str, str]] = set()  # (at, name) of every config entry consulted
+        # transformers' per_layer_config (a sparse map of layer index to overridden attributes), if declared
+        self.layer_key = next((k.key for k in declared if k.type == "overrides"), None)
 
     def field(self, key: Key) -> str:
         at = key.at
@@ -88,9 +90,19 @@ class Values:
         return self(name)
 
     def eval(self, expression: Any, **extra: Any) -> Any:
+        """The expression's value; with ``i`` (a layer index), names read that layer's config, as the model's
+        layer ``i`` does (``per_layer_config`` overrides)."""
         if not extra:
             return evaluate(expression, self)
-        return evaluate(expression, lambda n: extra[n] if n in extra else self(n))
+        layer = self.layer_overrides(extra["i"]) if "i" in extra else {}
+        return evaluate(expression, lambda n: extra[n] if n in extra else layer[n] if n in layer else self(n))
+
+    def layer_overrides(self, i: int) -> Mapping[str, Any]:
+        """The keys layer ``i`` overrides (by our key names; only keys read per layer)."""
+        if self.layer_key is None:
+            return {}
+        overrides = self(self.layer_key) or {}
+        return overrides.get(i, {})
 
     def _raw(self, key: Key) -> tuple[bool, Any]:
         section = self.section(key.at)
@@ -110,11 +122,61 @@ class Values:
             return self._default(key)
         if value is None:  # an explicit null where null means "none"
             return None
+        if key.type == "overrides":
+            return self._overrides(key, value)
         checked = _check(key, value, maximum_for(key))
         if isinstance(checked, _Problem):
             self.errors.add(self.field(key), checked.message)
             return self._default(key) if key.default is not None else _fallback(key)
         return checked
+
+    def _overrides(self, key: Key, value: Any) -> dict[int, dict[str, Any]]:
+        """``per_layer_config``: ``{layer index: {attribute: value}}`` (indexes may be strings, "05"). An
+        attribute the family does not read cannot change the count and is ignored; one the model reads from the
+        whole config cannot vary per layer (transformers refuses to build such a model)."""
+        field = self.field(key)
+        if not isinstance(value, Mapping) or len(value) > MAX_LIST_LENGTH:
+            self.errors.add(field, f"Expected a mapping of layer index to overridden attributes, got {_short(value)}.")
+            return {}
+        declared = {k.config_name: k for k in self.keys.values() if k.at == key.at and k.type != "overrides"}
+        result: dict[int, dict[str, Any]] = {}
+        for raw_index, overrides in value.items():
+            where = f"{field}.{raw_index}"
+            index = _layer_index(raw_index)
+            if index is None:
+                self.errors.add(where, f"Expected a layer index, got {_short(raw_index)}.")
+                continue
+            if not isinstance(overrides, Mapping):
+                self.errors.add(where, f"Expected a mapping of attribute to value, got {_short(overrides)}.")
+                continue
+            layer: dict[str, Any] = {}
+            for name, override in overrides.items():
+                target = declared.get(name) if isinstance(name, str) else None
+                if target is None:
+                    continue
+                if not target.per_layer:
+                    self.errors.add(
+                        f"{where}.{name}",
+                        f"{name} cannot differ per layer: the model reads it from the whole config "
+                        "(transformers refuses to build such a model).",
+                    )
+                    continue
+                checked = _check(target, override, maximum_for(target))
+                if isinstance(checked, _Problem):
+                    self.errors.add(f"{where}.{name}", checked.message)
+                    continue
+                layer[target.key] = checked
+            result[index] = layer
+        return result
+
+
+def _layer_index(raw: Any) -> int | None:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw if 0 <= raw < MAX_LIST_LENGTH else None
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 6:
+        number = int(raw)
+        return number if number < MAX_LIST_LENGTH else None
+    return None
 
 
 class _Problem:
