@@ -139,17 +139,24 @@ def permalink(request: HttpRequest, slug: str) -> HttpResponse:
         "configuration": configuration,
         "state": state,
         "results": calculator_page.results_html(reading, r) if r is not None else "",
-        "summary": (
-            f"{r['name']}: {r['trainable']} trainable parameters, peak {r['peak']}"
-            if r is not None
-            else "These inputs no longer compute."
-        ),
+        "summary": _summary(r),
         "api_url": reverse("configuration-detail", args=[slug]),
         "url": request.build_absolute_uri(configuration.get_absolute_url()),
         "is_owner": configuration.owner_id is not None and configuration.owner_id == request.user.id,
         "compare_choices": _compare_choices(request, exclude=slug),
     }
     return render(request, "calculator/permalink.html", context)
+
+
+def _summary(r: dict[str, Any] | None) -> str:
+    """The permalink's one-line description (link previews): what trains, the peak, time and cost."""
+    if r is None:
+        return "These inputs no longer compute."
+    text = f"{r['name']}: {r['trainable']} trainable parameters, peak {r['peak']} ({r['verdict']['word']} {r['gpu']})"
+    if r["verdict"]["key"] != "does_not_fit" and r["time"]["known"]:
+        text += f", {r['time']['total']}{' and ' + r['time']['cost'] if r['time']['cost'] else ''} per epoch"
+        text += f" of {r['time']['dataset']} tokens{' (example)' if r['time']['example'] else ''}"
+    return text
 
 
 def _compare_choices(request: HttpRequest, *, exclude: str) -> list[dict[str, str]]:
