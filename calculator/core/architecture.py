@@ -163,6 +163,8 @@ class Architecture:
     tied: tuple[tuple[str, str], ...] = ()  # (path, path of the module it shares its weight with)
     # PEFT's transformers-5 rewrite of MoE expert names into target_parameters: "" | "mixtral" | "qwen2_moe"
     moe_conversion: str = ""
+    # (module name suffix, why): modules PEFT adapts although training then fails (Llama 4's router)
+    lora_hazards: tuple[tuple[str, str], ...] = ()
     # How the text model runs outside its layers (final norm, positions, head), for the activation replay.
     forward: Any = None
     # Computed once: the inventory is large, and every cache of the engine is keyed by the architecture.

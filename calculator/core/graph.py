@@ -230,6 +230,8 @@ class Graph:
         self.save_if(q.requires_grad, self.act(k_saved, True, width))  # the key repeated to every head
         columns = s + 1 if sinks else s
         scores = b * heads * s * columns
+        # gpt-oss subtracts each row's max before its softmax: max keeps its indices
+        self.save_if(sinks and scores_rg, self.new(b * heads * s, INT64, False))
         if softcap:
             self.save_if(scores_rg, self.new(scores, self.p, True))  # tanh keeps its output
         softmax_bytes = FP32 if fp32_softmax or math else self.p

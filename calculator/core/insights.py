@@ -187,3 +187,13 @@ def _adapter_file_sizes(
         rows.append(tuple(row))
     columns = tuple((label, dtype) for label, _ in targets for dtype in dtypes)
     return AdapterFileSizes(ranks, columns, tuple(rows))
+
+
+def lora_hazards(arch: Architecture, count: LoraCount) -> tuple[str, ...]:
+    """Why training would fail with these adapters although PEFT accepts them (measured: Llama 4's router
+    under "all-linear" fails in the first forward, `validation/measure_memory_2026.py`)."""
+    found: list[str] = []
+    for suffix, why in arch.lora_hazards:
+        if any(key.endswith(suffix) for key, _module, _r in count.adapted_keys) and why not in found:
+            found.append(why)
+    return tuple(found)

@@ -344,13 +344,18 @@ def _moe(g: Graph, x: Tensor, m: Moe, lora: Lora, router_input: Tensor | None = 
         elif router is not None:  # a bare router weight: PEFT's ParamWrapper merges it
             g.save(scores_in)
             g.save_if(scores_in.requires_grad, g.new(e * h, p, False))  # the merged router weight
-        g.save_if(weights_rg, g.new(tokens * (4 * e + 12 * k + 4), 1, True))  # softmax, top-k, sum, weights
+        if m.topk_softmax:  # top-k indices, the softmax over the k logits (compute dtype)
+            g.save_if(weights_rg, g.new(routed * INT64, 1, False), g.new(routed, p, True))
+        else:  # fp32 softmax over all experts, top-k, the normalising sum, a copy of the weights
+            g.save_if(weights_rg, g.new(tokens * (4 * e + 12 * k + 4), 1, True))
         g.save_if(weights_rg and m.router_norm, g.new(routed, p, False))  # per_expert_scale[top_k_index]
         g.save_if(x_rg, g.new(routed * INT64, 1, False))  # perm // k
         g.save_if(weights_rg, g.new(routed * INT64, 1, False))  # perm
         g.save_if(gate_up_rg or down is not None, g.new(e, 4, False))  # grouped_mm offsets (int32)
-        g.save_if(gate_up_rg, g.new(routed * 3 * i, p, True))  # gate_up output (gate, up views), act output
-        g.save_if(down_rg, g.new(routed, FP32, True))  # routing weight per row
+        # gate_up output (gate, up views) and the activation's output; gpt-oss's clamped GLU keeps the sigmoid,
+        # the clamped gate, the glu and up + 1 beside it
+        g.save_if(gate_up_rg, g.new(routed * (6 if m.clamped_glu else 3) * i, p, True))
+        g.save_if(down_rg, g.new(routed, p if m.topk_softmax else FP32, True))  # routing weight per row
         g.save_if(weights_rg, g.new(routed * h, p, True))  # down output
         g.save_if(down_rg or weights_rg, g.new(routed * INT64, 1, False))  # inverse perm
         if gate_up is not None:

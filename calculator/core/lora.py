@@ -376,18 +376,22 @@ def _assemble(
         for shape in factors:
             add_tensor(shape, 1)
 
+    saved = _modules_to_save(arch, lora)
     if lora.bias == "all":
         bias_params = 0
         bias_keys = []
         wrapped_keys = {key for key, _, _ in adapted_keys}
+        # modules_to_save freezes the original module after bias="all" marked it: its copy trains instead
+        copied = [key for _, keys in saved for key in keys]
         for name, shape in _base_biases(arch):
+            if any(name.startswith(f"{key}.") for key in copied):
+                continue
             bias_params += math.prod(shape)
             add_tensor(shape, 1, BIAS)
             module_key = name.rsplit(".", 1)[0]
             # PEFT saves an adapted module's own bias under its base_layer
             bias_keys.append((f"{module_key}.base_layer.bias" if module_key in wrapped_keys else name, shape))
 
-    saved = _modules_to_save(arch, lora)
     saved_params = 0
     copy_keys: list[tuple[str, tuple[int, ...]]] = []
     for module, keys in saved:
@@ -514,7 +518,7 @@ def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Modul
     wrapped: list[str] = []
     for module in arch.global_modules:
         if any(module.path.endswith(n) for n in names) and not _inside(module.path, wrapped):
-            found.append((module, (module.path,)))
+            found.append((_with_subtree(arch.global_modules, module), (module.path,)))
             wrapped.append(module.path)
     for stack in arch.stacks:
         for kind_index, kind in enumerate(stack.kinds):

@@ -8,10 +8,12 @@ import pytest
 
 from calculator.core import InputError, architecture_from_config, count_lora
 from calculator.core.families import SUPPORTED_MODEL_TYPES
+from calculator.core.insights import lora_hazards
 from calculator.core.lora import LoraSettings
 from calculator.core.serving import kv_cache_bytes
 
 CATALOG = Path(__file__).resolve().parents[2] / "validation" / "configs" / "catalog"
+SMALL = CATALOG.parent / "small"
 COUNTS = json.loads((CATALOG / "counts.json").read_text())
 
 
@@ -100,3 +102,14 @@ def test_trainable_token_indices_train_one_row_per_token_shared_by_a_tied_head()
     tokens = count_lora(arch, LoraSettings(target_modules=("q_proj",), trainable_token_indices=(1, 2, 3)))
     assert tokens.trainable_params - plain.trainable_params == 3 * 1024
     assert tokens.all_params - plain.all_params == 3 * 1024
+
+
+def test_llama4_router_under_all_linear_is_flagged_as_failing_in_training():
+    """PEFT adapts Llama 4's router under "all-linear" and the forward then fails (measured); a plain target
+    list is fine."""
+    arch = architecture_from_config(json.loads((SMALL / "llama4.json").read_text()))
+    everything = count_lora(arch, LoraSettings(r=8, target_modules="all-linear"))
+    assert any("router" in why for why in lora_hazards(arch, everything))
+    assert lora_hazards(arch, count_lora(arch, LoraSettings(r=8, target_modules=("q_proj", "v_proj")))) == ()
+    excluded = count_lora(arch, LoraSettings(r=8, target_modules="all-linear", exclude_modules=("router",)))
+    assert lora_hazards(arch, excluded) == ()

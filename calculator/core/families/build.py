@@ -351,6 +351,7 @@ def _build(family: Family, values: Values, errors: ErrorCollector) -> Architectu
         family=family.name,
         tied=tied,
         moe_conversion=family.moe_conversion,
+        lora_hazards=family.lora_hazards,
         forward=forward,
     )
     return replace(arch, components=_components(arch, family))

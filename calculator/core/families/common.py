@@ -98,10 +98,12 @@ def llama_layers(attention: Attention = ATTENTION, mlp: GatedMlp = GATED_MLP, no
     return Layers(mixers=(("full_attention", attention),), ffns=(("mlp", mlp),), norms=norms)
 
 
-def sliding_and_full(attention: Attention) -> tuple[tuple[str, Mixer], ...]:
+def sliding_and_full(attention: Attention, local_rope: bool = True) -> tuple[tuple[str, Mixer], ...]:
     """The same attention for ``layer_types`` "sliding_attention" and "full_attention" layers (same
-    parameters; sliding-window layers need their own mask). The family declares a ``sliding_window`` key."""
-    sliding = replace(attention, sliding=True, window="sliding_window", rope_table="local")
+    parameters; sliding-window layers need their own mask, and with ``local_rope`` their own RoPE). The
+    family declares a ``sliding_window`` key."""
+    table = "local" if local_rope else attention.rope_table
+    sliding = replace(attention, sliding=True, window="sliding_window", rope_table=table)
     return (("sliding_attention", sliding), ("full_attention", attention))
 
 

@@ -144,7 +144,16 @@ GPT_OSS = Family(
     ),
     text=Text(
         Layers(
-            mixers=sliding_and_full(Attention(qkv_bias="attention_bias", o_bias="attention_bias", sinks=True)),
+            mixers=sliding_and_full(
+                Attention(
+                    qkv_bias="attention_bias",
+                    o_bias="attention_bias",
+                    sinks=True,
+                    fp32_softmax=False,  # softmax(..., dtype=combined_logits.dtype)
+                    rotary_fraction=0.5,  # its cos/sin hold half the head (halves rotate without a repeat)
+                ),
+                local_rope=False,
+            ),
             ffns=(
                 (
                     "moe",
@@ -154,6 +163,8 @@ GPT_OSS = Family(
                         intermediate="intermediate_size",
                         transposed=True,
                         expert_bias=True,
+                        topk_softmax=True,
+                        clamped_glu=True,
                     ),
                 ),
             ),

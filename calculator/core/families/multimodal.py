@@ -19,7 +19,7 @@ from dataclasses import replace
 
 from ..architecture import Kind
 from ..expressions import Expr
-from .common import GATED_MLP, GQA_CHECKS, LAYER_TYPES_CHECK, QV, SANDWICH, decoder_keys, flag
+from .common import GATED_MLP, GQA_CHECKS, LAYER_TYPES_CHECK, SANDWICH, decoder_keys, flag
 from .gemma import GEMMA3_TEXT_KEYS, gemma3_layers
 from .spec import (
     Attention,
@@ -691,7 +691,15 @@ LLAMA4 = Family(
     name="Llama 4",
     keys=keys(*LLAMA4_TEXT_KEYS, at=TEXT),
     text=Text(LLAMA4_LAYERS, rope_complex=True),
-    peft_targets=QV,
+    # PEFT looks up the built model's config type: Llama4ForCausalLM's is llama4_text, which has no defaults
+    peft_targets=None,
+    lora_hazards=(
+        (
+            "feed_forward.router",
+            "PEFT wraps Llama 4's router (an nn.Linear whose forward returns a tuple), and the first forward "
+            "then fails. Leave it out: exclude_modules=['router'] or name the targets.",
+        ),
+    ),
     components=(("language_model", "model"), ("lm_head", "lm_head")),
     notes=("AutoModelForCausalLM builds Llama4ForCausalLM: the text model, without the vision encoder.",),
     text_model_types=("llama4_text",),

@@ -252,6 +252,10 @@ class Moe:
     # Llama 4 (Llama4TextExperts): every expert runs on every token (torch.bmm over inputs repeated per expert
     # and scaled by the router's sigmoid scores), not grouped_mm over the routed rows
     dense: bool = False
+    # gpt-oss: softmax over the top-k logits only, in the compute dtype (GptOssTopKRouter), and its clamped
+    # GLU gate (gate, sigmoid, clamped gate, glu and up + 1 kept per routed row)
+    topk_softmax: bool = False
+    clamped_glu: bool = False
 
 
 Mixer = Attention | Mla | GatedDeltaNet | ShortConv
@@ -360,3 +364,4 @@ class Family:
     components: tuple[tuple[str, str], ...] = (("language_model", ""), ("lm_head", "lm_head"))
     checks: tuple[tuple[Expr, str, str], ...] = ()  # (condition that must hold, key to blame, message)
     notes: tuple[str, ...] = field(default=())
+    lora_hazards: tuple[tuple[str, str], ...] = ()  # (module suffix, why training fails when it is adapted)

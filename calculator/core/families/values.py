@@ -101,7 +101,7 @@ class Values:
         """The keys layer ``i`` overrides (by our key names; only keys read per layer)."""
         if self.layer_key is None:
             return {}
-        overrides = self(self.layer_key) or {}
+        overrides: Mapping[int, Mapping[str, Any]] = self(self.layer_key) or {}
         return overrides.get(i, {})
 
     def _raw(self, key: Key) -> tuple[bool, Any]:
