@@ -350,6 +350,10 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if args.only and not args.stdout and args.out.exists():
+        # a partial run replaces its own entries; every other entry is kept, in the file's order
+        old = json.loads(args.out.read_text())
+        doc["configs"] = old["configs"] | doc["configs"]
     text = dump(doc)
     json.loads(text)  # the hand-written layout must stay valid JSON
     if args.stdout:

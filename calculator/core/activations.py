@@ -179,7 +179,11 @@ def estimate_activations(
     if (rope or (checkpointing and forward.rope_dim)) and not forward.learned_positions:
         # with checkpointing every checkpoint holds the tables (passed to each layer) whether used or not
         # cos, sin: one pair for all layers (Llama 4: one complex64 table)
-        outside += s * forward.rope_dim * FP32 if forward.rope_complex else 2 * s * forward.rope_dim * p
+        if forward.rope_complex:
+            outside += s * forward.rope_dim * FP32
+        else:
+            rows = s * (training.batch_size if forward.rope_batched else 1)
+            outside += 2 * rows * forward.rope_dim * (FP32 if forward.rope_fp32 else p)
     outside += _per_layer_inputs_bytes(arch, count, training, embeddings_rg)
     if checkpointing:
         outside += _checkpoint_kwargs_bytes(arch, training, p)

@@ -64,8 +64,13 @@ class Graph:
         return self.new(self.tokens * features, self.p if elem_bytes is None else elem_bytes, requires_grad)
 
     def save(self, *tensors: Tensor) -> None:
+        """Keep each tensor's storage (once; a view and its whole storage count as the whole storage)."""
         for t in tensors:
-            self.saved[t.storage] = t.nbytes
+            self.saved[t.storage] = max(self.saved.get(t.storage, 0), t.nbytes)
+
+    def view(self, base: Tensor, numel: int) -> Tensor:
+        """A view of part of ``base``: saving it keeps ``base``'s storage."""
+        return Tensor(base.storage, numel * base.elem_bytes, base.elem_bytes, base.requires_grad)
 
     def save_if(self, condition: bool, *tensors: Tensor) -> None:
         if condition:

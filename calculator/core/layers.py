@@ -103,9 +103,15 @@ def _beside_experts(g: Graph, x: Tensor, dense: Tensor, block: Any, lora: Lora) 
     return g.act(h, first.requires_grad or second.requires_grad)
 
 
-def _rope(g: Graph, q: Tensor, k: Tensor, q_out: int, kv_out: int) -> tuple[Tensor, Tensor]:
-    """RoPE: q·cos + rotate_half(q)·sin keeps only the cos/sin tables, shared by all layers (counted outside)."""
-    g.rope_needed = g.rope_needed or q.requires_grad or k.requires_grad or g.full
+def _rope(g: Graph, q: Tensor, k: Tensor, q_out: int, kv_out: int, own_tables: int = 0) -> tuple[Tensor, Tensor]:
+    """RoPE: q·cos + rotate_half(q)·sin keeps only the cos/sin tables, shared by all layers (counted outside).
+    ``own_tables`` (a width): GLM-4 repeat-interleaves cos/sin inside every layer, which keeps its own pair."""
+    needed = q.requires_grad or k.requires_grad or g.full
+    if own_tables:
+        s = g.training.seq_len
+        g.save_if(needed, g.new(s * own_tables, g.p, False), g.new(s * own_tables, g.p, False))
+    else:
+        g.rope_needed = g.rope_needed or needed
     return g.act(q_out, q.requires_grad or g.full), g.act(kv_out, k.requires_grad or g.full)
 
 
@@ -121,14 +127,16 @@ def _attention(g: Graph, x: Tensor, a: Attention, block: Any, lora: Lora) -> Ten
         q = k = v = qkv  # views of one storage: keeping v keeps all of it
     else:
         q = g.linear(x, h, q_out * (2 if a.q_gate else 1), lora.get(_join(c, a.q)))
-        if a.q_gate:  # chunk(q_proj(x), 2): q is one half, the output gate the other
-            gate, q = q, g.act(q_out, q.requires_grad)
+        if a.q_gate:  # chunk(q_proj(x), 2): q is one half (a view), the output gate the other
+            gate, q = q, g.view(q, g.tokens * q_out)
         if a.has_kv:
             k = g.linear(x, h, kv_out, lora.get(_join(c, a.k)))
             v = g.linear(x, h, kv_out, lora.get(_join(c, a.v))) if a.has_v else k
         else:  # Gemma 4's KV sharing: the storing layer's k and v, already kept there (no bytes here)
             k = v = g.new(0, g.p, x.requires_grad)
     q, k, v = _qkv_transforms(g, q, k, v, a, block)
+    if gate is not None and gate.storage in g.saved:
+        g.save(gate)  # a norm kept q, a view of q_proj's output (fp32: no copy), so it keeps all of it
     out = g.attention(
         q,
         k,
@@ -166,7 +174,8 @@ def _qkv_transforms(
             kind = block.norms.kind
             q, k = g.rms_norm(q, q_size, kind=kind), g.rms_norm(k, k_size, kind=kind) if own_kv else k
     if a.rotary:
-        rotated_q, rotated_k = _rope(g, q, k, q_out, kv_out)
+        own = int(hd * float(a.rotary_fraction or 1.0)) if a.rope_per_layer else 0
+        rotated_q, rotated_k = _rope(g, q, k, q_out, kv_out, own)
         q, k = rotated_q, rotated_k if own_kv else k
     if a.qk_norm == "l2" and a.qk_norm_when:  # Llama 4: a parameter-free L2 norm on q and k after RoPE
         q, k = g.rms_norm(q, hd), g.rms_norm(k, hd)
@@ -341,13 +350,14 @@ def _moe(g: Graph, x: Tensor, m: Moe, lora: Lora, router_input: Tensor | None = 
         routed_out_rg = True
         if router is not None and m.router_linear:  # an nn.Linear router: PEFT's LoRA Linear
             g.linear(scores_in, h, e, router)
+        elif router is not None and m.router_kind in ("deepseek_v2", "sigmoid_groups"):
+            # ParamWrapper on a float32 router: F.linear keeps the input's fp32 copy for the merged weight's
+            # gradient (the weight's fp32 copy is kept anyway, see _router_bytes)
+            g.save(g.new(tokens * h, FP32, True))
         elif router is not None:  # a bare router weight: PEFT's ParamWrapper merges it
             g.save(scores_in)
             g.save_if(scores_in.requires_grad, g.new(e * h, p, False))  # the merged router weight
-        if m.topk_softmax:  # top-k indices, the softmax over the k logits (compute dtype)
-            g.save_if(weights_rg, g.new(routed * INT64, 1, False), g.new(routed, p, True))
-        else:  # fp32 softmax over all experts, top-k, the normalising sum, a copy of the weights
-            g.save_if(weights_rg, g.new(tokens * (4 * e + 12 * k + 4), 1, True))
+        g.save_if(weights_rg, g.new(_router_bytes(m, tokens, h, e, k, p), 1, True))
         g.save_if(weights_rg and m.router_norm, g.new(routed, p, False))  # per_expert_scale[top_k_index]
         g.save_if(x_rg, g.new(routed * INT64, 1, False))  # perm // k
         g.save_if(weights_rg, g.new(routed * INT64, 1, False))  # perm
@@ -355,7 +365,7 @@ def _moe(g: Graph, x: Tensor, m: Moe, lora: Lora, router_input: Tensor | None = 
         # gate_up output (gate, up views) and the activation's output; gpt-oss's clamped GLU keeps the sigmoid,
         # the clamped gate, the glu and up + 1 beside it
         g.save_if(gate_up_rg, g.new(routed * (6 if m.clamped_glu else 3) * i, p, True))
-        g.save_if(down_rg, g.new(routed, p if m.topk_softmax else FP32, True))  # routing weight per row
+        g.save_if(down_rg, g.new(routed, p if m.router_kind == "topk_softmax" else FP32, True))  # weight per row
         g.save_if(weights_rg, g.new(routed * h, p, True))  # down output
         g.save_if(down_rg or weights_rg, g.new(routed * INT64, 1, False))  # inverse perm
         if gate_up is not None:
@@ -371,6 +381,32 @@ def _moe(g: Graph, x: Tensor, m: Moe, lora: Lora, router_input: Tensor | None = 
         if g.full:
             g.save(g.new(routed * (h + i), p, True))
     return g.act(h, routed_out_rg or (shared is not None and shared.requires_grad))
+
+
+def _router_bytes(m: Moe, tokens: int, h: int, e: int, k: int, p: int) -> int:
+    """What the router keeps when its weights need a gradient (modeling files of transformers 5.23):
+
+    - softmax (Mixtral, Qwen): the fp32 softmax over all experts, top-k values and indices, the sum that
+      renormalises them and a copy of the weights;
+    - topk_softmax (GptOssTopKRouter): the top-k indices and the softmax over those k logits (compute dtype);
+    - deepseek_v2 (DeepseekV2TopkRouter): the fp32 copy of the weight (its logits run in fp32), the softmax,
+      with topk_method "group_limited_greedy" each group's max index, the top groups and the mask, and the
+      top-k indices;
+    - sigmoid_groups (DeepseekV3TopkRouter, GLM-4.5): the fp32 weight copy, the sigmoid, the indices of the
+      top 2 per group and of the top groups, the group mask, the top-k indices (gathered, shared), and with
+      norm_topk_prob the renormalising denominator and the weights it divides in place."""
+    if m.router_kind == "topk_softmax":
+        return tokens * k * (INT64 + p)
+    if m.router_kind == "softmax":
+        return tokens * (4 * e + 12 * k + 4)
+    groups, top_groups = num(m.groups), num(m.top_groups)
+    weight = e * h * FP32
+    if m.router_kind == "deepseek_v2":
+        limited = tokens * (groups * INT64 + top_groups * INT64 + e) if m.group_limited else 0
+        return weight + tokens * (FP32 * e + INT64 * k) + limited
+    assert m.router_kind == "sigmoid_groups"
+    normalised = tokens * (FP32 + FP32 * k) if m.normalised else 0
+    return weight + tokens * (FP32 * e + INT64 * (2 * groups + top_groups + k) + e) + normalised
 
 
 def _dense_experts(g: Graph, x: Tensor, m: Moe, lora: Lora) -> Tensor:

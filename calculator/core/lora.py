@@ -232,11 +232,25 @@ def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped],
     unsupported: set[str] = set()
     conv_ranks: set[str] = set()
 
-    def consider(key: str, module: Module, keys: tuple[str, ...], stack: int | None, layers: tuple[int, ...]) -> None:
+    def consider(
+        key: str,
+        module: Module,
+        keys: tuple[str, ...],
+        stack: int | None,
+        layers: tuple[int, ...],
+        paths: frozenset[str] = frozenset(),
+    ) -> None:
         if matcher.matches(key, module) is not True:
             return
         if module.kind not in LORA_MODULE_KINDS:
-            unsupported.add(f"{module.path or key} ({module.kind})")
+            inner = f"{module.path}.linear"
+            # Gemma 4's towers wrap each projection in Gemma4ClippableLinear: PEFT adapts only the inner linear
+            what = (
+                f"a wrapper around {inner!r}: target that, or leave the towers out with a regex"
+                if inner in paths
+                else str(module.kind)
+            )
+            unsupported.add(f"{module.path or key} ({what})")
             return
         r, alpha = matcher.rank_and_alpha(key)
         if module.kind is Kind.CONV and r % module.groups:
@@ -244,18 +258,21 @@ def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped],
             return
         wrapped.append(Wrapped(module, keys, r, alpha, stack, layers))
 
+    global_paths = frozenset(m.path for m in arch.global_modules)
     for module in arch.global_modules:
-        consider(module.path, module, (module.path,), None, ())
+        consider(module.path, module, (module.path,), None, (), global_paths)
     for stack_index, stack in enumerate(arch.stacks):
         for kind_index, kind in enumerate(stack.kinds):
             layers = stack.layers_of(kind_index)
             groups = matcher.layer_groups(stack, layers)
+            paths = frozenset(m.path for m in kind.modules)
             for module in kind.modules:
                 if not module.path:
                     continue
                 for representative, members in groups:
                     keys = tuple(stack.key(i, module.path) for i in members)
-                    consider(stack.key(representative, module.path), module, keys, stack_index, tuple(members))
+                    key = stack.key(representative, module.path)
+                    consider(key, module, keys, stack_index, tuple(members), paths)
     if conv_ranks:
         unsupported.add(
             "convolutions need a rank that is a multiple of their channel groups (PEFT): "

@@ -28,15 +28,11 @@ FAILED = [c for c in GOLDEN["cases"] if "error" in c]
 TOLERANCE = 0.01
 WIDER = {
     # Gated DeltaNet runs transformers' torch fallback on CPU (no fla kernels): the replay follows that path
-    # (an upper bound for CUDA with fla, which keeps less); fp32 sdpa layers differ by up to 4%.
-    "qwen3_5": 0.05,
-    "qwen3_5_moe": 0.05,
-    "qwen3_next": 0.05,
-    # Within 2%: small index tensors of grouped routing (glm4_moe), Qwen2.5-VL's 3-D RoPE position ids and
-    # OLMo 2's full-width q/k norm copies under checkpointing are not replayed.
-    "glm4_moe": 0.02,
-    "qwen2_5_vl": 0.02,
-    "olmo2": 0.02,
+    # (an upper bound for CUDA with fla, which keeps less); with LoRA on its projections or the experts the
+    # chunked kernel's intermediates differ by up to 2.5%.
+    "qwen3_5": 0.03,
+    "qwen3_5_moe": 0.03,
+    "qwen3_next": 0.03,
 }
 
 

@@ -65,6 +65,8 @@ class Forward:
     always_masked: bool = False  # Falcon: a materialised causal mask even for sdpa
     alibi_heads: int = 0  # Falcon with ALiBi: the shared float mask (and the bias) span this many heads
     rope_complex: bool = False  # Llama 4's complex64 freqs_cis (4 bytes per rotary dimension, any dtype)
+    rope_fp32: bool = False  # OLMo 2: cos/sin stay float32
+    rope_batched: bool = False  # Qwen2.5-VL: cos/sin per sequence of the batch
     shared_kv_features: int = 0  # k and v widths the KV-storing layers hand to later layers (Gemma 4)
     # Gemma 4's per-layer inputs, computed once before the layers: (the projection's path, its width, the
     # per-layer size); None without them
@@ -467,6 +469,8 @@ def _forward(family: Family, values: Values, stack: Stack) -> Forward:
         always_masked=any(isinstance(m, Attention) and m.always_masked for m in mixers),
         alibi_heads=max((num(m.heads) for m in mixers if isinstance(m, Attention) and m.alibi), default=0),
         rope_complex=text.rope_complex,
+        rope_fp32=text.rope_fp32,
+        rope_batched=text.rope_batched,
         shared_kv_features=shared_kv,
         per_layer_inputs=_per_layer_inputs(family, values, stack),
     )

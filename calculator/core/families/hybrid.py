@@ -147,14 +147,14 @@ QWEN3_5_TEXT = Family(
     model_type="qwen3_5_text",
     name="Qwen3.5",
     keys=QWEN3_5_TEXT_KEYS,
-    text=Text(QWEN3_5_LAYERS),
+    text=Text(QWEN3_5_LAYERS, rope_batched=True),  # interleaved M-RoPE: cos/sin per sequence
     checks=(*GQA_CHECKS, *LAYER_TYPES_CHECK),
 )
 QWEN3_5 = Family(
     model_type="qwen3_5",
     name="Qwen3.5",
     keys=keys(*QWEN3_5_TEXT_KEYS, at="text_config"),
-    text=Text(QWEN3_5_LAYERS),
+    text=Text(QWEN3_5_LAYERS, rope_batched=True),  # interleaved M-RoPE: cos/sin per sequence
     checks=(*GQA_CHECKS, *LAYER_TYPES_CHECK),
     text_model_types=("qwen3_5_text",),
 )
@@ -186,14 +186,14 @@ QWEN3_5_MOE_TEXT = Family(
     model_type="qwen3_5_moe_text",
     name="Qwen3.5",
     keys=QWEN3_5_MOE_TEXT_KEYS,
-    text=Text(QWEN3_5_MOE_LAYERS),
+    text=Text(QWEN3_5_MOE_LAYERS, rope_batched=True),
     checks=(*GQA_CHECKS, *TOP_K_CHECK, *LAYER_TYPES_CHECK),
 )
 QWEN3_5_MOE = Family(
     model_type="qwen3_5_moe",
     name="Qwen3.5",
     keys=keys(*QWEN3_5_MOE_TEXT_KEYS, at="text_config"),
-    text=Text(QWEN3_5_MOE_LAYERS),
+    text=Text(QWEN3_5_MOE_LAYERS, rope_batched=True),
     checks=(*GQA_CHECKS, *TOP_K_CHECK, *LAYER_TYPES_CHECK),
     text_model_types=("qwen3_5_moe_text",),
 )

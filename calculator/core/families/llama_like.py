@@ -194,7 +194,8 @@ OLMO2 = Family(
         llama_layers(
             Attention(qkv_bias="attention_bias", o_bias="attention_bias", qk_norm="full"),
             norms=Norms(style="post", names=("post_attention_layernorm", "post_feedforward_layernorm")),
-        )
+        ),
+        rope_fp32=True,  # Olmo2RotaryEmbedding returns cos/sin without casting them to the compute dtype
     ),
     checks=GQA_CHECKS,
 )
@@ -216,7 +217,8 @@ GLM4 = Family(
     ),
     text=Text(
         llama_layers(
-            Attention(qkv_bias="attention_bias", rotary_fraction=ROTARY_FRACTION),
+            # its apply_rotary_pos_emb repeat-interleaves half of cos/sin inside every layer
+            Attention(qkv_bias="attention_bias", rotary_fraction=ROTARY_FRACTION, rope_per_layer=True),
             GatedMlp(fused="gate_up_proj", activation="activation_fn"),
             Norms(
                 style="sandwich",

@@ -163,7 +163,7 @@ GPT_OSS = Family(
                         intermediate="intermediate_size",
                         transposed=True,
                         expert_bias=True,
-                        topk_softmax=True,
+                        router_kind="topk_softmax",
                         clamped_glu=True,
                     ),
                 ),
@@ -192,6 +192,8 @@ def _deepseek_keys(
     top_k: int | None,
     first_dense: int,
     positions: int,
+    groups: int | None,
+    top_groups: int | None,
 ) -> tuple[Key, ...]:
     return decoder_keys(
         vocab=vocab,
@@ -213,8 +215,25 @@ def _deepseek_keys(
             Key("num_experts_per_tok", top_k, nullable=True),
             Key("moe_intermediate_size", moe_intermediate),
             Key("first_k_dense_replace", first_dense, minimum=0),
+            Key("topk_method", "'greedy'", "str", nullable=True),
+            Key("n_group", groups, nullable=True),
+            Key("topk_group", top_groups, nullable=True),
+            flag("norm_topk_prob", True),
         ),
     )
+
+
+# DeepSeek-V2's router: softmax, then greedy or group-limited top-k (DeepseekV2TopkRouter)
+DEEPSEEK_V2_MOE = Moe(
+    router_kind="deepseek_v2",
+    groups="n_group or 1",
+    top_groups="topk_group or 1",
+    group_limited="topk_method == 'group_limited_greedy'",
+)
+# DeepSeek-V3 / GLM-4.5's router: sigmoid, group-limited top-k, renormalised (DeepseekV3TopkRouter)
+SIGMOID_GROUPS_MOE = Moe(
+    router_kind="sigmoid_groups", groups="n_group or 1", top_groups="topk_group or 1", normalised="norm_topk_prob"
+)
 
 
 DEEPSEEK_V2 = Family(
@@ -232,13 +251,15 @@ DEEPSEEK_V2 = Family(
         shared=2,
         top_k=None,
         first_dense=0,
+        groups=None,
+        top_groups=None,
         positions=2048,
     ),
     text=Text(
         Layers(
             mixers=(("full_attention", Mla()),),
             ffns=(
-                ("moe", Moe(shared=replace(DEEPSEEK_SHARED, bias="mlp_bias"))),
+                ("moe", replace(DEEPSEEK_V2_MOE, shared=replace(DEEPSEEK_SHARED, bias="mlp_bias"))),
                 ("mlp", GatedMlp(bias="mlp_bias")),
             ),
             ffn_rule=DEEPSEEK_DENSE_FIRST,
@@ -269,12 +290,14 @@ DEEPSEEK_V3 = Family(
         shared=1,
         top_k=8,
         first_dense=3,
+        groups=8,
+        top_groups=4,
         positions=4096,
     ),
     text=Text(
         Layers(
             mixers=(("full_attention", Mla()),),
-            ffns=(("moe", Moe(shared=DEEPSEEK_SHARED)), ("mlp", GATED_MLP)),
+            ffns=(("moe", replace(SIGMOID_GROUPS_MOE, shared=DEEPSEEK_SHARED)), ("mlp", GATED_MLP)),
             ffn_rule=DEEPSEEK_DENSE_FIRST,
         )
     ),
@@ -301,6 +324,9 @@ GLM4_MOE = Family(
             Key("num_experts_per_tok", 8),
             Key("moe_intermediate_size", 1408),
             Key("first_k_dense_replace", 1, minimum=0),
+            Key("n_group", 1, nullable=True),
+            Key("topk_group", 1, nullable=True),
+            flag("norm_topk_prob", True),
             *partial_rotary(0.5),
         ),
     ),
@@ -317,7 +343,7 @@ GLM4_MOE = Family(
                     ),
                 ),
             ),
-            ffns=(("moe", Moe(shared=DEEPSEEK_SHARED)), ("mlp", GATED_MLP)),
+            ffns=(("moe", replace(SIGMOID_GROUPS_MOE, shared=DEEPSEEK_SHARED)), ("mlp", GATED_MLP)),
             ffn_rule=DEEPSEEK_DENSE_FIRST,
         )
     ),

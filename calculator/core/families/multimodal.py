@@ -558,6 +558,7 @@ QWEN2_5_VL = Family(
     text=Text(
         Layers(mixers=(("full_attention", Attention(qkv_bias=True)),), ffns=(("mlp", GATED_MLP),)),
         prefix="model.language_model",
+        rope_batched=True,  # M-RoPE: position ids per sequence, so cos/sin per sequence
     ),
     towers=(QWEN25_VISION,),
     auto_class="AutoModelForImageTextToText",

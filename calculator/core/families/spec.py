@@ -142,6 +142,7 @@ class Attention:
     rotary: Expr = True  # whether this layer applies RoPE (SmolLM3 / Llama 4 "NoPE" layers do not)
     rotary_fraction: Expr = 1.0  # partial RoPE: the share of head_dim rotated (the cos/sin tables' width)
     rope_table: str = "default"  # layers with their own RoPE parameters get their own cos/sin (Gemma 3: local)
+    rope_per_layer: bool = False  # GLM-4: each layer repeat-interleaves cos/sin into a pair of its own
     fp32_softmax: bool = True  # eager attention's softmax in float32 (GPT-2's runs in the compute dtype)
     sliding: Expr = False
     window: Expr = None  # the sliding window (tokens); sdpa needs a mask only for sequences longer than it
@@ -252,9 +253,16 @@ class Moe:
     # Llama 4 (Llama4TextExperts): every expert runs on every token (torch.bmm over inputs repeated per expert
     # and scaled by the router's sigmoid scores), not grouped_mm over the routed rows
     dense: bool = False
-    # gpt-oss: softmax over the top-k logits only, in the compute dtype (GptOssTopKRouter), and its clamped
-    # GLU gate (gate, sigmoid, clamped gate, glu and up + 1 kept per routed row)
-    topk_softmax: bool = False
+    # How the router scores experts: "softmax" (fp32 softmax over all experts, top-k, renormalised: Mixtral,
+    # Qwen), "topk_softmax" (gpt-oss: softmax over the k best logits, compute dtype), "deepseek_v2" (fp32
+    # logits, softmax, greedy or group-limited top-k), "sigmoid_groups" (DeepSeek-V3, GLM-4.5: fp32 logits,
+    # sigmoid, top-2 per group, top groups, top-k, gathered and optionally renormalised weights)
+    router_kind: str = "softmax"
+    groups: Expr = 1  # n_group
+    top_groups: Expr = 1  # topk_group
+    group_limited: Expr = False  # DeepSeek-V2's topk_method == "group_limited_greedy"
+    normalised: Expr = False  # norm_topk_prob (sigmoid_groups)
+    # gpt-oss's clamped GLU gate: gate, sigmoid, clamped gate, glu and up + 1 kept per routed row
     clamped_glu: bool = False
 
 
@@ -328,6 +336,8 @@ class Text:
     tie: Expr = "tie_word_embeddings"
     rotary: str = "rotary_emb"  # container name, "" when positions are learned
     rope_complex: bool = False  # Llama 4: one complex64 freqs_cis table instead of cos and sin
+    rope_fp32: bool = False  # OLMo 2's rotary embedding returns float32 cos/sin
+    rope_batched: bool = False  # Qwen2.5-VL's multimodal RoPE: cos/sin per sequence (batch x s x head_dim)
     rope_always: bool = False  # Falcon computes cos/sin even when its layers use ALiBi instead
     extra: tuple[M, ...] = ()  # further modules outside the layers (full paths)
     head_softcap: Expr = False  # Gemma 2's final logit soft-capping
