@@ -317,7 +317,7 @@ class PageOptions(BaseModel):
     custom_gpu_memory_gib: float | None = Field(default=None, gt=0.0, le=MAX_CUSTOM_GPU_GIB)
     custom_gpu_tflops: float | None = Field(default=None, gt=0.0, le=MAX_CUSTOM_TFLOPS)
     custom_gpu_price: float | None = Field(default=None, ge=0.0, le=MAX_CUSTOM_PRICE)
-    sweep: SweepVariable = SWEEP_VARIABLES[0]  # what the sweep varies: r, seq_len or batch_size
+    sweep: SweepVariable = "seq_len"  # what the sweep varies: r, seq_len or batch_size (context is the usual question)
     # The CPU RAM of the machine, for offloading (activations, optimizer states, parameters): a workstation's.
     host_ram_gib: int = Field(default=DEFAULT_HOST_RAM_GIB, ge=1, le=MAX_HOST_RAM_GIB)
 

@@ -99,12 +99,12 @@ def test_time_and_cost_say_which_dataset_they_are_for(client):
 def test_the_sweep_varies_r_sequence_or_micro_batch(client):
     body = text(client.get(ISSUE + "&gradient_checkpointing=true&batch_size=1"))
     sweep = section(body, "sweep")
-    assert "against r (rank)" in sweep
-    assert len(table_rows(sweep.split('<table class="sweep">')[1])) == 7
-    assert '<tr class="chosen"><th scope="row"><a' in sweep  # the current r is marked
+    assert "against Sequence length" in sweep  # the context is the usual question
+    assert '<tr class="chosen"><th scope="row"><a' in sweep  # the current 4,096 is marked
     links = dict(re.findall(r'<a class="chip[^"]*" href="([^"]+)"[^>]*>([^<]+)</a>', sweep))
-    by_seq = text(client.get(html.unescape(next(h for h, label in links.items() if label == "Sequence length"))))
-    assert "against Sequence length" in section(by_seq, "sweep")
+    by_rank = section(text(client.get(html.unescape(next(h for h, v in links.items() if v == "r (rank)")))), "sweep")
+    assert "against r (rank)" in by_rank
+    assert len(table_rows(by_rank.split('<table class="sweep">')[1])) == 7
 
 
 def test_a_custom_gpu_gets_verdict_time_and_cost(client):
