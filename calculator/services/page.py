@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from calculator.core import Estimate, Gpu, GpuFit, InputError
 from calculator.core.advice import Advice
+from calculator.core.confidence import Confidence, confidence
 from calculator.core.frameworks import FrameworkDefault
 from calculator.core.gpus import FITS, fits, smallest_fitting
 from calculator.core.insights import (
@@ -55,6 +56,7 @@ class CalculatorResults:
     experts_fit: GpuFit | None  # that alternative's peak on the chosen card
     loss_baseline: Estimate | None  # the same with transformers' full-logits loss (what a chunked loss saves)
     exports: RecipeExports
+    confidence: Confidence  # how sure each figure is for this model (what the tests hold the core to)
 
     @property
     def advice(self) -> Advice:
@@ -110,6 +112,7 @@ def calculator_results(
         experts_fit=fits(experts.quantized.memory.total_bytes, (gpu,), margin)[0] if experts else None,
         loss_baseline=loss_baseline(result, gpus()),
         exports=recipe_exports(result=result, model_id=model_id(choice=request.model)),
+        confidence=confidence(result.architecture, result.training),
     )
 
 

@@ -103,7 +103,57 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         "experts": _experts(results, link),
         "exports": _exports(results),
         "framework": labels.FRAMEWORK_SHORT.get(result.training.framework, result.training.framework),
+        "sure": _sure(results),
+        "sure_short": _sure_short(results),
     }
+
+
+def _sure_short(results: services.CalculatorResults) -> str:
+    """The one line the panel shows before it is opened."""
+    sure = results.confidence
+    counts = "exact counts and bytes" if sure.counts_exact else "approximate counts"
+    if sure.cuda_only_kernel:
+        activations = "activations modelled on a CUDA kernel"
+    elif sure.activations_cases:
+        error = "exactly" if sure.activations_worst == 0 else f"within {sure.activations_worst:.1%}"
+        activations = f"activations {error} on {sure.activations_cases} measured cases"
+    else:
+        activations = "activations not measured for this type"
+    return f"{counts} · {activations} · peak without allocator slack (the margin covers it)"
+
+
+def _sure(results: services.CalculatorResults) -> list[str]:
+    """How sure each figure is, in the order the page shows them (core.confidence's facts, said plainly)."""
+    sure = results.confidence
+    lines = []
+    if sure.counts_exact:
+        lines.append(
+            "Parameter counts and the weights, adapter, gradient and optimizer bytes are exact (checked "
+            "against transformers, PEFT and bitsandbytes)."
+        )
+    else:
+        lines.append("Counts are an approximate reading of an unknown model type (typically within a few percent).")
+    if sure.cuda_only_kernel:
+        lines.append(
+            "Activations: modelled on CUDA's memory-efficient attention kernel, which this model's "
+            "attention (q/k wider than v) needs; the CPU measurements cannot run it."
+        )
+    elif sure.activations_cases:
+        agree = "equal to" if sure.activations_worst == 0 else f"within {sure.activations_worst:.2%} of"
+        bound = ""
+        if sure.upper_bound:
+            bound = " (an upper bound: the torch path of Gated DeltaNet; fla's kernels keep less)"
+        lines.append(
+            f"Activations: replayed as the model's code keeps them, {agree} the measurement in all "
+            f"{sure.activations_cases} measured {sure.measured_as} cases{bound}."
+        )
+    else:
+        lines.append("Activations: replayed from the model's code; this type's layers were not measured themselves.")
+    lines.append(
+        f"The peak leaves out allocator slack (reserved memory runs 8 to 15% above it): the "
+        f"{fmt.share(results.planned.settings.safety_margin)} safety margin is for that."
+    )
+    return lines
 
 
 def _loss(results: services.CalculatorResults) -> dict[str, Any] | None:

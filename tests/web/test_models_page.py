@@ -167,3 +167,25 @@ def test_the_presets_page_filters_by_words_and_family_and_shows_both_counts(clie
     assert "published ≈4.00 B" in gemma
     assert "No preset matches" in text(client.get("/presets/?q=zzzz"))
     assert 'href="/?preset=llama-3.1-8b"' in every  # dotted slugs link as they are
+
+
+def how_sure(response) -> str:
+    page = text(response)
+    start = page.index("How sure is this?")
+    return html.unescape(re.sub(r"<[^>]+>", " ", page[start : page.index("</details>", start)]))
+
+
+def test_the_results_say_how_sure_each_figure_is(client):
+    measured = how_sure(client.get("/?preset=qwen3-8b", **HX))
+    assert "exact (checked against transformers, PEFT and bitsandbytes)" in measured
+    assert "equal to the measurement in all 18 measured qwen3 cases" in measured
+    assert "15% safety margin" in measured
+    upper = how_sure(client.get("/?" + urlencode({"hf_config": (CATALOG / "qwen3-next-80b-a3b.json").read_text()})))
+    assert "an upper bound" in upper
+    assert "of the measurement in all 12 measured qwen3_next cases" in upper
+
+
+def test_an_approximate_reading_says_so_where_it_says_how_sure(client):
+    sure = how_sure(client.get(pasted(UNKNOWN)))
+    assert "approximate reading of an unknown model type" in sure
+    assert "were not measured themselves" in sure
