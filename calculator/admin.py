@@ -25,7 +25,11 @@ class ModelPresetForm(forms.ModelForm):
             "family",
             "config",
             "published_params",
+            "published_params_exact",
+            "transformers_params",
+            "params_note",
             "source_url",
+            "hf_repo",
             "notes",
             "is_published",
             "order",
@@ -53,20 +57,23 @@ class ModelPresetAdmin(admin.ModelAdmin):
     list_editable = ["is_published", "order"]
     list_filter = ["family", "is_published"]
     search_fields = ["name", "slug", "family"]
-    prepopulated_fields = {"slug": ["name"]}
+    # No prepopulated slug: Django's slugify drops the dots that preset slugs keep ("llama-3.1-8b").
     actions = ["publish", "unpublish"]
 
     class Media:
-        css = {"all": ["calculator/admin.css"]}  # classes, not inline styles: the CSP allows none
+        css = {"all": ("calculator/admin.css",)}  # a stylesheet, not inline styles (the CSP allows no inline style)
 
     @admin.display(description="Computed parameters")
     def computed(self, obj: ModelPreset) -> str:
+        """The calculator's count, against transformers' count as the catalog measured it (or, without one,
+        the published count): green when equal."""
         try:
             count = obj.to_spec().base_params
         except InputError:
             return format_html('<span class="count-differs">invalid config</span>')
-        verdict = "count-matches" if count == obj.published_params else "count-differs"
-        return format_html('<span class="{}">{}</span>', verdict, f"{count:,}")
+        expected = obj.transformers_params if obj.transformers_params is not None else obj.published_params
+        state = "count-matches" if count == expected else "count-differs"
+        return format_html('<span class="{}" title="expected {}">{}</span>', state, f"{expected:,}", f"{count:,}")
 
     @admin.action(description="Publish selected presets")
     def publish(self, request: HttpRequest, queryset: Any) -> None:
@@ -85,8 +92,17 @@ class ModelPresetAdmin(admin.ModelAdmin):
 
 @admin.register(GpuModel)
 class GpuModelAdmin(admin.ModelAdmin):
-    list_display = ["name", "memory_gib", "memory_bytes", "is_active", "order"]
-    list_editable = ["is_active", "order"]
+    """The GPU catalog: memory, peak TFLOPS and the dated price per GPU-hour the planner uses, with sources."""
+
+    list_display = ["name", "memory_gib", "peak_bf16_tflops", "price_per_hour", "price_date", "is_active", "order"]
+    list_editable = ["price_per_hour", "price_date", "is_active", "order"]
+    search_fields = ["name"]
+    fieldsets = [
+        (None, {"fields": ["name", "memory_bytes", "memory_source", "is_active", "order"]}),
+        ("Throughput", {"fields": ["peak_bf16_tflops", "peak_fp16_tflops", "tflops_source"]}),
+        ("Price", {"fields": ["price_per_hour", "price_date", "price_source"]}),
+        (None, {"fields": ["note"]}),
+    ]
 
     @admin.display(description="GiB")
     def memory_gib(self, obj: GpuModel) -> str:

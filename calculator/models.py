@@ -11,13 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.urls import reverse
 
-from calculator.core import Architecture, architecture_from_config
-from calculator.schemas import EstimateRequest
+from calculator.core import Architecture, Gpu, architecture_from_config
+from calculator.schemas import PRESET_SLUG, EstimateRequest
 
-PRESETS_FILE = Path(__file__).resolve().parent / "data" / "presets.json"  # the seed catalog
+PRESETS_FILE = Path(__file__).resolve().parent / "data" / "presets.json"  # the seed catalog (2024)
+PRESETS_2026_FILE = Path(__file__).resolve().parent / "data" / "presets_2026.json"  # the models of 2026
+preset_slug = RegexValidator(
+    f"^{PRESET_SLUG}$",
+    "Lower-case letters and digits, in words joined by dots, dashes or underscores (e.g. llama-3.1-8b).",
+)
 SLUG_ALPHABET = "abcdefghijkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0)
 SLUG_LENGTH = 10  # 32**10 ≈ 1.1e15: unguessable, still short enough to paste
 
@@ -32,12 +38,29 @@ class ModelPresetQuerySet(models.QuerySet["ModelPreset"]):
 
 
 class ModelPreset(models.Model):
-    slug = models.SlugField(max_length=80, unique=True)
+    slug = models.CharField(max_length=80, unique=True, validators=[preset_slug], help_text=preset_slug.message)
     name = models.CharField(max_length=120)
     family = models.CharField(max_length=80, db_index=True)
     config = models.JSONField(help_text="The config.json fields (model_type decides the architecture).")
     published_params = models.BigIntegerField(help_text="Total parameters as the model's page publishes them.")
+    published_params_exact = models.BooleanField(
+        default=True, help_text='Unticked when the published figure is rounded ("4B") rather than an exact count.'
+    )
+    transformers_params = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text="What transformers builds from the config (sum of model.parameters()); empty when it equals the "
+        "published count.",
+    )
+    params_note = models.TextField(
+        blank=True,
+        help_text="Why the published count and transformers' count differ (multi-token-prediction layers, a "
+        "tied head stored twice, a vision tower the text class drops...).",
+    )
     source_url = models.URLField(blank=True)
+    hf_repo = models.CharField(
+        max_length=200, blank=True, help_text="The Hugging Face repository (org/name) the recipe exports load."
+    )
     notes = models.TextField(blank=True)
     is_published = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
@@ -59,8 +82,25 @@ class ModelPreset(models.Model):
 
 
 class GpuModel(models.Model):
+    """A card in the GPU catalog: its memory, peak tensor throughput and rental price, each with a source.
+    Seeded from ``calculator/data/gpus.json``; the admins keep prices current."""
+
     name = models.CharField(max_length=80, unique=True)
     memory_bytes = models.BigIntegerField(help_text="Total memory the card reports (bytes).")
+    peak_bf16_tflops = models.FloatField(
+        null=True, blank=True, help_text="Peak dense BF16 tensor TFLOPS (no sparsity); empty when the card has none."
+    )
+    peak_fp16_tflops = models.FloatField(
+        null=True, blank=True, help_text="Peak dense FP16 tensor TFLOPS, for cards without BF16 (T4, V100)."
+    )
+    price_per_hour = models.DecimalField(
+        max_digits=8, decimal_places=3, null=True, blank=True, help_text="On-demand USD per GPU-hour; empty: unknown."
+    )
+    price_date = models.DateField(null=True, blank=True, help_text="When the price was read.")
+    memory_source = models.TextField(blank=True)
+    tflops_source = models.TextField(blank=True)
+    price_source = models.TextField(blank=True)
+    note = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
 
@@ -70,6 +110,11 @@ class GpuModel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def to_spec(self) -> Gpu:
+        """The core's `Gpu` for this row."""
+        price = float(self.price_per_hour) if self.price_per_hour is not None else None
+        return Gpu(self.name, self.memory_bytes, self.peak_bf16_tflops, price, self.peak_fp16_tflops)
 
 
 class SavedConfiguration(models.Model):

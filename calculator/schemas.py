@@ -9,20 +9,45 @@ form and the fuzz tests read their fields, choices and defaults from these model
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from calculator.core import LoraSettings, TrainingSettings, bounds
 from calculator.core.dtypes import BASE_DTYPES, FLOAT_DTYPES
+from calculator.core.frameworks import FrameworkFill, apply_framework
+from calculator.core.gpus import DEFAULT_SAFETY_MARGIN, MAX_SAFETY_MARGIN
 from calculator.core.lora_settings import BIAS_MODES
 from calculator.core.optimizers import OPTIMIZERS
+from calculator.core.planner import GOALS, SWEEP_VARIABLES
+from calculator.core.runtime import MAX_ACCUMULATION, MAX_DATASET_TOKENS, MAX_EPOCHS, PlanSettings
 from calculator.core.serving import MAX_ADAPTERS
-from calculator.core.training import ATTN_IMPLEMENTATIONS, PARALLELISMS, QUANTIZE_SCOPES
+from calculator.core.training import (
+    ATTN_IMPLEMENTATIONS,
+    DEFAULT_LOSS_CHUNKS,
+    FRAMEWORKS,
+    LOSSES,
+    MAX_LOSS_CHUNKS,
+    PARALLELISMS,
+    QUANTIZE_SCOPES,
+)
 
 Name = str
+GIB = 1024**3
+DEFAULT_HOST_RAM_GIB = 64
+MAX_HOST_RAM_GIB = 65_536
+CUSTOM_GPU = "custom"  # training.gpu on the page: the card described by the custom_gpu_* fields
+MAX_CUSTOM_GPU_GIB = 100_000.0
+MAX_CUSTOM_TFLOPS = 100_000.0
+MAX_CUSTOM_PRICE = 10_000.0
+# Preset slugs: lower-case words joined by dots, dashes or underscores ("llama-3.1-8b", "qwen3.5-9b"). The model
+# field, the API's lookup and the OpenAPI path pattern all use this one.
+PRESET_SLUG = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
 LORA_DEFAULTS = LoraSettings()
 TRAINING_DEFAULTS = TrainingSettings()
+PLAN_DEFAULTS = PlanSettings()
+PLAN_FIELDS = frozenset(f.name for f in fields(PlanSettings))
 
 if TYPE_CHECKING:  # the enums are built from the core's tuples at run time; to a type checker they are str
     BaseDtype: TypeAlias = str
@@ -32,6 +57,10 @@ if TYPE_CHECKING:  # the enums are built from the core's tuples at run time; to 
     Parallelism: TypeAlias = str
     QuantizeScope: TypeAlias = str
     BiasMode: TypeAlias = str
+    Loss: TypeAlias = str
+    Framework: TypeAlias = str
+    Goal: TypeAlias = str
+    SweepVariable: TypeAlias = str
 else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic validates and documents the core's choices
     BaseDtype = Literal[BASE_DTYPES]
     AdapterDtype = Literal[FLOAT_DTYPES]
@@ -40,6 +69,10 @@ else:  # Literal[("a", "b")] is Literal["a", "b"]: pydantic validates and docume
     Parallelism = Literal[PARALLELISMS]
     QuantizeScope = Literal[QUANTIZE_SCOPES]
     BiasMode = Literal[BIAS_MODES]
+    Loss = Literal[tuple(LOSSES)]
+    Framework = Literal[tuple(FRAMEWORKS)]
+    Goal = Literal[GOALS]
+    SweepVariable = Literal[SWEEP_VARIABLES]
 
 
 class CustomDimensions(BaseModel):
@@ -62,7 +95,7 @@ class ModelChoice(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: str | None = Field(default=None, max_length=80)
+    preset: str | None = Field(default=None, max_length=80, pattern=f"^{PRESET_SLUG}$")
     hf_config: dict[str, Any] | None = None
     custom: CustomDimensions | None = None
 
@@ -103,6 +136,9 @@ class LoraInput(BaseModel):
     alpha_pattern: dict[str, float] = Field(default_factory=dict)
     target_parameters: list[Name] | None = None
     exclude_modules: list[Name] | Name | None = None
+    # Token ids whose embedding rows train: a list for the input embedding, or {layer name: ids}.
+    trainable_token_indices: list[int] | dict[Name, list[int]] | None = None
+    ensure_weight_tying: bool = LORA_DEFAULTS.ensure_weight_tying
 
     @field_validator("target_modules", "modules_to_save", "target_parameters", "exclude_modules", "layers_pattern")
     @classmethod
@@ -121,6 +157,21 @@ class LoraInput(BaseModel):
         items = [value] if isinstance(value, int) else value or []
         if len(items) > bounds.MAX_LIST_ENTRIES or any(not 0 <= i < bounds.MAX_LAYERS for i in items):
             raise ValueError(f"Layer indexes must be between 0 and {bounds.MAX_LAYERS - 1}.")
+        return value
+
+    @field_validator("trainable_token_indices")
+    @classmethod
+    def token_ids(cls, value: list[int] | dict[str, list[int]] | None) -> list[int] | dict[str, list[int]] | None:
+        lists = list(value.values()) if isinstance(value, dict) else [value or []]
+        if isinstance(value, dict) and len(value) > bounds.MAX_PATTERN_ENTRIES:
+            raise ValueError(f"At most {bounds.MAX_PATTERN_ENTRIES} layers.")
+        if isinstance(value, dict) and any(not k or len(k) > bounds.MAX_NAME_LENGTH for k in value):
+            raise ValueError(f"Layer names must be 1 to {bounds.MAX_NAME_LENGTH} characters.")
+        for ids in lists:
+            if len(ids) > bounds.MAX_LIST_ENTRIES:
+                raise ValueError(f"At most {bounds.MAX_LIST_ENTRIES} token ids per layer.")
+            if any(not 0 <= i < bounds.MAX_VOCAB_SIZE for i in ids):
+                raise ValueError(f"Token ids must be between 0 and {bounds.MAX_VOCAB_SIZE - 1:,}.")
         return value
 
     @field_validator("rank_pattern")
@@ -162,10 +213,21 @@ class LoraInput(BaseModel):
             alpha_pattern=tuple(self.alpha_pattern.items()),
             target_parameters=tuple(self.target_parameters) if self.target_parameters is not None else None,
             exclude_modules=names(self.exclude_modules),
+            trainable_token_indices=self._token_ids(),
+            ensure_weight_tying=self.ensure_weight_tying,
         )
+
+    def _token_ids(self) -> tuple[int, ...] | tuple[tuple[str, tuple[int, ...]], ...] | None:
+        given = self.trainable_token_indices
+        if isinstance(given, dict):
+            return tuple((name, tuple(ids)) for name, ids in given.items())
+        return tuple(given) if given is not None else None
 
 
 class TrainingInput(BaseModel):
+    """``framework`` fills the fields a request leaves out with that framework's defaults (the core's
+    `apply_framework`); the fields a request sets always win."""
+
     model_config = ConfigDict(extra="forbid")
 
     base_dtype: BaseDtype = TRAINING_DEFAULTS.base_dtype
@@ -181,9 +243,46 @@ class TrainingInput(BaseModel):
     quantize_scope: QuantizeScope = TRAINING_DEFAULTS.quantize_scope
     overhead_bytes: int = Field(default=TRAINING_DEFAULTS.overhead_bytes, ge=0, le=1 << 40)
     prepare_model_for_kbit_training: bool = TRAINING_DEFAULTS.prepare_model_for_kbit_training
+    # v1.1: the recipe (issue 8)
+    framework: Framework = TRAINING_DEFAULTS.framework
+    loss: Loss = TRAINING_DEFAULTS.loss
+    loss_chunks: int = Field(default=DEFAULT_LOSS_CHUNKS, ge=1, le=MAX_LOSS_CHUNKS)
+    compile_loss: bool = TRAINING_DEFAULTS.compile_loss
+    loss_token_fraction: float = Field(default=TRAINING_DEFAULTS.loss_token_fraction, gt=0.0, le=1.0)
+    activation_offloading: bool = TRAINING_DEFAULTS.activation_offloading
+    optimizer_offload: bool = TRAINING_DEFAULTS.optimizer_offload
+    param_offload: bool = TRAINING_DEFAULTS.param_offload
+    quantize_moe_experts: bool = TRAINING_DEFAULTS.quantize_moe_experts
+    # v1.1: planning (issue 9): the card time, advice and goals are for, and the run's shape
+    gpu: str | None = Field(default=PLAN_DEFAULTS.gpu, max_length=120)
+    gradient_accumulation_steps: int = Field(
+        default=PLAN_DEFAULTS.gradient_accumulation_steps, ge=1, le=MAX_ACCUMULATION
+    )
+    safety_margin: float = Field(default=DEFAULT_SAFETY_MARGIN, ge=0.0, le=MAX_SAFETY_MARGIN)
+    dataset_tokens: int | None = Field(default=None, ge=1, le=MAX_DATASET_TOKENS)
+    dataset_examples: int | None = Field(default=None, ge=1, le=MAX_DATASET_TOKENS)
+    mean_example_tokens: int | None = Field(default=None, ge=1, le=MAX_DATASET_TOKENS)
+    epochs: float = Field(default=PLAN_DEFAULTS.epochs, gt=0.0, le=MAX_EPOCHS)
+    mfu: float | None = Field(default=None, gt=0.0, le=1.0)
+
+    def fill(self) -> FrameworkFill:
+        """The training settings with the framework's defaults in the fields this request left out, and
+        which ones those are."""
+        return apply_framework({name: getattr(self, name) for name in self.model_fields_set - PLAN_FIELDS})
 
     def to_core(self) -> TrainingSettings:
-        return TrainingSettings(**self.model_dump())
+        return self.fill().training
+
+    def plan(self) -> PlanSettings:
+        """The planning inputs (the core's `PlanSettings`)."""
+        return PlanSettings(**{name: getattr(self, name) for name in PLAN_FIELDS})
+
+    def resolved(self) -> TrainingInput:
+        """The same settings with every field explicit (what a saved configuration stores, so its meaning
+        does not depend on a framework's defaults changing later)."""
+        training = self.to_core()
+        values = {name: getattr(training, name) for name in TrainingInput.model_fields if name not in PLAN_FIELDS}
+        return TrainingInput.model_validate({**values, **{name: getattr(self, name) for name in PLAN_FIELDS}})
 
 
 class EstimateRequest(BaseModel):
@@ -194,19 +293,37 @@ class EstimateRequest(BaseModel):
     training: TrainingInput = Field(default_factory=TrainingInput)
 
 
+class PlanRequest(EstimateRequest):
+    """``POST /api/v1/plan/``: an estimate request, the card (a catalog name; else ``training.gpu`` or the
+    default card) and the goal to solve for with the safety margin."""
+
+    gpu: str | None = Field(default=None, max_length=120)
+    goal: Goal
+
+
 class SaveRequest(EstimateRequest):
     name: str = Field(min_length=1, max_length=200)
     note: str = Field(default="", max_length=5000)
 
 
 class PageOptions(BaseModel):
-    """The calculator page's own inputs beyond the estimate request: the GPU its verdict, advice and
-    serving panel are for (a catalog name; None: the default card), and the adapters served at once."""
+    """The calculator page's own inputs beyond the estimate request: the adapters served at once, the host
+    RAM offloaded memory is checked against, a custom GPU, and what the sweep varies."""
 
     model_config = ConfigDict(extra="forbid")
 
-    gpu: str | None = Field(default=None, max_length=120)
     adapters: int = Field(default=1, ge=1, le=MAX_ADAPTERS)
+    # A card that is not in the catalog (training.gpu = "custom"): its memory, peak BF16 TFLOPS and price.
+    custom_gpu_memory_gib: float | None = Field(default=None, gt=0.0, le=MAX_CUSTOM_GPU_GIB)
+    custom_gpu_tflops: float | None = Field(default=None, gt=0.0, le=MAX_CUSTOM_TFLOPS)
+    custom_gpu_price: float | None = Field(default=None, ge=0.0, le=MAX_CUSTOM_PRICE)
+    sweep: SweepVariable = "seq_len"  # what the sweep varies: r, seq_len or batch_size (context is the usual question)
+    # The CPU RAM of the machine, for offloading (activations, optimizer states, parameters): a workstation's.
+    host_ram_gib: int = Field(default=DEFAULT_HOST_RAM_GIB, ge=1, le=MAX_HOST_RAM_GIB)
+
+    @property
+    def host_ram_bytes(self) -> int:
+        return self.host_ram_gib * GIB
 
 
 def pydantic_errors(error: ValidationError) -> dict[str, list[str]]:

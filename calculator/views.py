@@ -37,8 +37,7 @@ from calculator.web import cache, saved
 from calculator.web import calculator as calculator_page
 from calculator.web import compare as compare_content
 from calculator.web import learn as learn_content
-from calculator.web.formatting import short_count
-from calculator.web.state import encode
+from calculator.web import presets as presets_content
 from lorasite.middleware import needs_account
 
 
@@ -78,8 +77,11 @@ def save(request: HttpRequest) -> HttpResponse:
 
     if "state" not in request.POST or results is None or reading.request is None:
         return failed(400, "Fix the inputs before saving.")
+    if reading.request.training.gpu == services.CUSTOM_GPU:
+        return failed(400, "A custom GPU is not saved with a configuration: pick a GPU from the list to save.")
     try:
-        save_request = SaveRequest.model_validate({**reading.request.model_dump(), "name": name, "note": note})
+        inputs = reading.request.model_dump(exclude_unset=True)  # what the framework fills stays unset
+        save_request = SaveRequest.model_validate({**inputs, "name": name, "note": note})
     except ValidationError as error:
         return failed(400, "; ".join(f"{e['loc'][-1]}: {e['msg']}" for e in error.errors(include_url=False)))
     try:
@@ -98,37 +100,8 @@ def save(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def presets(request: HttpRequest) -> HttpResponse:
-    rows = []
-    for entry in services.presets():
-        d = entry.architecture.dims
-        targets = () if services.has_default_targets(entry.architecture) else _qv_targets(entry.architecture)
-        query = encode(source=("preset", entry.slug), dims={}, targets=targets, values={}, default_gpu="")
-        rows.append(
-            {
-                "slug": entry.slug,
-                "name": entry.name,
-                "family": entry.family,
-                "model_type": entry.architecture.model_type,
-                "params": short_count(entry.published_params),
-                "params_exact": f"{entry.published_params:,}",
-                "hidden": f"{d.hidden_size:,}",
-                "intermediate": f"{d.intermediate_size:,}",
-                "layers": d.num_hidden_layers,
-                "heads": f"{d.num_attention_heads}/{d.num_key_value_heads}",
-                "vocab": f"{d.vocab_size:,}",
-                "experts": d.num_local_experts,
-                "href": reverse("calculator") + "?" + query,
-                "source_url": entry.source_url,
-            }
-        )
-    return render(request, "calculator/presets.html", {"rows": rows, "nav": "presets"})
-
-
-def _qv_targets(arch: services.Architecture) -> tuple[str, ...]:
-    """Models without PEFT defaults open with the q,v-equivalent modules ticked."""
-    from calculator.web.targets import quick_picks
-
-    return quick_picks(arch.lora_module_names)["qv"]
+    context = presets_content.context(request.GET.get("q", ""), request.GET.get("family", ""))
+    return render(request, "calculator/presets.html", context)
 
 
 @require_GET
@@ -166,17 +139,24 @@ def permalink(request: HttpRequest, slug: str) -> HttpResponse:
         "configuration": configuration,
         "state": state,
         "results": calculator_page.results_html(reading, r) if r is not None else "",
-        "summary": (
-            f"{r['name']}: {r['trainable']} trainable parameters, peak {r['peak']}"
-            if r is not None
-            else "These inputs no longer compute."
-        ),
+        "summary": _summary(r),
         "api_url": reverse("configuration-detail", args=[slug]),
         "url": request.build_absolute_uri(configuration.get_absolute_url()),
         "is_owner": configuration.owner_id is not None and configuration.owner_id == request.user.id,
         "compare_choices": _compare_choices(request, exclude=slug),
     }
     return render(request, "calculator/permalink.html", context)
+
+
+def _summary(r: dict[str, Any] | None) -> str:
+    """The permalink's one-line description (link previews): what trains, the peak, time and cost."""
+    if r is None:
+        return "These inputs no longer compute."
+    text = f"{r['name']}: {r['trainable']} trainable parameters, peak {r['peak']} ({r['verdict']['word']} {r['gpu']})"
+    if r["verdict"]["key"] != "does_not_fit" and r["time"]["known"]:
+        text += f", {r['time']['total']}{' and ' + r['time']['cost'] if r['time']['cost'] else ''} per epoch"
+        text += f" of {r['time']['dataset']} tokens{' (example)' if r['time']['example'] else ''}"
+    return text
 
 
 def _compare_choices(request: HttpRequest, *, exclude: str) -> list[dict[str, str]]:

@@ -6,12 +6,18 @@ A test validates real responses against these models, so the documentation canno
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, create_model
 
 from calculator.api.representation import MEMORY_FIELDS
 from calculator.schemas import LoraInput, ModelChoice, TrainingInput
+
+
+class LayerGroupOut(BaseModel):
+    stack: str
+    kind: str
+    layers: int
 
 
 class ModelOut(BaseModel):
@@ -30,6 +36,10 @@ class ModelOut(BaseModel):
     num_local_experts: int
     num_experts_per_tok: int
     target_module_names: list[str]
+    exact: bool
+    assumptions: list[str]
+    components: dict[str, int]
+    layers: list[LayerGroupOut]
 
 
 class ModuleOut(BaseModel):
@@ -65,6 +75,55 @@ class FitOut(BaseModel):
     gpu: str
     memory_bytes: int
     fits: bool
+    verdict: Literal["fits", "tight", "does_not_fit"]
+    margin_bytes: int
+
+
+class ChosenGpuOut(BaseModel):
+    name: str
+    verdict: str
+    margin_bytes: int
+    safety_margin: float
+
+
+class TimeOut(BaseModel):
+    gpu: str
+    num_gpus: int
+    flops_per_token: int
+    tokens_per_step: int
+    tokens_per_second: float | None
+    step_seconds: float | None
+    steps: int | None
+    total_seconds: float | None
+    mfu: float
+    mfu_is_default: bool
+    peak_flops: float | None
+
+
+class CostOut(BaseModel):
+    gpu: str
+    gpus_needed: int | None
+    verdict: str
+    total_bytes: int | None
+    hours: float | None
+    price_per_hour: float | None
+    total: float | None
+    cheapest: bool
+
+
+class AdviceOut(BaseModel):
+    label: str
+    changes: dict[str, object]
+    total_bytes: int
+    verdict: str
+    total_seconds: float | None
+    cost: float | None
+
+
+class FrameworkDefaultOut(BaseModel):
+    field: str
+    value: bool | int | float | str
+    source: str
 
 
 class ScenarioOut(BaseModel):
@@ -82,7 +141,40 @@ class EstimateResponse(BaseModel):
     adapter_file_bytes: int
     fits: list[FitOut]
     peft_config: str
+    training: TrainingInput  # every setting the numbers are for (the framework's defaults filled in)
+    set_by_framework: list[FrameworkDefaultOut]
+    gpu: ChosenGpuOut
+    time: TimeOut
+    cost: list[CostOut]
+    advice: list[AdviceOut]
     comparison: list[ScenarioOut]
+
+
+class PlanResponse(BaseModel):
+    goal: str
+    gpu: str
+    value: int | None  # None: not even the smallest value fits
+    verdict: str
+    total_bytes: int | None
+    limit_bytes: int
+    estimate: EstimateResponse | None
+
+
+class PresetOut(BaseModel):
+    slug: str
+    name: str
+    family: str
+    model_type: str
+    base_params: int
+    published_params: int
+    published_params_exact: bool
+    params_note: str
+    components: dict[str, int]
+    layers: list[LayerGroupOut]
+    config: dict[str, object]
+    source_url: str
+    hf_repo: str
+    notes: str
 
 
 class ConfigurationResponse(BaseModel):

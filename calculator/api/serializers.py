@@ -9,16 +9,8 @@ from rest_framework import serializers
 
 from calculator import services
 from calculator.api.representation import estimate_dict
-from calculator.models import ModelPreset, SavedConfiguration
+from calculator.models import SavedConfiguration
 from calculator.schemas import pydantic_errors
-
-
-class PresetSerializer(serializers.ModelSerializer):
-    base_params = serializers.IntegerField(source="published_params", read_only=True)
-
-    class Meta:
-        model = ModelPreset
-        fields = ["slug", "name", "family", "base_params", "config", "source_url", "notes"]
 
 
 class ConfigurationUpdateSerializer(serializers.ModelSerializer):
@@ -67,7 +59,8 @@ class ConfigurationSerializer(serializers.ModelSerializer):
         data: dict[str, Any] = dict(super().to_representation(instance))
         if self.context.get("with_estimate", True):
             try:
-                data["estimate"] = estimate_dict(services.configuration_estimate(configuration=instance))
+                planned = services.configuration_plan(configuration=instance)
+                data["estimate"] = estimate_dict(planned.estimate, planned=planned)
             except services.InputError as error:
                 data["estimate"], data["error"] = None, error.errors
             except ValidationError as error:

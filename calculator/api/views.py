@@ -23,11 +23,11 @@ from rest_framework.views import APIView
 
 from calculator import services
 from calculator.api.errors import as_drf_error
-from calculator.api.openapi import ConfigurationResponse, EstimateResponse
-from calculator.api.representation import estimate_dict
-from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpdateSerializer, PresetSerializer
-from calculator.models import ModelPreset, SavedConfiguration
-from calculator.schemas import EstimateRequest, SaveRequest
+from calculator.api.openapi import ConfigurationResponse, EstimateResponse, PlanResponse, PresetOut
+from calculator.api.representation import estimate_dict, goal_dict, preset_dict
+from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpdateSerializer
+from calculator.models import SavedConfiguration
+from calculator.schemas import PRESET_SLUG, EstimateRequest, PlanRequest, SaveRequest
 from calculator.throttling import AnonSaveThrottle
 
 # "Try it out" in the API docs starts from these bodies, so each must answer 200/201 (a test posts them).
@@ -38,10 +38,18 @@ ESTIMATE_EXAMPLE = {
 }
 SAVE_EXAMPLE = {"name": "Llama 3.1 8B QLoRA r=16", "note": "all linear layers", **ESTIMATE_EXAMPLE}
 RENAME_EXAMPLE = {"name": "Renamed configuration", "note": "a new note"}
+PLAN_EXAMPLE = {
+    "model": {"preset": "llama-3.1-8b"},
+    "lora": {"r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
+    "training": {"base_dtype": "nf4", "gradient_checkpointing": True, "seq_len": 4096, "dataset_tokens": 40_000_000},
+    "gpu": "NVIDIA RTX 4090 24 GB",
+    "goal": "max_batch_size",
+}
 EXAMPLES = {
     "estimate": [OpenApiExample("QLoRA on Llama 3.1 8B", value=ESTIMATE_EXAMPLE, request_only=True)],
     "save": [OpenApiExample("Save a configuration", value=SAVE_EXAMPLE, request_only=True)],
     "rename": [OpenApiExample("Rename", value=RENAME_EXAMPLE, request_only=True)],
+    "plan": [OpenApiExample("Largest micro-batch on a 24 GB card", value=PLAN_EXAMPLE, request_only=True)],
 }
 
 ERROR_400 = OpenApiResponse(description='Invalid input: `{"field": ["message"]}`, nested for nested fields.')
@@ -105,37 +113,56 @@ def estimate_body(body: bytes, catalog_version: int) -> bytes:
     (its version is part of the key), so identical requests are answered from this per-process cache;
     errors raise and are not cached."""
     request = EstimateRequest.model_validate_json(body)
-    return json.dumps(estimate_dict(services.compute_estimate(request=request)), separators=(",", ":")).encode()
+    planned = services.plan_estimate(request=request)
+    filled = request.training.fill().set_by_framework
+    data = estimate_dict(planned.estimate, set_by_framework=filled, planned=planned)
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
-class PresetViewSet(viewsets.ReadOnlyModelViewSet):
-    """The published preset catalog; while the database is down, the catalog this process read last
-    (or the seed catalog), as the calculator itself uses it."""
+class PlanView(APIView):
+    """Goal seeking: the largest micro-batch, longest sequence, largest rank or fewest GPUs that fit the card
+    with the safety margin (solved on the estimate's closed form), and the estimate at that value."""
 
-    serializer_class = PresetSerializer
-    lookup_field = "slug"
-    lookup_value_regex = "[^/]+"  # preset slugs have dots (llama-3.1-8b)
     authentication_classes: list[type] = []
     permission_classes = [permissions.AllowAny]
-    pagination_class = None
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = JSONOnly
 
-    def get_queryset(self) -> Any:
-        return ModelPreset.objects.published()
-
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    @extend_schema(request=PlanRequest, responses={200: PlanResponse, 400: ERROR_400}, examples=EXAMPLES["plan"])
+    def post(self, request: Request) -> HttpResponse | Response:
         try:
-            return super().list(request, *args, **kwargs)
-        except DatabaseError:
-            return Response(PresetSerializer(services.presets(), many=True).data)
+            body = plan_body(request.body, services.catalog_version())
+        except (PydanticValidationError, services.InputError) as error:
+            raise as_drf_error(error) from None
+        return HttpResponse(body, content_type="application/json")
 
-    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        try:
-            return super().retrieve(request, *args, **kwargs)
-        except DatabaseError:
-            entry = services.find_preset(kwargs["slug"])
-            if entry is None:
-                raise NotFound() from None
-            return Response(PresetSerializer(entry).data)
+
+@lru_cache(maxsize=256)
+def plan_body(body: bytes, catalog_version: int) -> bytes:
+    request = PlanRequest.model_validate_json(body)
+    result = services.solve(request=request)
+    filled = request.training.fill().set_by_framework
+    return json.dumps(goal_dict(result, filled), separators=(",", ":")).encode()
+
+
+class PresetViewSet(viewsets.ViewSet):
+    """The published preset catalog, as the calculator reads it (the services' catalog snapshot)."""
+
+    lookup_field = "slug"
+    lookup_value_regex = PRESET_SLUG  # slugs have dots ("llama-3.1-8b"); the router's default refuses them
+    authentication_classes: list[type] = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(responses={200: PresetOut})  # a list action: drf-spectacular documents an array of them
+    def list(self, request: Request) -> Response:
+        return Response([preset_dict(entry) for entry in services.presets()])
+
+    @extend_schema(responses={200: PresetOut, 404: OpenApiResponse(description="No published preset by that slug.")})
+    def retrieve(self, request: Request, slug: str) -> Response:
+        entry = services.find_preset(slug)
+        if entry is None:
+            raise NotFound(f"No published preset {slug!r}.")
+        return Response(preset_dict(entry))
 
 
 class IsOwner(permissions.BasePermission):

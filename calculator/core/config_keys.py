@@ -8,12 +8,22 @@ under which name (GPT-2's ``n_embd`` is our ``hidden_size``) and where (a multim
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 from .architecture import Architecture
 from .families import CUSTOM_FIELDS, FAMILIES, relevant_config
+from .families.approximate import ALIASES
 
-__all__ = ["config_key", "dimension_of", "dimension_values", "dimensions_read", "relevant_config"]
+__all__ = [
+    "config_key",
+    "dimension_of",
+    "dimension_values",
+    "dimensions_from_config",
+    "dimensions_read",
+    "relevant_config",
+]
 
 # Dimension fields whose family key is named otherwise (the families call the expert count num_experts).
 FAMILY_KEY = {"num_local_experts": "num_experts"}
@@ -62,3 +72,20 @@ def dimension_values(arch: Architecture) -> dict[str, int | bool | None]:
         "num_local_experts": d.num_local_experts or None,
         "num_experts_per_tok": d.num_experts_per_tok or None,
     }
+
+
+def dimensions_from_config(config: Mapping[str, Any]) -> dict[str, int | bool]:
+    """The dimension fields a config.json's keys give under their usual names (``n_embd``, ``d_model``...;
+    a multimodal config's ``text_config``), whatever its model_type: what custom dimensions start from when
+    the config itself cannot be read."""
+    section = config.get("text_config")
+    source: Mapping[str, Any] = section if isinstance(section, Mapping) else config
+    found: dict[str, int | bool] = {}
+    for field in CUSTOM_FIELDS:
+        for name in ALIASES.get(field, (field,)):
+            value = source.get(name, config.get(name))
+            wanted_bool = field == "tie_word_embeddings"
+            if isinstance(value, bool) == wanted_bool and isinstance(value, int) and (wanted_bool or value > 0):
+                found[field] = value
+                break
+    return found

@@ -11,9 +11,11 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from .adapter_file import adapter_file_bytes
-from .architecture import Architecture
+from .architecture import Architecture, Kind
+from .dtypes import QUANTIZED_DTYPES
 from .errors import InputError
-from .estimate import Estimate
+from .estimate import Estimate, estimate
+from .gpus import Gpu
 from .lora import AdaptedModule, LoraCount, LoraSettings, count_lora
 
 QUANTIZED_4BIT = ("nf4", "fp4")
@@ -31,6 +33,70 @@ def has_default_targets(arch: Architecture) -> bool:
     except InputError:
         return False
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class LayerGroup:
+    """Layers of one kind in one stack (a hybrid model's linear-attention layers, a vision tower's layers)."""
+
+    role: str  # text | vision_tower | audio_tower ...
+    kind: str  # the layer kind's name (full_attention, linear_attention, moe, conv, ...)
+    layers: int
+
+
+def layer_groups(arch: Architecture) -> tuple[LayerGroup, ...]:
+    """What the model is made of, per stack and layer kind, in model order (the page lists it)."""
+    return tuple(
+        LayerGroup(stack.role, kind.name, len(stack.layers_of(index)))
+        for stack in arch.stacks
+        for index, kind in enumerate(stack.kinds)
+    )
+
+
+def expert_params(arch: Architecture) -> int:
+    """Parameters in 3-D MoE expert tensors: transformers 5 stores experts as 3-D parameters, which
+    bitsandbytes does not quantize (they are not nn.Linear), so a 4-bit MoE base keeps them in 16 bit."""
+    return sum(
+        param.numel * len(stack.layers_of(index))
+        for stack in arch.stacks
+        for index, kind in enumerate(stack.kinds)
+        for module in kind.modules
+        if module.kind is Kind.EXPERTS
+        for param in module.params
+        if len(param.shape) == 3
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpertQuantization:
+    """A quantized MoE base whose 3-D expert tensors stay 16-bit, and what quantizing them too gives."""
+
+    expert_params: int  # parameters in 3-D expert tensors
+    quantized: Estimate  # the same configuration with quantize_moe_experts=True
+
+
+def expert_quantization(result: Estimate, gpus: tuple[Gpu, ...]) -> ExpertQuantization | None:
+    """None unless the base is quantized (8 or 4 bit), the model has 3-D experts and they are left unquantized
+    (the bitsandbytes default in transformers 5; Axolotl's ``quantize_moe_experts`` quantizes them)."""
+    training = result.training
+    if training.base_dtype not in QUANTIZED_DTYPES or training.quantize_moe_experts:
+        return None
+    params = expert_params(result.architecture)
+    if not params:
+        return None
+    quantized = estimate(
+        result.architecture, result.lora_settings, replace(training, quantize_moe_experts=True), gpus, result.name
+    )
+    return ExpertQuantization(params, quantized)
+
+
+def loss_baseline(result: Estimate, gpus: tuple[Gpu, ...]) -> Estimate | None:
+    """The same configuration with transformers' own loss (full fp32 logits), to show what a chunked or
+    fused loss saves; None when the configuration already uses it."""
+    if result.training.loss == "hf":
+        return None
+    training = replace(result.training, loss="hf")
+    return estimate(result.architecture, result.lora_settings, training, gpus, result.name)
 
 
 def parameter_reduction(count: LoraCount) -> float:

@@ -25,10 +25,20 @@ from django.utils.cache import patch_vary_headers
 from calculator import services
 from calculator.web import errors as error_mapping
 from calculator.web import labels
-from calculator.web.fields import BY_NAME, DIM_FIELDS, FORM_ONLY_PARAMS, SECTION_FIELDS, SECTION_TITLES
+from calculator.web.fields import (
+    BY_NAME,
+    CUSTOM_GPU_FIELDS,
+    DIM_FIELDS,
+    FORM_ONLY_PARAMS,
+    FRAMEWORK_SECTIONS,
+    SECTION_FIELDS,
+    SECTION_TITLES,
+    WIDE_FIELDS,
+)
 from calculator.web.form import Reading, read
+from calculator.web.model import model_facts
 from calculator.web.present import present
-from calculator.web.state import write
+from calculator.web.state import write, write_layers
 from calculator.web.targets import PICKS
 
 TEMPLATE = "calculator/index.html"
@@ -57,8 +67,24 @@ def summary(reading: Reading, results: services.CalculatorResults | None) -> dic
 
 def results_html(reading: Reading, r: dict[str, Any] | None) -> str:
     if r is None:
-        return _render("errors", {"errors": error_mapping.error_list(reading.errors)})
-    return get_template("calculator/_results.html").render({"r": r, "canonical": reading.canonical})
+        return _render("errors", errors_context(reading))
+    context = {"r": r, "canonical": reading.canonical, "custom_href": _custom_href(reading)}
+    return get_template("calculator/_results.html").render(context)
+
+
+def errors_context(reading: Reading) -> dict[str, Any]:
+    """The errors panel: each wrong field, and for a model that cannot be read, custom dimensions
+    prefilled from the keys it has."""
+    return {
+        "error_list": error_mapping.error_list(reading.errors),
+        "model_error": reading.model_error and reading.source.kind != "custom",
+        "custom_href": _custom_href(reading) if reading.model_error else "",
+    }
+
+
+def _custom_href(reading: Reading) -> str:
+    query = reading.custom_link()
+    return f"{reverse('calculator')}?{query}" if query else ""
 
 
 @dataclass
@@ -68,6 +94,7 @@ class Fragment:
     status: int
     body: bytes
     push_url: str = ""
+    reswap: str = ""  # "none": only the out-of-band parts change (the last good results stay)
 
     @cached_property
     def gzipped(self) -> bytes:
@@ -83,27 +110,40 @@ class Fragment:
         patch_vary_headers(response, ("Accept-Encoding",))
         if self.push_url:
             response["HX-Push-Url"] = self.push_url
+        if self.reswap:
+            response["HX-Reswap"] = self.reswap
         return response
 
 
 def fragment(query: QueryDict) -> Fragment:
     reading, results = compute(query, live=True)
     r = summary(reading, results)
+    if r is None and reading.model_error:
+        # The model cannot be read: say why above the last good results, which stay (marked stale).
+        return Fragment(400, out_of_band(reading, r, keep=True).encode(), reswap="none")
     body = results_html(reading, r) + out_of_band(reading, r)
     if r is None:
         return Fragment(400, body.encode())
     return Fragment(200, body.encode(), f"{reverse('calculator')}?{reading.canonical}")
 
 
-def out_of_band(reading: Reading, r: dict[str, Any] | None) -> str:
-    """The swaps that go with a results fragment, each a partial of the page's template."""
-    context: dict[str, Any] = {**form_context(reading), "oob": True, "r": r}
+def out_of_band(reading: Reading, r: dict[str, Any] | None, *, keep: bool = False) -> str:
+    """The swaps that go with a results fragment, each a partial of the page's template. ``keep``: the
+    results are not replaced, and the model problem is shown above them."""
+    context: dict[str, Any] = {**form_context(reading), "oob": True, "r": r, "keep": keep, **errors_context(reading)}
     parts = [
         _render("field_error", {"oob": True, "name": name, "error": context["errors"][name]})
         for name in reading.errors
         if name in ERROR_SLOTS
     ]
-    parts += [_render(name, context) for name in (*sorted(reading.refresh), "scaling_hint", "announce")]
+    always = ("model_facts", "model_problem", "scaling_hint", "announce")
+    parts += [_render(name, context) for name in (*sorted(reading.refresh - {"sections"}), *always)]
+    if "sections" in reading.refresh:  # another framework: its fields show its values
+        parts += [
+            _render("section", {**context, "s": s}) for s in context["sections"] if s["key"] in FRAMEWORK_SECTIONS
+        ]
+    else:
+        parts.append(_render("framework_note", context))
     parts.append(get_template("base.html#learn_link").render(context))
     return "".join(parts)
 
@@ -182,15 +222,23 @@ def form_context(reading: Reading) -> dict[str, Any]:
     }
     errors = {k: " ".join(m) for k, m in reading.errors.items()}
     shown = set(v.get("target_modules_shown") or ())
+    fw = framework_context(reading)
+    by_framework = {d["field"]: fw["short"] for d in fw["filled"]}
     return {
+        "fw": fw,
         "nav": "calc",
         "v": v,
         "errors": errors,
         "canonical": reading.canonical,
         "preset_groups": preset_groups(),
         "gpus": services.gpus(),
+        "custom_gpu": services.CUSTOM_GPU,
         "sections": [
-            {"key": key, "title": SECTION_TITLES[key], "fields": [_field(f, v, errors) for f in fields]}
+            {
+                "key": key,
+                "title": SECTION_TITLES[key],
+                "fields": [_field(f, v, errors, by_framework.get(f.name, "")) for f in fields],
+            }
             for key, fields in SECTION_FIELDS.items()
         ],
         "dims": [
@@ -205,6 +253,7 @@ def form_context(reading: Reading) -> dict[str, Any]:
             for name in DIM_FIELDS
         ],
         "modules": [{"name": n, "checked": n in shown} for n in reading.module_names],
+        "facts": model_facts(reading),
         "picks": [
             {"key": k, "label": label, "names": " ".join(reading.picks.get(k, ()))}
             for k, label in PICKS
@@ -214,13 +263,38 @@ def form_context(reading: Reading) -> dict[str, Any]:
     }
 
 
-def _field(f: Any, v: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
+def framework_context(reading: Reading) -> dict[str, Any]:
+    """The framework and the fields it filled (value and source), for the note and the field marks."""
+    framework = reading.framework
+    name = framework.name if framework else str(BY_NAME["framework"].default)
+    filled = [
+        {
+            "field": d.field,
+            "label": labels.label(d.field),
+            "value": labels.value(d.field, d.value),
+            "source": d.source,
+        }
+        for d in (framework.filled if framework else ())
+    ]
+    return {
+        "name": name,
+        "label": labels.choice("framework", name),
+        "short": labels.FRAMEWORK_SHORT.get(name, name),
+        "filled": filled,
+        "given": len(filled) < len(services.framework_sets(framework=name)),  # the user overrode some
+        "none": not services.framework_sets(framework=name),
+    }
+
+
+def _field(f: Any, v: dict[str, Any], errors: dict[str, str], by_framework: str = "") -> dict[str, Any]:
     value = v.get(f.name)
     current = "" if value is None else value
     if f.kind == "names" and isinstance(value, list):
         current = ", ".join(value)
     elif f.kind == "layers" and isinstance(value, list):
         current = ",".join(str(i) for i in value)
+    elif f.kind == "tokens" and isinstance(value, list):
+        current = write_layers(value)  # runs of new tokens as ranges
     return {
         "name": f.name,
         "kind": f.kind,
@@ -233,7 +307,11 @@ def _field(f: Any, v: dict[str, Any], errors: dict[str, str]) -> dict[str, Any]:
         "suggestions": [str(n) for n in labels.SUGGESTIONS.get(f.name, ())],
         "numeric": (f.kind == "int" and "numeric") or (f.kind == "float" and "decimal") or "",
         "error": errors.get(f.name, ""),
-        "wide": f.kind in ("names", "layers", "gpu") or (f.kind == "bool" and bool(f.hint)),
+        "wide": f.kind in ("names", "layers", "tokens", "gpu")
+        or (f.kind == "bool" and bool(f.hint))
+        or f.name in WIDE_FIELDS,
+        "by_framework": f"{by_framework} default" if by_framework else "",
+        "custom": f.name in CUSTOM_GPU_FIELDS,
     }
 
 

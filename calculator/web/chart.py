@@ -15,37 +15,27 @@ HEIGHT = 132
 LEFT, RIGHT = 1.5, 1.5  # percent of the width: x positions are percentages, so the SVG stretches
 # to any width while its text keeps its size (no viewBox scaling)
 BAR_Y, BAR_H = 46, 34
-MERGE_WITHIN = 0.10  # capacities within 10% share one line (the 24 GB cards differ by a few %)
 LABEL_ROWS = (14, 30)  # baselines of the two rows the capacity labels alternate between
 NARROW_GAP = 16.0  # percent of the width a label needs on a phone-width chart (~330 px)
 WIDE_GAP = 6.0  # ... and on a desktop-width one
 
 
-def _label(names: list[str], capacity: int) -> str:
-    sizes = {m[1] for n in names if (m := re.search(r"(\d+)\s*GB", n))}
-    return f"{sizes.pop()} GB" if len(sizes) == 1 else f"{capacity / GIB:.0f} GiB"
-
-
-def capacity_groups(fits: Sequence[services.GpuFit], chosen: str = "") -> list[tuple[int, list[services.GpuFit]]]:
-    """Cards grouped by similar capacity: (smallest capacity of the group, its fits). The chosen card
-    is a group of its own, so its line stands at its own capacity."""
-    groups: list[tuple[int, list[services.GpuFit]]] = []
-    for fit in sorted((f for f in fits if f.gpu != chosen), key=lambda f: f.memory_bytes):
-        if groups and fit.memory_bytes <= groups[-1][0] * (1 + MERGE_WITHIN):
-            groups[-1][1].append(fit)
-        else:
-            groups.append((fit.memory_bytes, [fit]))
-    return groups
+def _label(name: str, capacity: int) -> str:
+    m = re.search(r"(\d+)\s*GB", name)
+    return f"{m[1]} GB" if m else f"{capacity / GIB:.0f} GiB"
 
 
 def memory_chart(
-    parts: list[tuple[str, str, int]], total: int, fits: Sequence[services.GpuFit], chosen: services.GpuFit
+    parts: list[tuple[str, str, int]],
+    total: int,
+    fits: Sequence[services.GpuFit],
+    chosen: services.GpuFit,
 ) -> dict[str, Any]:
-    """``parts``: (css key, label, bytes) in stacking order; ``fits``: the catalog's verdicts."""
-    groups = capacity_groups(fits, chosen.gpu)
-    groups.append((chosen.memory_bytes, [chosen]))
-    groups.sort(key=lambda g: (g[0], g[1][0].gpu != chosen.gpu))
-    above = [c for c, _ in groups if c >= total]
+    """``parts``: (css key, label, bytes) in stacking order; ``fits``: every card's verdict (the chosen one
+    among them). Each card's line stands at its own capacity, coloured by its verdict; the chosen card's
+    safety margin is a shaded band below its line."""
+    cards = sorted({f.gpu: f for f in (*fits, chosen)}.values(), key=lambda f: (f.memory_bytes, f.gpu != chosen.gpu))
+    above = [f.memory_bytes for f in cards if f.memory_bytes >= total]
     axis = max(total, above[0] if above else total, chosen.memory_bytes) * 1.06 or 1
     span = 100 - LEFT - RIGHT
 
@@ -60,27 +50,36 @@ def memory_chart(
         width = max(round(x(offset + value) - x(offset), 2), 0.2)
         segments.append({"key": key, "x": f"{x(offset)}%", "w": f"{width}%", "title": f"{label}: {size(value)}"})
         offset += value
-    shown = [(capacity, group) for capacity, group in groups if capacity <= axis]
-    placed = _place_labels([x(c) for c, _ in shown], [g[0].gpu == chosen.gpu for _, g in shown])
+    shown = [f for f in cards if f.memory_bytes <= axis]
+    placed = _place_labels([_label_center(x(f.memory_bytes)) for f in shown], [f.gpu == chosen.gpu for f in shown])
     lines = []
-    for (capacity, group), (row, minor, crowded) in zip(shown, placed, strict=True):
-        lx = x(capacity)
-        is_chosen = group[0].gpu == chosen.gpu
-        names = [f.gpu for f in group]
+    for f, (row, minor, crowded) in zip(shown, placed, strict=True):
+        lx = x(f.memory_bytes)
         lines.append(
             {
                 "x": f"{lx}%",
-                "label": _label(names, capacity),
-                "title": ", ".join(names) + f": {size(capacity)}",
-                "fits": all(f.fits for f in group),
-                "chosen": is_chosen,
+                "label": _label(f.gpu, f.memory_bytes),
+                "title": f"{f.gpu}: {size(f.memory_bytes)}, {f.verdict.replace('_', ' ')}",
+                "band": {"fits": "ok", "tight": "tight", "does_not_fit": "bad"}[f.verdict],
+                "chosen": f.gpu == chosen.gpu,
                 "minor": minor,
                 "crowded": crowded,
                 "ty": str(LABEL_ROWS[row]),
                 "line_top": str(LABEL_ROWS[row] + 4),
-                "anchor": "end" if lx > 93 else "start" if lx < 7 else "middle",
+                "anchor": _anchor(lx),
             }
         )
+    # Two cards of one size (H100 and H100 PCIe, 80 GB): one label says it; the other line keeps its tooltip.
+    said: dict[str, float] = {}
+    for line in sorted(lines, key=lambda item: not item["chosen"]):
+        lx = float(str(line["x"]).rstrip("%"))
+        if line["crowded"]:
+            continue
+        if line["label"] in said and abs(said[line["label"]] - lx) < WIDE_GAP:
+            line["crowded"] = line["minor"] = True
+        else:
+            said[str(line["label"])] = lx
+    margin_start = x(chosen.memory_bytes - chosen.margin_bytes)
     step = _tick_step(axis)
     ticks = [
         {"x": f"{x(v)}%", "label": f"{v / GIB:.0f}", "anchor": "start" if v == 0 else "middle"}
@@ -98,7 +97,26 @@ def memory_chart(
         "segments": segments,
         "lines": lines,
         "ticks": ticks,
+        "margin": {
+            "x": f"{margin_start}%",
+            "w": f"{max(round(x(chosen.memory_bytes) - margin_start, 2), 0.0)}%",
+            "y": str(BAR_Y - 6),
+            "h": str(BAR_H + 12),
+            "title": f"Safety margin on {chosen.gpu}: {size(chosen.margin_bytes)}",
+        },
     }
+
+
+LABEL_HALF = 2.5  # half a label's width, in percent of a desktop-width chart
+
+
+def _anchor(lx: float) -> str:
+    return "end" if lx > 93 else "start" if lx < 7 else "middle"
+
+
+def _label_center(lx: float) -> float:
+    """Where a label's middle is: labels near the edges are anchored at their start or end."""
+    return {"start": lx + LABEL_HALF, "end": lx - LABEL_HALF, "middle": lx}[_anchor(lx)]
 
 
 def _place_labels(xs: list[float], chosen: list[bool]) -> list[tuple[int, bool, bool]]:
@@ -128,3 +146,62 @@ def _tick_step(axis: float) -> int:
         if axis / (gib * GIB) <= 6:
             return gib * GIB
     return int(axis // 5) or 1
+
+
+def host_chart(host_bytes: int, ram_bytes: int, fits: bool) -> dict[str, Any]:
+    """Host memory (offloaded activations, states, parameters) as a bar against the host RAM line."""
+    axis = max(host_bytes, ram_bytes) * 1.06 or 1
+    span = 100 - LEFT - RIGHT
+
+    def x(value: float) -> str:
+        return f"{round(LEFT + span * value / axis, 2)}%"
+
+    return {
+        "height": "64",
+        "bar_y": "22",
+        "bar_h": "18",
+        "x": x(0),
+        "w": f"{max(round(span * host_bytes / axis, 2), 0.2)}%",
+        "line_x": x(ram_bytes),
+        "anchor": "end" if ram_bytes / axis > 0.9 else "middle",
+        "label": f"host RAM {size(ram_bytes)}",
+        "fits": fits,
+        "title": f"Host memory {size(host_bytes)} of {size(ram_bytes)} RAM",
+    }
+
+
+SWEEP_HEIGHT = 150
+SWEEP_TOP, SWEEP_BOTTOM = 16, 120  # the plot area's top and bottom (y grows downwards)
+
+
+def sweep_chart(rows: Sequence[services.SweepRow], chosen: services.GpuFit) -> dict[str, Any]:
+    """Peak against the swept value as bars (one per value, coloured by verdict) under the chosen card's
+    memory and its margin."""
+    top = max([r.total_bytes for r in rows] + [chosen.memory_bytes]) * 1.08 or 1
+    plot = SWEEP_BOTTOM - SWEEP_TOP
+    width = 100 / max(len(rows), 1)
+
+    def y(value: float) -> float:
+        return round(SWEEP_BOTTOM - plot * value / top, 1)
+
+    bars = [
+        {
+            "x": f"{round(i * width + width * 0.15, 2)}%",
+            "cx": f"{round(i * width + width / 2, 2)}%",
+            "w": f"{round(width * 0.7, 2)}%",
+            "y": str(y(r.total_bytes)),
+            "h": str(round(SWEEP_BOTTOM - y(r.total_bytes), 1)),
+            "band": {"fits": "ok", "tight": "tight", "does_not_fit": "bad"}[r.verdict],
+            "label": f"{r.value:,}" if r.value < 10_000 else f"{r.value // 1024}k",
+            "title": f"{r.value:,}: {size(r.total_bytes)}",
+        }
+        for i, r in enumerate(rows)
+    ]
+    return {
+        "height": str(SWEEP_HEIGHT),
+        "bars": bars,
+        "capacity_y": str(y(chosen.memory_bytes)),
+        "limit_y": str(y(chosen.memory_bytes - chosen.margin_bytes)),
+        "label_y": str(SWEEP_BOTTOM + 16),
+        "capacity": f"{chosen.gpu}: {size(chosen.memory_bytes)}",
+    }

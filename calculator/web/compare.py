@@ -10,9 +10,7 @@ column) and is formatted here; the template only prints. A row "differs" when it
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -22,12 +20,10 @@ from pydantic import ValidationError
 
 from calculator import services
 from calculator.models import SavedConfiguration
-from calculator.schemas import EstimateRequest, LoraInput, TrainingInput
-from calculator.web import formatting as fmt
-from calculator.web import labels
+from calculator.schemas import EstimateRequest
+from calculator.web.compare_rows import Item, approximate, sections
 from calculator.web.form import read
 from calculator.web.saved import calculator_query, model_label
-from calculator.web.state import write_layers
 
 MIN_COMPARED = 2
 MAX_COMPARED = 4
@@ -92,58 +88,48 @@ def unknown_error(missing: Sequence[str]) -> str:
     return f"No saved {noun} at {shown}. Check the permalink or slug; a deleted configuration is gone for good."
 
 
-@dataclass(frozen=True)
-class _Item:
-    key: str  # what the ``c`` parameter holds for it
-    name: str
-    model: str  # what its model is called
-    href: str
-    request: EstimateRequest | None  # None when the inputs do not validate (any more)
-    result: services.Estimate | None  # None when they do not compute
-    note: str = ""
-    created: datetime | None = None  # None: not saved
-    slug: str = ""
-
-
-def saved_item(configuration: SavedConfiguration) -> _Item:
+def saved_item(configuration: SavedConfiguration) -> Item:
     """A saved configuration, recomputed from its immutable inputs."""
     request: EstimateRequest | None
-    result: services.Estimate | None = None
+    planned: services.PlannedEstimate | None = None
     try:
         request = configuration.to_request()
-        result = services.configuration_estimate(configuration=configuration)
+        planned = services.configuration_plan(configuration=configuration, example_dataset=True)
     except ValidationError:
         request = None
     except services.InputError:
         pass
-    return _Item(
+    return Item(
         configuration.slug,
         configuration.name,
         model_label(configuration),
         configuration.get_absolute_url(),
         request,
-        result,
+        planned.estimate if planned else None,
+        planned,
         configuration.note,
         configuration.created,
         configuration.slug,
     )
 
 
-def state_item(key: str) -> _Item:
+def state_item(key: str) -> Item:
     """An unsaved calculator state (``?<query>``), computed as the calculator computes it."""
     reading = read(QueryDict(key.removeprefix("?")))
-    result = None
+    planned = None
     if reading.ok and reading.request is not None:
         try:
-            result = services.compute_estimate(request=reading.request)
+            planned = services.plan_estimate(request=reading.request, example_dataset=True)
         except services.InputError:
-            result = None
+            planned = None
+    result = planned.estimate if planned else None
     model = result.name if result is not None else "—"
     href = reverse("calculator") + key
-    return _Item(key, f"{model} (unsaved)", model, href, reading.request if reading.ok else None, result)
+    request = reading.request if reading.ok else None
+    return Item(key, f"{model} (unsaved)", model, href, request, result, planned)
 
 
-def _no_result(item: _Item) -> str:
+def _no_result(item: Item) -> str:
     return "These inputs no longer compute." if item.created is not None else "These inputs do not compute."
 
 
@@ -152,227 +138,7 @@ def saved_query(configuration: SavedConfiguration) -> str:
     return "?" + calculator_query(configuration)
 
 
-def _cell(text: str, key: object = None, *, sub: str = "", state: str = "", code: bool = False) -> dict[str, Any]:
-    return {"text": text, "key": text if key is None else key, "sub": sub, "state": state, "code": code}
-
-
-MISSING = {"text": "—", "key": None, "sub": "", "state": "", "code": False}
-
-
-def _row(
-    label: str, cells: Sequence[dict[str, Any] | None], *, mark: bool = True, total: bool = False
-) -> dict[str, Any]:
-    filled = [dict(c) if c is not None else dict(MISSING) for c in cells]
-    differs = mark and len({repr(c["key"]) for c in filled}) > 1
-    for c in filled:
-        c["diff"] = differs
-    return {"label": label, "cells": filled, "differs": differs, "total": total}
-
-
-def _yes_no(value: bool) -> dict[str, Any]:
-    return _cell("yes" if value else "no", value)
-
-
-def _targets(lora: LoraInput, result: services.Estimate | None) -> dict[str, Any]:
-    spec = lora.target_modules
-    adapted = list(dict.fromkeys(m.name for m in result.count.modules)) if result else []
-    if spec is None:
-        text = "PEFT default"
-    elif isinstance(spec, str):
-        text = spec
-    else:
-        text = ", ".join(spec)
-    sub = ", ".join(adapted) if adapted and text != ", ".join(adapted) else ""
-    return _cell(text, (text, tuple(adapted)), sub=f"adapts {sub}" if sub else "", code=True)
-
-
-def _base_dtype(t: TrainingInput) -> dict[str, Any]:
-    double = t.base_dtype in services.FOUR_BIT and t.double_quant
-    text = labels.choice("base_dtype", t.base_dtype) + (" + double quant" if double else "")
-    return _cell(text, (t.base_dtype, double))
-
-
-def _names(value: list[str] | None) -> dict[str, Any]:
-    return _cell(", ".join(value) if value else "—", tuple(value or ()), code=bool(value))
-
-
-def _layers(value: int | list[int] | None) -> dict[str, Any]:
-    if value is None:
-        return _cell("all", None)
-    layers = [value] if isinstance(value, int) else list(value)
-    return _cell(write_layers(layers), tuple(sorted(set(layers))))
-
-
-def _pattern(value: dict[str, Any]) -> dict[str, Any]:
-    text = ", ".join(f"{k}: {fmt.number(v)}" for k, v in value.items()) or "—"
-    return _cell(text, tuple(sorted(value.items())), code=bool(value))
-
-
-def _inputs(items: Sequence[_Item], label: str, get: Callable[[_Item], dict[str, Any]]) -> dict[str, Any]:
-    return _row(label, [get(i) if i.request is not None else None for i in items])
-
-
-def _results(
-    items: Sequence[_Item], label: str, get: Callable[[services.Estimate], dict[str, Any]], **kw: Any
-) -> dict[str, Any]:
-    return _row(label, [get(i.result) if i.result is not None else None for i in items], **kw)
-
-
-def _lora_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
-    def lora(i: _Item) -> LoraInput:
-        assert i.request is not None
-        return i.request.lora
-
-    given = [i for i in items if i.request is not None]
-    rows = [
-        _inputs(items, "r", lambda i: _cell(str(lora(i).r), lora(i).r)),
-        _inputs(items, "lora_alpha", lambda i: _cell(fmt.number(lora(i).lora_alpha), lora(i).lora_alpha)),
-        _results(
-            items,
-            "Scaling",
-            lambda r: _cell(
-                f"{r.scaling:.4g}",
-                r.scaling,
-                sub="lora_alpha / √r" if r.lora_settings.use_rslora else "lora_alpha / r",
-            ),
-        ),
-        _inputs(items, "target_modules", lambda i: _targets(lora(i), i.result)),
-        _inputs(items, "use_dora", lambda i: _yes_no(lora(i).use_dora)),
-        _inputs(items, "use_rslora", lambda i: _yes_no(lora(i).use_rslora)),
-        _inputs(items, "bias", lambda i: _cell(lora(i).bias, code=True)),
-        _inputs(items, "lora_dropout", lambda i: _cell(fmt.number(lora(i).lora_dropout), lora(i).lora_dropout)),
-    ]
-    # Rarely set: a row only when one of the compared configurations sets it.
-    if any(lora(i).modules_to_save for i in given):
-        rows.append(_inputs(items, "modules_to_save", lambda i: _names(lora(i).modules_to_save)))
-    if any(lora(i).layers_to_transform is not None for i in given):
-        rows.append(_inputs(items, "layers_to_transform", lambda i: _layers(lora(i).layers_to_transform)))
-    if any(lora(i).rank_pattern for i in given):
-        rows.append(_inputs(items, "rank_pattern", lambda i: _pattern(lora(i).rank_pattern)))
-    if any(lora(i).alpha_pattern for i in given):
-        rows.append(_inputs(items, "alpha_pattern", lambda i: _pattern(lora(i).alpha_pattern)))
-    return rows
-
-
-def _training_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
-    def t(i: _Item) -> TrainingInput:
-        assert i.request is not None
-        return i.request.training
-
-    given = [i for i in items if i.request is not None]
-    rows = [
-        _inputs(items, labels.label("base_dtype"), lambda i: _base_dtype(t(i))),
-        _inputs(
-            items, labels.label("adapter_dtype"), lambda i: _cell(labels.choice("adapter_dtype", t(i).adapter_dtype))
-        ),
-        _inputs(items, labels.label("optimizer"), lambda i: _cell(labels.choice("optimizer", t(i).optimizer))),
-        _inputs(items, labels.label("batch_size"), lambda i: _cell(fmt.count(t(i).batch_size), t(i).batch_size)),
-        _inputs(items, labels.label("seq_len"), lambda i: _cell(fmt.count(t(i).seq_len), t(i).seq_len)),
-        _inputs(items, labels.label("gradient_checkpointing"), lambda i: _yes_no(t(i).gradient_checkpointing)),
-        _inputs(items, labels.label("attn_implementation"), lambda i: _cell(t(i).attn_implementation, code=True)),
-    ]
-    if any(t(i).num_gpus > 1 for i in given):
-        rows.append(
-            _inputs(
-                items,
-                "GPUs (data parallel)",
-                lambda i: _cell(f"{t(i).num_gpus} \u00d7 {t(i).parallelism}", (t(i).num_gpus, t(i).parallelism)),
-            )
-        )
-    if any(t(i).prepare_model_for_kbit_training for i in given):
-        rows.append(
-            _inputs(items, "prepare_model_for_kbit_training", lambda i: _yes_no(t(i).prepare_model_for_kbit_training))
-        )
-    return rows
-
-
-def _result_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
-    return [
-        _results(
-            items,
-            "Trainable parameters",
-            lambda r: _cell(
-                fmt.count(r.count.trainable_params),
-                r.count.trainable_params,
-                sub=fmt.short_count(r.count.trainable_params),
-            ),
-        ),
-        _results(
-            items,
-            "% of base model",
-            lambda r: _cell(
-                fmt.percent(r.count.percent_of_base),
-                (r.count.trainable_params, r.architecture.base_params),
-                sub=f"of {fmt.short_count(r.architecture.base_params)}",
-            ),
-        ),
-        _results(
-            items,
-            "Adapter file",
-            lambda r: _cell(
-                fmt.size(r.adapter_file_bytes), r.adapter_file_bytes, sub=f"{r.training.adapter_dtype} safetensors"
-            ),
-        ),
-    ]
-
-
-def _memory_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
-    rows = []
-    for _key, attr, label, _what in labels.MEMORY_PARTS:
-        rows.append(
-            _results(
-                items,
-                label,
-                lambda r, attr=attr: _cell(fmt.size(getattr(r.memory, attr)), getattr(r.memory, attr)),  # type: ignore[misc]
-            )
-        )
-    rows.append(
-        _results(items, "Peak", lambda r: _cell(fmt.gib(r.memory.total_bytes), r.memory.total_bytes), total=True)
-    )
-    return rows
-
-
-def _fit_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
-    def summary(r: services.Estimate) -> dict[str, Any]:
-        fitting = [f for f in r.fits if f.fits]
-        smallest = services.smallest_fitting(r.fits)
-        return _cell(
-            f"{len(fitting)} of {len(r.fits)} GPUs",
-            tuple(f.gpu for f in fitting),
-            sub=f"smallest: {smallest.gpu}" if smallest else "none in the catalog",
-        )
-
-    rows = [_results(items, "Fits", summary)]
-    gpus = list(dict.fromkeys(f.gpu for i in items if i.result is not None for f in i.result.fits))
-    for gpu in gpus:
-
-        def on(r: services.Estimate, gpu: str = gpu) -> dict[str, Any] | None:
-            fit = next((f for f in r.fits if f.gpu == gpu), None)
-            if fit is None:
-                return None
-            room = fmt.gib(abs(fit.headroom_bytes))
-            if fit.fits:
-                return _cell("✓ fits", True, sub=f"{room} to spare", state="yes")
-            return _cell("✗ no", False, sub=f"{room} too much", state="no")
-
-        rows.append(_row(gpu, [on(i.result) if i.result is not None else None for i in items]))
-    return rows
-
-
-def _model_rows(items: Sequence[_Item]) -> list[dict[str, Any]]:
-    cells = []
-    for i in items:
-        label = i.model
-        if i.result is None:
-            cells.append(_cell(label, (label, None)))
-            continue
-        arch = i.result.architecture
-        sub = f"{arch.model_type} · {fmt.short_count(arch.base_params)} parameters"
-        cells.append(_cell(label, (label, arch.base_params), sub=sub))
-    return [_row("Model", cells)]
-
-
-def comparison(items: Sequence[_Item]) -> dict[str, Any]:
+def comparison(items: Sequence[Item]) -> dict[str, Any]:
     """The page's context: one column per configuration, sections of rows, the differing cells marked."""
     slugs = [i.key for i in items]
     columns = []
@@ -389,21 +155,15 @@ def comparison(items: Sequence[_Item]) -> dict[str, Any]:
                 "remove_href": compare_url(others) if len(others) >= MIN_COMPARED else "",
             }
         )
-    sections: list[dict[str, Any]] = [
-        {"title": "Model", "rows": _model_rows(items)},
-        {"title": "LoRA", "rows": _lora_rows(items)},
-        {"title": "Training", "rows": _training_rows(items)},
-        {"title": "Results", "rows": _result_rows(items)},
-        {"title": "Memory per GPU", "rows": _memory_rows(items)},
-        {"title": "GPU fit", "rows": _fit_rows(items)},
-    ]
-    rows: list[dict[str, Any]] = [r for s in sections for r in s["rows"]]
+    groups = sections(items)
+    rows: list[dict[str, Any]] = [r for s in groups for r in s["rows"]]
     return {
         "columns": columns,
-        "sections": sections,
+        "sections": groups,
         "span": len(columns) + 1,
         "differing": sum(r["differs"] for r in rows),
         "row_count": len(rows),
         "slugs": slugs,
         "can_add": len(slugs) < MAX_COMPARED,
+        "approximate": approximate(items),
     }

@@ -23,7 +23,7 @@ from calculator.web import labels
 class Field:
     name: str
     group: str  # the request group it fills: lora | training | page
-    kind: str  # int | float | bool | choice | names | layers | gpu
+    kind: str  # int | float | bool | choice | names | layers | tokens | gpu
     default: object = None
     choices: tuple[str, ...] = ()
     minimum: float | None = None
@@ -48,6 +48,11 @@ def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
     if annotation in (bool, int, float):
         return annotation.__name__, ()
     args = set(typing.get_args(annotation))
+    numbers = args - {type(None)}
+    if len(numbers) == 1 and next(iter(numbers)) in (int, float):  # an optional number: empty means none
+        return next(iter(numbers)).__name__, ()
+    if dict[str, list[int]] in args:
+        return "tokens", ()  # trainable_token_indices: the page takes the input embedding's list form
     if list[int] in args:
         return "layers", ()  # int | list[int] | None: layer indexes, written as ranges
     if list[str] in args:
@@ -91,6 +96,27 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ("lora", "use_dora"),
             ("lora", "modules_to_save"),
             ("lora", "layers_to_transform"),
+            ("lora", "trainable_token_indices"),
+            ("lora", "ensure_weight_tying"),
+        ),
+    ),
+    (
+        "recipe",
+        "Training recipe",
+        (
+            ("training", "framework"),
+            ("training", "loss"),
+            ("training", "loss_chunks"),
+            ("training", "compile_loss"),
+            ("training", "loss_token_fraction"),
+            ("training", "activation_offloading"),
+            ("training", "parallelism"),
+            ("training", "num_gpus"),
+            ("training", "optimizer_offload"),
+            ("training", "param_offload"),
+            ("training", "quantize_moe_experts"),
+            ("training", "quantize_scope"),
+            ("page", "host_ram_gib"),
         ),
     ),
     (
@@ -108,7 +134,25 @@ SECTIONS: tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...] = (
             ("training", "attn_implementation"),
         ),
     ),
-    ("gpu", "Your GPU & serving", (("page", "gpu"), ("page", "adapters"))),
+    (
+        "gpu",
+        "Your GPU & plan",
+        (
+            ("training", "gpu"),
+            ("page", "custom_gpu_memory_gib"),
+            ("page", "custom_gpu_tflops"),
+            ("page", "custom_gpu_price"),
+            ("training", "safety_margin"),
+            ("training", "gradient_accumulation_steps"),
+            ("training", "dataset_tokens"),
+            ("training", "dataset_examples"),
+            ("training", "mean_example_tokens"),
+            ("training", "epochs"),
+            ("training", "mfu"),
+            ("page", "sweep"),
+            ("page", "adapters"),
+        ),
+    ),
 )
 
 SCALAR_FIELDS: tuple[Field, ...] = tuple(_field(group, name) for _, _, names in SECTIONS for group, name in names)
@@ -122,4 +166,11 @@ DIM_FIELDS: tuple[str, ...] = DIMENSION_FIELDS  # the architecture fields the Mo
 DEFAULT_PRESET = "llama-3.1-8b"
 # Parameters the form sends that are not state: the source the dimension fields were filled from, the
 # module names the checkboxes were drawn for, a pressed quick pick.
-FORM_ONLY_PARAMS = ("src", "names", "pick", "set")
+# the framework the training fields were filled with (see `calculator.web.form`).
+FORM_ONLY_PARAMS = ("src", "names", "pick", "set", "fw")
+# Fields shown across the whole group (their choices have long names).
+WIDE_FIELDS = frozenset({"framework", "loss", "parallelism", "quantize_scope"})
+# Sections whose fields a framework fills: redrawn when the framework changes.
+FRAMEWORK_SECTIONS = ("recipe", "training")
+# The custom GPU's fields (shown while the GPU choice is "Custom GPU").
+CUSTOM_GPU_FIELDS = frozenset({"custom_gpu_memory_gib", "custom_gpu_tflops", "custom_gpu_price"})

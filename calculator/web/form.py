@@ -21,7 +21,7 @@ from django.http import QueryDict
 from pydantic import ValidationError
 
 from calculator import services
-from calculator.schemas import EstimateRequest, ModelChoice, PageOptions, pydantic_errors
+from calculator.schemas import PLAN_FIELDS, EstimateRequest, ModelChoice, PageOptions, pydantic_errors
 from calculator.web import errors as error_mapping
 from calculator.web import state
 from calculator.web.fields import BY_NAME, DEFAULT_PRESET, DIM_FIELDS, SCALAR_FIELDS
@@ -64,19 +64,45 @@ class Reading:
     options: PageOptions | None = None
     dims: Mapping[str, Any] = field(default_factory=dict)  # given (custom) or edited dimension fields
     canonical: str = ""
+    arch: services.Architecture | None = None  # the model the request means (edits applied), when it builds
+    framework: Framework | None = None
 
     @property
     def ok(self) -> bool:
         return self.request is not None and self.options is not None and not self.errors
 
+    @property
+    def model_error(self) -> bool:
+        """Whether the model itself is what fails (the page then keeps the last good results)."""
+        return any(name in MODEL_FIELDS for name in self.errors)
+
+    def custom_link(self) -> str:
+        """The canonical query of custom dimensions prefilled from what the dimension fields show (a pasted
+        config's usual keys, or the model read approximately), keeping every other input; "" when there is
+        nothing to prefill."""
+        dims = {name: self.values[name] for name in DIM_FIELDS if _is_dimension(self.values.get(name))}
+        if not dims or self.source.kind == "custom":
+            return ""
+        targets = self.values.get("target_modules")
+        return state.encode(
+            source=None,
+            dims=dims,
+            targets=targets if isinstance(targets, str) else None,
+            values=self.values,
+            default_gpu=services.default_gpu().name,
+            defaults=self.framework.defaults if self.framework else None,
+        )
+
     def link(self, changes: Mapping[str, object]) -> str:
         """The canonical query of this state with some fields changed (advice's "apply" links)."""
+        targets = changes.get("target_modules", self.values.get("target_modules"))
         return state.encode(
             source=self.source.pair,
             dims=self.dims,
-            targets=self.values.get("target_modules"),
+            targets=list(targets) if isinstance(targets, tuple) else targets,  # type: ignore[arg-type]
             values={**self.values, **changes},
             default_gpu=services.default_gpu().name,
+            defaults=self.framework.defaults if self.framework else None,
         )
 
     def with_errors(self, flat: Mapping[str, list[str]]) -> Reading:
@@ -88,6 +114,14 @@ class Reading:
         for name, messages in mapped.items():
             merged.setdefault(name, []).extend(messages)
         return replace(self, errors=merged, request=None, options=None)
+
+
+MODEL_FIELDS = frozenset({"preset", "hf_config", *DIM_FIELDS})
+UNREADABLE = "config:?"  # the source id of a pasted text that is not a config.json
+
+
+def _is_dimension(value: object) -> bool:
+    return isinstance(value, bool) or (isinstance(value, int) and value > 0)
 
 
 def _last(query: QueryDict, name: str) -> str | None:
@@ -123,11 +157,17 @@ def read(query: QueryDict, *, live: bool = False) -> Reading:
     applicable = services.dimensions_read(
         model_type=source.arch.model_type if source.kind != "custom" and source.arch else None
     )
-    model, dims = _model(
-        query, source, values, errors, applicable, use_submitted=source.kind == "custom" or not source_changed
-    )
+    if source.kind == "config" and source.arch is None:
+        applicable = frozenset()  # a config that does not build: its usual keys are shown, not edited
+    use_submitted = source.kind == "custom" or (not source_changed and source.arch is not None)
+    model, dims = _model(query, source, values, errors, applicable, use_submitted=use_submitted)
     arch = _final_arch(model)
-    lora, training, page = _scalars(query, values, errors)
+    lora, training, page, framework = _scalars(query, values, errors)
+    if framework.changed:
+        refresh.add("sections")  # the fields the framework fills show its values now
+    if training.get("framework") in services.FRAMEWORKS:  # an unknown one is reported by the schema
+        recipe = {k: v for k, v in training.items() if k not in PLAN_FIELDS}
+        framework = replace(framework, filled=services.framework_fill(given=recipe).set_by_framework)
     names = arch.lora_module_names if arch else ()
     picks = quick_picks(names) if names else {}
     submitted_names = _last(query, "names")
@@ -166,6 +206,8 @@ def read(query: QueryDict, *, live: bool = False) -> Reading:
         request=request,
         options=options,
         dims=dims,
+        arch=arch,
+        framework=framework,
     )
     return replace(reading, canonical=reading.link({}))
 
@@ -186,11 +228,14 @@ def _source(query: QueryDict, errors: dict[str, list[str]]) -> tuple[Source, boo
     text = (_last(query, "hf_config") or "").strip()
     preset = _last(query, "preset")
     src = _last(query, "src")
+    config: dict[str, Any] | None = None
     if text:
         config, problem = state.read_config(text)
-        if config is None:
+        # A preset picked after an unreadable text replaces it, as it replaces a readable one.
+        if config is None and not (preset and src == UNREADABLE):
             errors.setdefault("hf_config", []).append(problem)
-            return Source("config", "config:?", config_text=text), False
+            return Source("config", UNREADABLE, config_text=text), False
+    if config is not None:
         config_text = state.compact(config)
         config_id = "config:" + hashlib.sha1(config_text.encode()).hexdigest()[:12]
         if not (preset and src == config_id):
@@ -228,7 +273,12 @@ def _model(
     values["preset"] = source.preset.slug if source.preset else ""
     values["hf_config"] = source.config_text if source.kind == "config" else ""
     values["src"] = source.id
-    base = services.dimension_values(source.arch) if source.arch else {}
+    if source.arch is not None:
+        base: Mapping[str, Any] = services.dimension_values(source.arch)
+    elif source.kind == "config" and source.config is not None:
+        base = services.dimensions_from_config(config=source.config)  # what custom dimensions would start from
+    else:
+        base = {}
     given: dict[str, Any] = {}
     for name in DIM_FIELDS:
         raw = _last(query, name) if use_submitted and name in applicable else None
@@ -272,22 +322,57 @@ def _model(
 
 def _scalars(
     query: QueryDict, values: dict[str, Any], errors: dict[str, list[str]]
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Every scalar field's value (default when absent), by request group."""
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], Framework]:
+    """Every scalar field's value (its default when absent), by request group.
+
+    A training field is *given* only when it differs from the value the form showed for it (the defaults
+    of the framework the fields were drawn with, ``fw``); the others are left to the chosen framework,
+    which fills them. So picking a framework changes every field the user has not changed, and a URL
+    holds only what differs from that framework's defaults."""
     groups: dict[str, dict[str, Any]] = {"lora": {}, "training": {}, "page": {}}
+    framework = _framework(query)
+    drawn_with = _last(query, "fw")
+    shown = framework.defaults
+    if drawn_with != framework.name and drawn_with in services.FRAMEWORKS:
+        shown = services.training_defaults(framework=drawn_with)
     for f in SCALAR_FIELDS:
+        default = framework.defaults.get(f.name, f.default) if f.group == "training" else f.default
         raw = _last(query, f.name)
-        value, problem = state.read_field(f, raw) if raw is not None else (f.default, "")
+        value, problem = state.read_field(f, raw, default) if raw is not None else (default, "")
         if problem:
             errors.setdefault(f.name, []).append(problem)
             values[f.name] = raw
             continue
+        if f.group == "training" and f.name != "framework" and value == shown.get(f.name, f.default):
+            value = default  # not changed by the user: the framework's
         values[f.name] = value
-        if value is not None or f.group == "training":
+        if f.group == "training" and (f.name == "framework" or value != default):
+            groups["training"][f.name] = value
+        elif f.group != "training" and value is not None:
             groups[f.group][f.name] = value
     if values.get("gpu") is None:
         values["gpu"] = services.default_gpu().name
-    return groups["lora"], groups["training"], groups["page"]
+    return groups["lora"], groups["training"], groups["page"], framework
+
+
+@dataclass(frozen=True, slots=True)
+class Framework:
+    """The framework a query chose, its training defaults (the engine's where it sets none), whether the
+    form's fields were drawn with another one, and which fields it fills."""
+
+    name: str
+    defaults: Mapping[str, Any]
+    changed: bool = False
+    filled: tuple[services.FrameworkDefault, ...] = ()
+
+
+def _framework(query: QueryDict) -> Framework:
+    raw = (_last(query, "framework") or "").strip()
+    name = raw if raw in services.FRAMEWORKS else BY_NAME["framework"].default
+    drawn_with = _last(query, "fw")
+    return Framework(
+        str(name), services.training_defaults(framework=str(name)), drawn_with is not None and drawn_with != name
+    )
 
 
 def _final_arch(model: dict[str, Any] | None) -> services.Architecture | None:

@@ -51,3 +51,45 @@ def number(x: float) -> str:
 def factor(x: float) -> str:
     """How many times: ``2,356\u00d7``, ``12.5\u00d7``."""
     return f"{x:,.0f}\u00d7" if x >= 100 else f"{x:.3g}\u00d7"
+
+
+def duration(seconds: float | None) -> str:
+    """``3 h 12 min``, ``45 min``, ``2.4 d``; "—" when unknown."""
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = seconds / 60
+    if minutes < 60:
+        return f"{minutes:.0f} min"
+    hours = minutes / 60
+    if hours < 48:
+        return f"{int(hours)} h {int(minutes % 60):02d} min"
+    return f"{hours / 24:.1f} d"
+
+
+def money(usd: float | None) -> str:
+    """``$12.40``, ``$1,204``; "—" when unknown."""
+    if usd is None:
+        return "—"
+    return f"${usd:,.2f}" if usd < 100 else f"${usd:,.0f}"
+
+
+def rate(per_second: float | None) -> str:
+    """Tokens per second: ``6,770``; "—" when unknown."""
+    return "—" if per_second is None else f"{per_second:,.0f}"
+
+
+def share(fraction: float) -> str:
+    """A fraction as a percentage: 0.15 -> ``15%``."""
+    return f"{fraction:.0%}" if (fraction * 100).is_integer() else f"{fraction:.1%}"
+
+
+def hours(value: float | None) -> str:
+    """A time in hours, as `duration` writes it."""
+    return duration(None if value is None else value * 3600)
+
+
+def tflops(flops_per_second: float | None) -> str:
+    """Peak throughput: ``989 TFLOPS``."""
+    return "" if flops_per_second is None else f"{flops_per_second / 1e12:,.0f} TFLOPS"

@@ -6,7 +6,7 @@ API, which is what a PEFT user expects anyway.
 
 from __future__ import annotations
 
-from calculator.services import OPTIMIZER_NAMES
+from calculator.services import FRAMEWORKS, OPTIMIZER_NAMES
 
 # field -> (label, short hint shown after it)
 FIELDS: dict[str, tuple[str, str]] = {
@@ -31,6 +31,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "use_dora": ("use_dora", ""),
     "modules_to_save": ("modules_to_save", "comma-separated, e.g. lm_head"),
     "layers_to_transform": ("layers_to_transform", "e.g. 0-15 or 0,2,4; empty: all"),
+    "trainable_token_indices": (
+        "trainable_token_indices",
+        "token ids whose embedding rows train, e.g. new special tokens 151665-151668",
+    ),
+    "ensure_weight_tying": ("ensure_weight_tying", "keep a tied embedding and output head tied in the adapter"),
     "base_dtype": ("Base precision", ""),
     "double_quant": ("Double quantization", "4-bit only"),
     "prepare_model_for_kbit_training": (
@@ -43,7 +48,31 @@ FIELDS: dict[str, tuple[str, str]] = {
     "seq_len": ("Sequence length", "tokens"),
     "gradient_checkpointing": ("Gradient checkpointing", ""),
     "attn_implementation": ("Attention kernel", ""),
-    "gpu": ("GPU for the verdict and advice", ""),
+    "framework": ("Framework", "fills the fields it sets by default; every field stays editable"),
+    "loss": ("Loss", "output head and cross-entropy"),
+    "loss_chunks": ("loss_chunks", "chunked loss only"),
+    "compile_loss": ("compile_loss", "torch.compile on the chunked loss (torchtune)"),
+    "loss_token_fraction": ("Loss token fraction", "share of tokens in the loss, e.g. 0.5 completion-only"),
+    "activation_offloading": ("Activation offloading", "saved activations live in CPU memory"),
+    "parallelism": ("Parallelism", "across the GPUs"),
+    "num_gpus": ("GPUs", "data parallel"),
+    "optimizer_offload": ("Optimizer offload", "optimizer states and master weights in CPU memory"),
+    "param_offload": ("Parameter offload", "ZeRO-3 / FSDP: weights in CPU memory"),
+    "quantize_moe_experts": ("Quantize MoE experts", "8/4-bit expert tensors too, as Axolotl does"),
+    "quantize_scope": ("Quantized layers", "8/4-bit bases"),
+    "host_ram_gib": ("Host RAM (GiB)", "the machine's CPU memory, for offloading"),
+    "gpu": ("GPU", "the card the verdict, time, cost and advice are for"),
+    "custom_gpu_memory_gib": ("Custom GPU memory (GiB)", "as nvidia-smi reports it"),
+    "custom_gpu_tflops": ("Custom GPU peak TFLOPS", "dense BF16"),
+    "custom_gpu_price": ("Custom GPU $ per hour", "optional"),
+    "safety_margin": ("Safety margin", "share of the card kept free: real peaks run 8-15% above the estimate"),
+    "gradient_accumulation_steps": ("Gradient accumulation", "micro-batches per optimizer step"),
+    "dataset_tokens": ("Dataset tokens", "per epoch; or examples x mean length below"),
+    "dataset_examples": ("Dataset examples", ""),
+    "mean_example_tokens": ("Mean tokens per example", ""),
+    "epochs": ("Epochs", ""),
+    "mfu": ("MFU", "share of peak FLOPS reached; empty: the stated default"),
+    "sweep": ("Sweep over", "the table and chart at the end"),
     "adapters": ("Adapters loaded when serving", ""),
     "form": ("Input", ""),
 }
@@ -53,6 +82,32 @@ CHOICES: dict[str, dict[str, str]] = {
     "base_dtype": {"int8": "int8 (LLM.int8)", "nf4": "nf4 (4-bit, QLoRA)", "fp4": "fp4 (4-bit)"},
     "adapter_dtype": {"fp32": "fp32 (PEFT default)"},
     "optimizer": dict(OPTIMIZER_NAMES),  # the core names each implementation (and its library)
+    "framework": dict(FRAMEWORKS),
+    "loss": {
+        "hf": "transformers (full fp32 logits)",
+        "chunked": "torchtune chunked cross-entropy",
+        "trl_chunked_nll": "TRL chunked NLL",
+        "fused_linear": "Liger fused linear cross-entropy",
+        "cut": "Cut Cross-Entropy (Apple)",
+    },
+    "parallelism": {
+        "ddp": "DDP (each GPU holds everything)",
+        "fsdp": "FSDP2 (shards weights, gradients, states)",
+        "zero1": "DeepSpeed ZeRO-1 (optimizer states)",
+        "zero2": "DeepSpeed ZeRO-2 (+ gradients)",
+        "zero3": "DeepSpeed ZeRO-3 (+ parameters)",
+    },
+    "quantize_scope": {"all_linear": "every linear layer (bitsandbytes)", "lora_targets": "adapted layers (torchtune)"},
+    "sweep": {"r": "r (rank)", "seq_len": "sequence length", "batch_size": "micro-batch size"},
+}
+
+FRAMEWORK_SHORT: dict[str, str] = {
+    "transformers": "transformers",
+    "trl": "TRL",
+    "unsloth": "Unsloth",
+    "torchtune": "torchtune",
+    "axolotl": "Axolotl",
+    "llamafactory": "LLaMA-Factory",
 }
 
 # Quick picks shown as chips under a field: field -> ((value, chip label), ...)
@@ -85,3 +140,47 @@ def hint(field: str) -> str:
 
 def choice(field: str, value: str) -> str:
     return CHOICES.get(field, {}).get(value, value)
+
+
+def value(field: str, value: object) -> str:
+    """A setting's value in words: a choice's label, on/off, a number as people write it."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, str):
+        return choice(field, value)
+    if isinstance(value, float) and value.is_integer():
+        return f"{int(value):,}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+# Layer kinds as the families name them (a hybrid kind is "<mixer>+<feed-forward>"), and the stacks they are in.
+LAYER_PARTS: dict[str, str] = {
+    "full_attention": "full attention",
+    "sliding_attention": "sliding-window attention",
+    "full_attention_shared": "full attention (KV shared)",
+    "sliding_attention_shared": "sliding-window attention (KV shared)",
+    "linear_attention": "linear attention (Gated DeltaNet)",
+    "attention": "attention",
+    "self_attention": "self-attention",
+    "cross_attention": "cross-attention (image)",
+    "rope": "RoPE attention",
+    "nope": "attention without positions (NoPE)",
+    "conv": "short convolution",
+    "moe": "mixture of experts",
+    "mlp": "dense MLP",
+    "wide": "wide MLP",
+}
+STACKS: dict[str, str] = {"text": "Text layers", "vision_tower": "Vision tower", "audio_tower": "Audio tower"}
+COMPONENTS: dict[str, str] = {
+    "language_model": "language model",
+    "vision_tower": "vision tower",
+    "audio_tower": "audio tower",
+    "projector": "projector",
+    "audio_projector": "audio projector",
+    "lm_head": "output head",
+}
+
+
+def layer_kind(name: str) -> str:
+    """``linear_attention+moe`` -> "linear attention (Gated DeltaNet) + mixture of experts"."""
+    return " + ".join(LAYER_PARTS.get(part, part.replace("_", " ")) for part in name.split("+"))

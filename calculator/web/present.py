@@ -15,7 +15,8 @@ from django.urls import reverse
 from calculator import services
 from calculator.web import formatting as fmt
 from calculator.web import labels
-from calculator.web.chart import memory_chart
+from calculator.web import plan as plan_panels
+from calculator.web.chart import host_chart, memory_chart
 
 Link = Callable[[Mapping[str, object]], str]  # field changes -> the calculator URL of that state
 
@@ -25,9 +26,12 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
     arch, count, memory = result.architecture, result.count, result.memory
     gpu, fit = results.gpu, results.fit
     smallest = results.smallest_fit
+    plan = results.planned.plan
     return {
         "name": result.name or arch.family or arch.model_type,
         "model_type": arch.model_type,
+        "approximate": not arch.exact,
+        "assumptions": list(arch.assumptions),
         "base_params": fmt.count(arch.base_params),
         "base_short": fmt.short_count(arch.base_params),
         "trainable": fmt.count(count.trainable_params),
@@ -42,18 +46,22 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         "gpu": gpu.name,
         "gpu_size": fmt.gib(gpu.memory_bytes),
         "fits": fit.fits,
+        "verdict": plan_panels.verdict(fit),
+        "margin": fmt.gib(fit.margin_bytes),
+        "safety_margin": fmt.share(results.planned.settings.safety_margin),
         "headroom": fmt.gib(abs(fit.headroom_bytes)),
-        "fit_count": f"{len(results.fitting)} of {len(result.fits)}",
+        "fit_count": f"{len(results.fitting)} of {len(plan.fits)}",
         "smallest_fit": smallest.gpu if smallest else "",
         "fit_rows": [
             {
                 "gpu": f.gpu,
                 "size": fmt.gib(f.memory_bytes),
                 "fits": f.fits,
+                "verdict": plan_panels.verdict(f),
                 "headroom": fmt.gib(abs(f.headroom_bytes)),
                 "chosen": f.gpu == gpu.name,
             }
-            for f in result.fits
+            for f in plan.fits
         ],
         "modules": _modules(result),
         "oversized": [
@@ -73,9 +81,12 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         "chart": memory_chart(
             [(key, label, getattr(memory, attr)) for key, attr, label, _ in labels.MEMORY_PARTS],
             memory.total_bytes,
-            result.fits,
+            plan.fits,
             fit,
         ),
+        "time": plan_panels.time_panel(results.planned),
+        "costs": plan_panels.cost_rows(results.planned),
+        "sweep": plan_panels.sweep_panel(results, lambda changes: _url(link, changes)),
         "scaling": _scaling(result),
         "comparison": _comparison(results),
         "notes": results.notes,
@@ -87,6 +98,74 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         "training": _training_line(result),
         "overhead": fmt.size(memory.overhead_bytes),
         "engine": result.engine_version,
+        "host": _host(results),
+        "loss": _loss(results),
+        "experts": _experts(results, link),
+        "exports": _exports(results),
+        "framework": labels.FRAMEWORK_SHORT.get(result.training.framework, result.training.framework),
+    }
+
+
+def _loss(results: services.CalculatorResults) -> dict[str, Any] | None:
+    """What the chosen loss keeps against transformers' full fp32 logits, when it is another one."""
+    baseline = results.loss_baseline
+    if baseline is None:
+        return None
+    now, hf = results.estimate.memory, baseline.memory
+    return {
+        "name": labels.choice("loss", results.estimate.training.loss),
+        "now": fmt.size(now.logits_bytes),
+        "hf": fmt.size(hf.logits_bytes),
+        "peak_hf": fmt.gib(hf.total_bytes),
+    }
+
+
+def _host(results: services.CalculatorResults) -> dict[str, Any] | None:
+    """Host (CPU) memory beside the GPU figure, when the recipe offloads anything."""
+    fit = results.host_fit
+    if fit is None:
+        return None
+    host = results.estimate.memory.host_bytes
+    return {
+        "value": fmt.gib(host),
+        "ram": fmt.size(fit.memory_bytes),
+        "fits": fit.fits,
+        "headroom": fmt.gib(abs(fit.headroom_bytes)),
+        "chart": host_chart(host, fit.memory_bytes, fit.fits),
+    }
+
+
+def _experts(results: services.CalculatorResults, link: Link) -> dict[str, Any] | None:
+    """Why a quantized MoE base keeps its experts in 16 bit, and what quantizing them gives."""
+    e, fit = results.experts, results.experts_fit
+    if e is None or fit is None:
+        return None
+    now, quantized = results.estimate.memory, e.quantized.memory
+    return {
+        "params": fmt.short_count(e.expert_params),
+        "base_now": fmt.gib(now.base_weights_bytes),
+        "base_quantized": fmt.gib(quantized.base_weights_bytes),
+        "peak_now": fmt.gib(now.total_bytes),
+        "peak_quantized": fmt.gib(quantized.total_bytes),
+        "fits_quantized": fit.fits,
+        "dtype": results.estimate.training.base_dtype,
+        "href": _url(link, {"quantize_moe_experts": True}),
+    }
+
+
+def _exports(results: services.CalculatorResults) -> dict[str, Any]:
+    """The recipe to copy back into a framework; the chosen framework's format opens first."""
+    x = results.exports
+    first = {"torchtune": "torchtune", "axolotl": "axolotl"}.get(results.estimate.training.framework, "trl")
+    return {
+        "model_id": x.model_id,
+        "placeholder": x.model_id == services.PLACEHOLDER_MODEL,
+        "trl": x.trl_python,
+        "torchtune": x.torchtune_command,
+        "torchtune_config": x.torchtune_config,
+        "torchtune_exact": x.torchtune_exact,
+        "axolotl": x.axolotl_yaml,
+        "first": first,
     }
 
 
@@ -156,6 +235,7 @@ def _comparison(results: services.CalculatorResults) -> list[dict[str, Any]]:
                 "acts": fmt.gib(m.activations_bytes + m.logits_bytes + m.transient_bytes),
                 "peak": fmt.gib(m.total_bytes),
                 "fits": fit.fits,
+                "verdict": plan_panels.verdict(fit),
             }
         )
     return rows
@@ -164,19 +244,16 @@ def _comparison(results: services.CalculatorResults) -> list[dict[str, Any]]:
 def _advice(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
     a = results.advice
     t = results.estimate.training
-    changes = []
-    for c in a.changes:
-        values = {path.split(".", 1)[1]: value for path, value in c.settings}
-        changes.append({"label": c.label, "peak": fmt.gib(c.total_bytes), "fits": c.fits, "href": _url(link, values)})
     return {
-        "fits": a.fits,
+        "fits": a.verdict == "fits",
+        "verdict": a.verdict,
         "gpu": a.gpu.name,
         "max_batch": fmt.count(a.max_batch_size) if a.max_batch_size else "",
         "max_seq": fmt.count(a.max_seq_len) if a.max_seq_len else "",
         "seq_capped": a.max_seq_len == a.seq_len_limit,
         "seq_len": fmt.count(t.seq_len),
         "batch": str(t.batch_size),
-        "changes": changes,
+        "changes": plan_panels.advice_rows(a, lambda changes: _url(link, changes)),
         "batch_href": _url(link, {"batch_size": a.max_batch_size})
         if a.max_batch_size and a.max_batch_size != t.batch_size
         else "",
@@ -220,7 +297,15 @@ def _files(sizes: services.AdapterFileSizes) -> dict[str, Any]:
 
 def _training_line(result: services.Estimate) -> str:
     t = result.training
-    parts = [
+    parts = [labels.choice("framework", t.framework), labels.choice("loss", t.loss) + " loss"]
+    if t.activation_offloading:
+        parts.append("activation offloading")
+    if t.num_gpus > 1 or t.parallelism != "ddp":
+        gpus = f"{t.num_gpus} GPU{'s' if t.num_gpus > 1 else ''}"
+        parts.append(f"{gpus}, {labels.choice('parallelism', t.parallelism)}")
+    offloads = (("optimizer offload", t.optimizer_offload), ("parameter offload", t.param_offload))
+    parts += [name for name, on in offloads if on]
+    parts += [
         f"base {t.base_dtype}" + (" + double quant" if t.base_dtype in services.FOUR_BIT and t.double_quant else ""),
         f"activations and unquantized parameters {t.float_dtype}",
         f"adapters {t.adapter_dtype}",

@@ -22,12 +22,14 @@ TRUE = frozenset({"true", "on", "1", "yes"})
 FALSE = frozenset({"false", "off", "0", "no", ""})
 MAX_CONFIG_CHARS = 200_000
 MAX_RANGE = 4096
+MAX_TOKEN_RANGE = 1024  # trainable_token_indices: a range of new tokens (the schema bounds the list too)
 ALL_LINEAR = "all-linear"
 
 NOT_A_WHOLE_NUMBER = "Enter a whole number (digits only)."
 NOT_A_NUMBER = "Enter a number."
 NOT_A_BOOLEAN = "Enter true or false."
 NOT_LAYERS = "Use layer indexes like 0,1,2 or ranges like 0-7."
+NOT_TOKENS = "Use token ids like 128000,128001 or ranges like 128000-128015."
 
 
 def read_int(text: str) -> int | None:
@@ -48,17 +50,18 @@ def read_bool(text: str) -> bool | None:
     return True if low in TRUE else False if low in FALSE else None
 
 
-def read_layers(text: str) -> list[int] | None:
+def read_layers(text: str, *, digits: int = 4, widest: int = MAX_RANGE) -> list[int] | None:
     """``0,1,2`` or ``0-7, 12`` -> indexes; None when unreadable."""
     out: list[int] = []
+    number = rf"(\d{{1,{digits}}})"
     for part in re.split(r"[,\s]+", text.strip()):
         if not part:
             continue
-        m = re.fullmatch(r"(\d{1,4})(?:-(\d{1,4}))?", part)
+        m = re.fullmatch(rf"{number}(?:-{number})?", part)
         if not m:
             return None
         a, b = int(m[1]), int(m[2] or m[1])
-        if b < a or b - a > MAX_RANGE:
+        if b < a or b - a > widest:
             return None
         out.extend(range(a, b + 1))
     return out
@@ -79,18 +82,22 @@ def read_names(text: str) -> list[str] | None:
     return [n for n in re.split(r"[,\s]+", text) if n] or None
 
 
-def read_field(field: Field, text: str) -> tuple[Any, str]:
-    """(value, "") or (None, what is wrong). Empty text means the default (for lists: none)."""
+def read_field(field: Field, text: str, default: object = None) -> tuple[Any, str]:
+    """(value, "") or (None, what is wrong). Empty text means the default (``default``, else the field's;
+    for lists: none)."""
     stripped = text.strip()
-    if field.kind in ("names", "layers"):
+    if field.kind in ("names", "layers", "tokens"):
         if not stripped:
             return None, ""
         if field.kind == "names":
             return read_names(stripped), ""
+        if field.kind == "tokens":
+            tokens = read_layers(stripped, digits=7, widest=MAX_TOKEN_RANGE)
+            return (tokens, "") if tokens is not None else (None, NOT_TOKENS)
         layers = read_layers(stripped)
         return (layers, "") if layers is not None else (None, NOT_LAYERS)
     if not stripped:
-        return field.default, ""
+        return field.default if default is None else default, ""
     if field.kind == "int":
         number = read_int(stripped)
         return (number, "") if number is not None else (None, NOT_A_WHOLE_NUMBER)
@@ -123,7 +130,7 @@ def write(value: object) -> str:
 def write_field(field: Field, value: object) -> str:
     if field.kind == "names" and isinstance(value, (list, tuple)):
         return ",".join(value)
-    if field.kind == "layers" and isinstance(value, (list, tuple)):
+    if field.kind in ("layers", "tokens") and isinstance(value, (list, tuple)):
         return write_layers(value)
     if field.kind == "layers" and isinstance(value, int):
         return write_layers([value])
@@ -154,9 +161,11 @@ def encode(
     targets: Sequence[str] | str | None,
     values: Mapping[str, Any],
     default_gpu: str,
+    defaults: Mapping[str, Any] | None = None,
 ) -> str:
     """The canonical query: ``source`` (``("preset", slug)`` or ``("hf_config", compact json)``), the
-    dimension fields given (custom) or edited (overrides), the targets, then every non-default field."""
+    dimension fields given (custom) or edited (overrides), the targets, then every field that differs from
+    its default (``defaults``: the chosen framework's, for the training fields)."""
     pairs: list[tuple[str, str]] = [source] if source else []
     pairs += [(name, write(dims[name])) for name in DIM_FIELDS if dims.get(name) is not None]
     if isinstance(targets, str):
@@ -165,7 +174,8 @@ def encode(
         pairs += [("target_modules", t) for t in targets]
     for field in SCALAR_FIELDS:
         value = values.get(field.name)
-        if value is None or value == field.default or (field.kind == "gpu" and value == default_gpu):
+        default = (defaults or {}).get(field.name, field.default)
+        if value is None or value == default or (field.kind == "gpu" and value == default_gpu):
             continue
         pairs.append((field.name, write_field(field, value)))
     return urlencode(pairs, quote_via=quote, safe=",:")
@@ -186,4 +196,6 @@ def query_of_request(data: Mapping[str, Any]) -> str:
         key: value for group in ("lora", "training") for key, value in (data.get(group) or {}).items() if key in BY_NAME
     }
     targets = (data.get("lora") or {}).get("target_modules")
-    return encode(source=source, dims=dims, targets=targets, values=values, default_gpu="")
+    framework = values.get("framework")
+    defaults = services.training_defaults(framework=framework) if framework in services.FRAMEWORKS else None
+    return encode(source=source, dims=dims, targets=targets, values=values, default_gpu="", defaults=defaults)

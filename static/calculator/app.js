@@ -96,14 +96,46 @@
     e.detail.target.classList.remove("stale");
   });
 
-  // /presets/: filter the table as you type.
+  // The preset picker's search: narrows the select's options (per family group) without recomputing;
+  // Enter picks the first match. Captured at the document so the form's htmx trigger never sees it.
+  function matches(text, words) { return words.every(function (w) { return text.indexOf(w) >= 0; }); }
+  document.addEventListener("input", function (e) {
+    if (e.target.id !== "preset-search") return;
+    e.stopPropagation();
+    var words = e.target.value.toLowerCase().split(/\s+/).filter(Boolean);
+    var select = document.getElementById("preset");
+    select.querySelectorAll("optgroup").forEach(function (group) {
+      var any = false;
+      group.querySelectorAll("option").forEach(function (o) {
+        var show = matches((o.textContent + " " + o.value + " " + group.label).toLowerCase(), words);
+        o.hidden = !show; any = any || show;
+      });
+      group.hidden = !any;
+    });
+  }, true);
+  document.addEventListener("keydown", function (e) {
+    if (e.target.id !== "preset-search" || e.key !== "Enter") return;
+    e.preventDefault();
+    var first = document.querySelector("#preset optgroup:not([hidden]) option:not([hidden])");
+    var select = document.getElementById("preset");
+    if (first && select.value !== first.value) { select.value = first.value; changed(select); }
+  }, true);
+
+  // /presets/: filter the table as you type (the server filters the same way on submit); a family pick submits.
   document.addEventListener("input", function (e) {
     var t = e.target;
     if (!t.dataset || !t.dataset.filter) return;
     var words = t.value.toLowerCase().split(/\s+/).filter(Boolean);
-    document.querySelectorAll(t.dataset.filter + " tbody tr").forEach(function (row) {
-      var hay = row.dataset.search || "";
-      row.hidden = !words.every(function (w) { return hay.indexOf(w) >= 0; });
+    var rows = document.querySelectorAll(t.dataset.filter + " tbody tr[data-search]");
+    var shown = 0;
+    rows.forEach(function (row) {
+      row.hidden = !matches(row.dataset.search || "", words);
+      if (!row.hidden) shown++;
     });
+    var count = document.getElementById("preset-count");
+    if (count) count.textContent = shown + " of " + count.textContent.split(" of ")[1];
+  });
+  document.addEventListener("change", function (e) {
+    if (e.target.hasAttribute && e.target.hasAttribute("data-autosubmit") && e.target.form) e.target.form.requestSubmit();
   });
 })();

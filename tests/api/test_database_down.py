@@ -13,7 +13,7 @@ BODY = {"model": {"preset": "llama-3.1-8b"}, "lora": {"r": 32}}
 @pytest.fixture
 def database_down():
     services.invalidate_catalog()
-    services._catalog.presets = {}  # a fresh worker that never reached the database
+    services.catalog._catalog.presets = {}  # a fresh worker that never reached the database
     with mock.patch("calculator.models.ModelPreset.objects.published", side_effect=DatabaseError("down")):
         yield
     services.invalidate_catalog()

@@ -29,9 +29,14 @@ LORA_KEYS = list(LoraInput.model_fields)
 TRAINING_KEYS = list(TrainingInput.model_fields)
 CONFIG_KEYS = [*CUSTOM_FIELDS, "model_type", "n_embd", "n_layer", "n_head", "attention_dropout", "resid_pdrop"]
 MODEL_TYPES = st.sampled_from(SUPPORTED_MODEL_TYPES)
+# Every choice the training fields take (the core's), so combinations of real values are tried too.
+CHOICES = sorted({str(v) for f in TrainingInput.model_json_schema()["properties"].values() for v in f.get("enum", ())})
 SMALL = st.one_of(st.integers(-4, 4096), JSON_LEAF)
 NAMES = st.one_of(
-    st.sampled_from(["q_proj", "v_proj", "all-linear", ".*", "(", "w1", "gate", "lm_head", "experts"]), JSON
+    st.sampled_from(["q_proj", "v_proj", "all-linear", ".*", "(", "w1", "gate", "lm_head", "experts"]),
+    st.lists(st.integers(-2, 300_000), max_size=3),  # token ids (trainable_token_indices)
+    st.dictionaries(st.sampled_from(["embed_tokens", "lm_head", "wte", ""]), st.lists(st.integers(-1, 10)), max_size=2),
+    JSON,
 )
 
 bodies = st.fixed_dictionaries(
@@ -48,7 +53,9 @@ bodies = st.fixed_dictionaries(
         ),
         "lora": st.dictionaries(st.sampled_from(LORA_KEYS), st.one_of(SMALL, NAMES), max_size=6),
         "training": st.dictionaries(
-            st.sampled_from(TRAINING_KEYS), st.one_of(SMALL, st.sampled_from(["nf4", "eager", "fsdp"])), max_size=5
+            st.sampled_from(TRAINING_KEYS),
+            st.one_of(SMALL, st.sampled_from([*CHOICES, 0.5, [1], {"a": 1}])),
+            max_size=5,
         ),
     }
 )
@@ -69,7 +76,7 @@ QUERY = st.lists(
         st.sampled_from(
             ["preset", "hf_config", "target_modules", *CUSTOM_FIELDS, *BY_NAME, *FORM_ONLY_PARAMS, "rank_pattern"]
         ),
-        st.text(max_size=10),
+        st.one_of(st.text(max_size=10), st.sampled_from(CHOICES)),
     ),
     max_size=6,
 )
@@ -84,3 +91,17 @@ def test_calculator_page_never_fails_with_a_server_error(client, pairs, htmx):
     headers = {"HTTP_HX_REQUEST": "true"} if htmx else {}
     response = client.get("/?" + urlencode(pairs), **headers)
     assert response.status_code in (200, 302, 400), response.content[:300]
+
+
+@pytest.mark.django_db
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    body=bodies,
+    goal=st.one_of(st.sampled_from(["max_batch_size", "max_seq_len", "max_r", "min_gpus"]), JSON_LEAF),
+    gpu=st.one_of(st.none(), st.sampled_from(["NVIDIA RTX 4090 24 GB", "NVIDIA T4 16 GB", "custom"]), JSON_LEAF),
+)
+def test_plan_never_fails_with_a_server_error(client, body, goal, gpu):
+    response = client.post(
+        "/api/v1/plan/", json.dumps({**body, "goal": goal, "gpu": gpu}, allow_nan=True), content_type="application/json"
+    )
+    assert response.status_code in (200, 400), response.content[:300]

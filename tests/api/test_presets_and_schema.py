@@ -3,6 +3,7 @@ import re
 import pytest
 
 from calculator.core import architecture_from_config
+from calculator.services import invalidate_catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +26,7 @@ def test_unpublished_presets_are_hidden(client):
     from calculator.models import ModelPreset
 
     ModelPreset.objects.filter(slug="gpt2").update(is_published=False)
+    invalidate_catalog()  # what the admin's publish/unpublish actions do (else: within CATALOG_TTL_SECONDS)
     assert client.get("/api/v1/presets/gpt2/").status_code == 404
 
 

@@ -57,6 +57,8 @@ def seeded(transactional_db):
 
     if not ModelPreset.objects.exists():
         importlib.import_module("calculator.migrations.0002_seed_catalogs").seed(apps, None)
+        importlib.import_module("calculator.migrations.0004_seed_presets_2026").seed(apps, None)
+        importlib.import_module("calculator.migrations.0006_seed_gpu_specs").seed(apps, None)
 
 
 @pytest.fixture(autouse=True)

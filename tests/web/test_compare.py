@@ -10,7 +10,7 @@ from django.db import DatabaseError
 
 from calculator.core import InputError
 from calculator.schemas import SaveRequest
-from calculator.services import configuration_estimate, save_configuration
+from calculator.services import configuration_estimate, configuration_plan, save_configuration
 from calculator.web import formatting as fmt
 
 
@@ -213,14 +213,14 @@ def test_the_database_being_down_is_a_503_not_a_500(client, pair):
 
 def test_a_configuration_that_no_longer_computes_is_shown_as_such(client, pair):
     a, b = pair
-    real = configuration_estimate
+    real = configuration_plan
 
-    def flaky(*, configuration):
+    def flaky(*, configuration, **options):
         if configuration.slug == b.slug:
             raise InputError.single("model", "no longer supported")
-        return real(configuration=configuration)
+        return real(configuration=configuration, **options)
 
-    with mock.patch("calculator.services.configuration_estimate", side_effect=flaky):
+    with mock.patch("calculator.services.configuration_plan", side_effect=flaky):
         response = client.get(url(a.slug, b.slug))
     assert response.status_code == 200
     assert "These inputs no longer compute." in body(response)

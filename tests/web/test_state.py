@@ -7,11 +7,12 @@ from django.http import QueryDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calculator.core.gpus import Gpu, fits
 from calculator.schemas import EstimateRequest
-from calculator.services import GpuFit, compute_estimate, invalidate_catalog
+from calculator.services import compute_estimate, invalidate_catalog
 from calculator.web import formatting as fmt
 from calculator.web.calculator import compute
-from calculator.web.chart import capacity_groups, memory_chart
+from calculator.web.chart import memory_chart
 from calculator.web.errors import form_field
 from calculator.web.form import read as parse
 from calculator.web.state import query_of_request, read_config, read_layers, write_layers
@@ -146,29 +147,34 @@ def test_a_module_choice_carries_over_to_another_family(selected, names, expecte
     assert carry_over(selected, names) == expected
 
 
-def fit(name, gib, total_gib=16):
-    return GpuFit(name, gib * 2**30, total_gib <= gib, (gib - total_gib) * 2**30)
+def fit(name, gib, total_gib=16, margin=0.15):
+    (card,) = fits(total_gib * 2**30, (Gpu(name, gib * 2**30),), margin)
+    return card
 
 
-def test_similar_gpus_share_one_capacity_line():
+def x_of(line):
+    return float(line["x"].rstrip("%"))
+
+
+def test_each_gpu_line_stands_at_its_own_capacity_coloured_by_its_verdict():
     gib = 2**30
-    fits = (fit("A 24 GB", 23), fit("B 24 GB", 24), fit("C 80 GB", 80))
-    assert capacity_groups(fits) == [(23 * gib, list(fits[:2])), (80 * gib, [fits[2]])]
-    chart = memory_chart([("a", "A", 10 * gib), ("b", "B", 6 * gib), ("c", "C", 0)], 16 * gib, fits, fits[0])
+    cards = (fit("A 24 GB", 17), fit("B 24 GB", 24), fit("C 80 GB", 80))
+    chart = memory_chart([("a", "A", 10 * gib), ("b", "B", 6 * gib), ("c", "C", 0)], 16 * gib, cards, cards[1])
     assert [s["key"] for s in chart["segments"]] == ["a", "b"]
-    assert [line["label"] for line in chart["lines"]] == ["24 GB", "24 GB"]  # 80 GB lies beyond the axis
-    assert chart["lines"][0]["chosen"]
-    assert chart["lines"][0]["fits"]
+    lines = chart["lines"]
+    assert [line["label"] for line in lines] == ["24 GB", "24 GB"]  # 80 GB lies beyond the axis
+    assert x_of(lines[0]) < x_of(lines[1])  # 17 GiB and 24 GiB: two lines, each at its own capacity
+    assert [line["band"] for line in lines] == ["tight", "ok"]  # 16 of 17 GiB is inside the margin
+    assert lines[1]["chosen"]
 
 
-def test_the_chosen_gpu_gets_its_own_line_at_its_own_capacity():
-    fits = (fit("A 24 GB", 23), fit("B 24 GB", 24), fit("C 80 GB", 80))
-    chart = memory_chart([("a", "A", 16 * 2**30)], 16 * 2**30, fits, fits[1])
-    (chosen,) = [line for line in chart["lines"] if line["chosen"]]
-    assert chosen["title"].startswith("B 24 GB")
-    others = [line for line in chart["lines"] if not line["chosen"]]
-    assert [line["title"].split(":")[0] for line in others] == ["A 24 GB"]
-    assert float(chosen["x"].rstrip("%")) > float(others[0]["x"].rstrip("%"))
+def test_the_chosen_gpus_safety_margin_is_a_band_below_its_line():
+    cards = (fit("A 24 GB", 24, margin=0.25),)
+    chart = memory_chart([("a", "A", 16 * 2**30)], 16 * 2**30, cards, cards[0])
+    band = chart["margin"]
+    (line,) = chart["lines"]
+    assert float(band["x"].rstrip("%")) + float(band["w"].rstrip("%")) == pytest.approx(x_of(line), abs=0.02)
+    assert float(band["w"].rstrip("%")) == pytest.approx(x_of(line) * 0.25, abs=0.5)
 
 
 @pytest.mark.parametrize(
