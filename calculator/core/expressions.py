@@ -4,7 +4,7 @@ A family description writes a shape or a default as ``"num_attention_heads * hea
 ``"hidden_size // num_attention_heads"``, and a layer rule as ``"i >= first_k_dense_replace"``. These
 are parsed with Python's own ``ast`` and evaluated by a whitelist: names (config keys, and ``i`` for the
 layer index), numbers, strings, lists, arithmetic, comparisons, ``and``/``or``/``not``, ``x if c else y``,
-subscripts, and the functions ``int``, ``min``, ``max``, ``len``. Nothing else can run: there is no
+subscripts, and the functions ``int``, ``bool``, ``min``, ``max``, ``len``. Nothing else can run: there is no
 attribute access and no call of anything outside that list. Descriptions are written by us, not users, but
 keeping them inert keeps them data.
 """
@@ -44,7 +44,7 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], Any]] = {
     ast.Is: operator.is_,
     ast.IsNot: operator.is_not,
 }
-_FUNCTIONS: dict[str, Callable[..., Any]] = {"int": int, "min": min, "max": max, "len": len}
+_FUNCTIONS: dict[str, Callable[..., Any]] = {"int": int, "bool": bool, "min": min, "max": max, "len": len}
 
 
 @lru_cache(maxsize=4096)
