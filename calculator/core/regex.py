@@ -202,6 +202,7 @@ def _build_item(nfa: _Nfa, op: Any, value: Any, follow: int, flags: _Flags) -> i
 # The lazy DFA's cache is dropped past these (bounded memory; answers are unaffected).
 MAX_CACHED_MOVES = 20_000
 MAX_CACHED_STATE_ELEMENTS = 400_000
+MAX_CACHED_PREFIXES = 8_192
 
 States = frozenset[int]
 
@@ -218,7 +219,17 @@ class Cursor:
 class LinearPattern:
     """A compiled pattern answering ``re.fullmatch``/``re.match`` yes or no in linear time."""
 
-    __slots__ = ("_accept", "_cached_elements", "_canonical", "_chars", "_epsilons", "_moves", "pattern", "start")
+    __slots__ = (
+        "_accept",
+        "_cached_elements",
+        "_canonical",
+        "_chars",
+        "_epsilons",
+        "_moves",
+        "_prefixes",
+        "pattern",
+        "start",
+    )
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -235,6 +246,7 @@ class LinearPattern:
         self._moves: dict[tuple[States, str], States] = {}
         self._canonical: dict[States, States] = {}
         self._cached_elements = 0
+        self._prefixes: dict[tuple[str, str | None], tuple[Cursor, bool]] = {}
         self.start = Cursor(self._closure({entry}, at_start=True, at_end=False), True)
 
     def _closure(self, states: set[int] | States, *, at_start: bool, at_end: bool) -> States:
@@ -278,6 +290,37 @@ class LinearPattern:
                 break
             states = self._step(states, char)
         return Cursor(states, False)
+
+    def scan(self, cursor: Cursor, text: str) -> tuple[Cursor, bool]:
+        """The cursor after reading ``text``, and whether the accepting state was reached before one of its
+        characters (so ``re.match`` on a longer subject already succeeded there). Scans compose: reading
+        ``a`` then ``b`` gives the cursor and the flag of reading ``a + b`` (flags or-ed)."""
+        states = cursor.states
+        accept = self._accept
+        reached = False
+        for char in text:
+            if not states:
+                break
+            reached = reached or accept in states
+            states = self._step(states, char)
+        return Cursor(states, cursor.at_start and not text), reached
+
+    def prefix_signature(self, common: str, suffix: str) -> tuple[States, bool]:
+        """What the automaton knows after reading ``common + suffix``: its states, and whether ``re.match``
+        on that text succeeds. Names of a stack of layers share ``common`` (read once) and differ in a short
+        ``suffix``; answers are remembered per text, as several counts of one request ask the same."""
+        known = self._prefixes.get((common, suffix))
+        if known is None:
+            shared = self._prefixes.get((common, None))  # the scan of ``common`` alone, flag without its end
+            if shared is None:
+                shared = self._prefixes[(common, None)] = self.scan(self.start, common)
+            cursor, matched = shared
+            cursor, reached = self.scan(cursor, suffix)
+            matched = matched or reached or self._accepts_at_end(cursor)
+            if len(self._prefixes) >= MAX_CACHED_PREFIXES:
+                self._prefixes.clear()
+            known = self._prefixes[(common, suffix)] = (cursor, matched)
+        return known[0].states, known[1]
 
     def _accepts_at_end(self, cursor: Cursor) -> bool:
         return self._accept in self._closure(cursor.states, at_start=cursor.at_start, at_end=True)

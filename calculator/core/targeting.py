@@ -160,12 +160,11 @@ class Matcher:
         if not patterns and not self.named_layers:
             return [(layers[0], list(layers))]
         groups: dict[object, tuple[int, list[int]]] = {}
+        common = f"{stack.prefix}."
         for i in layers:
-            prefix = f"{stack.prefix}.{i}."
             signature: tuple[object, ...] = (i if i in self.named_layers else None,)
             for pattern in patterns:
-                cursor = pattern.advance(pattern.start, prefix)
-                signature += (cursor.states, pattern.match(prefix))
+                signature += pattern.prefix_signature(common, f"{i}.")
             groups.setdefault(signature, (i, []))[1].append(i)
         return list(groups.values())
 
