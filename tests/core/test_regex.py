@@ -128,8 +128,8 @@ REDOS = [
 def test_known_redos_patterns_match_long_names_in_well_under_100_ms(pattern):
     names = ["model.layers.1023.self_attn.q_proj" * 8, "a" * 300, "model." + "aaaa." * 60]
     compiled = compile_pattern(pattern)
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: a busy machine does not count
     for name in names:
         compiled.fullmatch(name)
         compiled.match(name)
-    assert time.perf_counter() - started < 0.1
+    assert time.thread_time() - started < 0.1
