@@ -82,8 +82,16 @@ class Plan:
     advice: Advice
 
 
+GPU_VENDORS = frozenset({"nvidia", "amd", "intel"})
+
+
 def find_gpu(name: str | None, gpus: tuple[Gpu, ...], default: Gpu | None = None) -> Gpu:
-    """The catalog card called ``name`` (``training.gpu``), or ``default`` when no name is given."""
+    """The catalog card called ``name`` (``training.gpu``), or ``default`` when no name is given.
+
+    The exact catalog name wins; otherwise a name that picks out one card once case, spacing and the memory
+    suffix are ignored ("NVIDIA RTX 4090", "rtx 4090", "H100 NVL") is that card, since people write GPU names
+    as they know them. A name that fits several cards ("A100") is refused with the candidates.
+    """
     if name is None:
         if default is None:
             raise InputError.single("training.gpu", "Choose a GPU.")
@@ -91,9 +99,34 @@ def find_gpu(name: str | None, gpus: tuple[Gpu, ...], default: Gpu | None = None
     for g in gpus:
         if g.name == name:
             return g
+    wanted = _gpu_words(name)
+    if wanted:
+        same = [g for g in gpus if _gpu_words(g.name) == wanted or _gpu_words(g.name, memory=False) == wanted]
+        within = same or [g for g in gpus if _contains_words(_gpu_words(g.name), wanted)]
+        if len(within) == 1:
+            return within[0]
+        if len(within) > 1:
+            raise InputError.single(
+                "training.gpu", f"GPU {name!r} fits several cards: {', '.join(g.name for g in within)}; choose one."
+            )
     raise InputError.single(
         "training.gpu", f"Unknown GPU {name!r}; the catalog has: {', '.join(g.name for g in gpus)}."
     )
+
+
+def _gpu_words(name: str, *, memory: bool = True) -> tuple[str, ...]:
+    """A GPU name as lower-case words without its vendor; without its trailing memory size ("24 GB") too when
+    ``memory`` is false."""
+    words = tuple(name.casefold().replace("gb", " gb").split())
+    if words and words[0] in GPU_VENDORS:
+        words = words[1:]
+    if not memory and len(words) >= 2 and words[-1] == "gb" and words[-2].isdecimal():
+        return words[:-2]
+    return words
+
+
+def _contains_words(words: tuple[str, ...], part: tuple[str, ...]) -> bool:
+    return any(words[i : i + len(part)] == part for i in range(len(words) - len(part) + 1))
 
 
 def validate(training: TrainingSettings, plan: PlanSettings) -> None:

@@ -189,3 +189,30 @@ def test_find_gpu_names_the_field_for_an_unknown_card():
     with pytest.raises(InputError) as raised:
         find_gpu("Voodoo 2", DEFAULT_GPUS)
     assert "training.gpu" in raised.value.errors
+
+
+@pytest.mark.parametrize(
+    ("written", "card"),
+    [
+        ("NVIDIA RTX 4090", "NVIDIA RTX 4090 24 GB"),
+        ("rtx 4090", "NVIDIA RTX 4090 24 GB"),
+        ("RTX 4090 24GB", "NVIDIA RTX 4090 24 GB"),
+        ("H100", "NVIDIA H100 80 GB"),
+        ("NVIDIA H100 NVL", "NVIDIA H100 NVL 94 GB"),
+        ("h200 nvl", "NVIDIA H200 NVL 141 GB"),
+        ("MI300X", "AMD MI300X 192 GB"),
+        ("A100 80 GB", "NVIDIA A100 80 GB"),
+        ("RTX PRO 6000", "NVIDIA RTX PRO 6000 Blackwell 96 GB"),
+    ],
+)
+def test_a_gpu_written_as_people_write_it_finds_its_one_card(written, card):
+    assert find_gpu(written, DEFAULT_GPUS).name == card
+
+
+@pytest.mark.parametrize("written", ["A100", "RTX", "6000"])
+def test_a_gpu_name_that_fits_several_cards_is_refused_with_the_candidates(written):
+    with pytest.raises(InputError) as raised:
+        find_gpu(written, DEFAULT_GPUS)
+    message = raised.value.errors["training.gpu"][0]
+    assert "fits several cards" in message
+    assert written.casefold() in message.casefold()
