@@ -73,6 +73,11 @@ class ExpertQuantization:
 
     expert_params: int  # parameters in 3-D expert tensors
     quantized: Estimate  # the same configuration with quantize_moe_experts=True
+    # Quantizing raises the peak: without gradient checkpointing every MoE layer keeps its dequantized experts
+    # for the input's gradient, which outweighs the smaller stored weights.
+    raises_peak: bool
+    # When it does and checkpointing is off: quantized experts with checkpointing (one layer's copy at a time).
+    checkpointed: Estimate | None
 
 
 def expert_quantization(result: Estimate, gpus: tuple[Gpu, ...]) -> ExpertQuantization | None:
@@ -87,7 +92,12 @@ def expert_quantization(result: Estimate, gpus: tuple[Gpu, ...]) -> ExpertQuanti
     quantized = estimate(
         result.architecture, result.lora_settings, replace(training, quantize_moe_experts=True), gpus, result.name
     )
-    return ExpertQuantization(params, quantized)
+    raises_peak = quantized.memory.total_bytes > result.memory.total_bytes
+    checkpointed = None
+    if raises_peak and not training.gradient_checkpointing:
+        both = replace(training, quantize_moe_experts=True, gradient_checkpointing=True)
+        checkpointed = estimate(result.architecture, result.lora_settings, both, gpus, result.name)
+    return ExpertQuantization(params, quantized, raises_peak, checkpointed)
 
 
 def loss_baseline(result: Estimate, gpus: tuple[Gpu, ...]) -> Estimate | None:

@@ -198,6 +198,9 @@ def _experts(results: services.CalculatorResults, link: Link) -> dict[str, Any] 
         "peak_now": fmt.gib(now.total_bytes),
         "peak_quantized": fmt.gib(quantized.total_bytes),
         "fits_quantized": fit.fits,
+        "raises_peak": e.raises_peak,
+        "peak_checkpointed": fmt.gib(e.checkpointed.memory.total_bytes) if e.checkpointed else None,
+        "checkpointing_href": _url(link, {"quantize_moe_experts": True, "gradient_checkpointing": True}),
         "dtype": results.estimate.training.base_dtype,
         "href": _url(link, {"quantize_moe_experts": True}),
     }

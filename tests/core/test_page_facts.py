@@ -61,6 +61,25 @@ def test_expert_quantization_only_for_a_quantized_moe_base_that_keeps_its_expert
     )
 
 
+def test_quantized_experts_without_checkpointing_raise_the_peak_and_the_note_offers_checkpointing():
+    """Every MoE layer keeps its dequantized experts for backward without checkpointing (one layer with it)."""
+    arch = catalog_arch("qwen3-30b-a3b")
+    lora = LoraSettings(target_modules=("q_proj", "v_proj"))
+    plain = estimate(arch, lora, TrainingSettings(base_dtype="nf4"))
+    note = expert_quantization(plain, ())
+    assert note.raises_peak
+    assert note.quantized.memory.total_bytes > plain.memory.total_bytes
+    assert note.checkpointed is not None
+    assert note.checkpointed.training.gradient_checkpointing
+    assert note.checkpointed.training.quantize_moe_experts
+    assert note.checkpointed.memory.total_bytes < plain.memory.total_bytes / 2
+    checkpointed = estimate(arch, lora, TrainingSettings(base_dtype="nf4", gradient_checkpointing=True))
+    lowered = expert_quantization(checkpointed, ())
+    assert not lowered.raises_peak
+    assert lowered.checkpointed is None
+    assert lowered.quantized.memory.total_bytes < checkpointed.memory.total_bytes
+
+
 def test_loss_baseline_is_the_same_run_with_transformers_loss(llama8b):
     trl = estimate(llama8b, LoraSettings(), TrainingSettings(loss="trl_chunked_nll", gradient_checkpointing=True))
     baseline = loss_baseline(trl, ())

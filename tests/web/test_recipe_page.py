@@ -102,6 +102,18 @@ def test_a_4bit_moe_says_why_its_experts_stay_16bit_and_offers_to_quantize_them(
     assert 'data-testid="moe-experts"' not in text(client.get(base.replace("nf4", "bf16")))
 
 
+def test_quantizing_experts_without_checkpointing_says_why_the_peak_rises(client):
+    base = "/?preset=qwen3-30b-a3b&target_modules=q_proj&target_modules=v_proj&base_dtype=nf4"
+    note = text(client.get(base)).split('data-testid="moe-experts"')[1].split("</div>")[0]
+    assert "The peak rises" in note
+    assert "with gradient checkpointing only the recomputed layer does" in note
+    link = html.unescape(re.search(r'href="([^"]+)">Quantize the experts with checkpointing', note)[1])
+    assert "gradient_checkpointing=true" in link
+    assert "quantize_moe_experts=true" in link
+    calm = text(client.get(base + "&gradient_checkpointing=true")).split('data-testid="moe-experts"')[1]
+    assert "The peak rises" not in calm.split("</div>")[0]
+
+
 def test_the_recipe_export_panel(client):
     body = text(client.get("/?preset=llama-3.2-3b&framework=axolotl&target_modules=all-linear&base_dtype=nf4"))
     panel = body.split('data-testid="recipe-export"')[1].split("</section>")[0]
