@@ -173,7 +173,9 @@ class Architecture:
 
     def __post_init__(self) -> None:
         tied = frozenset(path for path, _ in self.tied)
-        total = sum(s.params for s in self.stacks) + sum(m.numel for m in self.global_modules if m.path not in tied)
+        total = sum(s.params for s in self.stacks) + sum(
+            p.numel for m in self.global_modules for p in _own_params(m, tied)
+        )
         object.__setattr__(self, "_base_params", total)
         key = (self.model_type, self.stacks, self.global_modules, self.tied, self.default_target_modules, self.dims)
         object.__setattr__(self, "_hash", hash(key))
@@ -200,8 +202,12 @@ class Architecture:
     @property
     def global_params(self) -> int:
         """Parameters outside the layers; a tied module shares the other's weight (counted once)."""
-        tied = self.tied_paths
-        return sum(m.numel for m in self.global_modules if m.path not in tied)
+        return sum(p.numel for m in self.global_modules for p in self.own_params(m))
+
+    def own_params(self, module: Module) -> tuple[Param, ...]:
+        """The parameters ``model.parameters()`` lists for ``module``: a tied module's weight is the other
+        module's, but its own bias is its own (Phi's output head keeps its bias when tied)."""
+        return _own_params(module, self.tied_paths)
 
     @property
     def base_params(self) -> int:
@@ -246,3 +252,9 @@ class Architecture:
         for module in self.global_modules:
             if module.kind in LINEAR_KINDS and module.path not in self.tied_paths:
                 yield module, 1
+
+
+def _own_params(module: Module, tied: frozenset[str]) -> tuple[Param, ...]:
+    if module.path not in tied:
+        return module.params
+    return tuple(p for p in module.params if p.name != "weight")

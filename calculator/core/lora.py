@@ -516,11 +516,8 @@ def trainable_tokens(arch: Architecture, lora: LoraSettings) -> list[tuple[str, 
 def _base_biases(arch: Architecture) -> Iterator[tuple[str, tuple[int, ...]]]:
     """bias="all": PEFT 0.21 makes every parameter named ``bias`` trainable (``n == "bias" or
     n.endswith(".bias")``), so ``dt_bias`` or gpt-oss's ``gate_up_proj_bias`` stay frozen."""
-    tied = arch.tied_paths
     for path, module in arch.modules():
-        if path in tied:
-            continue
-        for param in module.params:
+        for param in arch.own_params(module):
             if param.name == "bias":
                 yield f"{path}.{param.name}", param.shape
 

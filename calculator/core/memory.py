@@ -104,8 +104,7 @@ def full_finetune_static_memory(arch: Architecture, training: TrainingSettings) 
         for m in kind.modules
         for p in m.params
     ]
-    tied = arch.tied_paths
-    tensors += [StateTensor(p.shape, 1, elem) for m in arch.global_modules if m.path not in tied for p in m.params]
+    tensors += [StateTensor(p.shape, 1, elem) for m in arch.global_modules for p in arch.own_params(m)]
     weights = sum(t.numel * t.count * t.element_bytes for t in tensors)
     return _static(distribute(FrozenBase(weights, 0), tensors, training, trainable_outside_base_bytes=0))
 

@@ -564,10 +564,7 @@ def _components(arch: Architecture, family: Family) -> tuple[tuple[str, int], ..
     prefixes = sorted(((p, n) for n, p in family.components if p), key=lambda x: -len(x[0]))
     fallback = next((n for n, p in family.components if not p), "other")
     totals.setdefault(fallback, 0)
-    tied = arch.tied_paths
     for path, module in arch.modules():
-        if path in tied:
-            continue
         name = next((n for p, n in prefixes if path == p or path.startswith(p + ".")), fallback)
-        totals[name] = totals.get(name, 0) + module.numel
+        totals[name] = totals.get(name, 0) + sum(p.numel for p in arch.own_params(module))
     return tuple((name, total) for name, total in totals.items() if total)
