@@ -318,6 +318,13 @@ def build(
         raise _Stop from None
 
 
+def _same_weight_shape(modules: list[Module], head: str, embedding: str) -> bool:
+    """transformers ties the output head to the embeddings only when their weights have one shape: Mllama's
+    embedding table has 8 extra rows, so its head stays its own whatever ``tie_word_embeddings`` says."""
+    weights = {m.path: p.shape for m in modules if m.path in (head, embedding) for p in m.params if p.name == "weight"}
+    return head in weights and weights.get(head) == weights.get(embedding)
+
+
 class _Stop(Exception):
     """Raised after errors were recorded: the caller raises them."""
 
@@ -340,7 +347,7 @@ def _build(family: Family, values: Values, errors: ErrorCollector) -> Architectu
     global_modules += written_modules(family.extra, values)
     head = text.head
     embedding = _join(text.prefix, text.embedding)
-    tied = ((head, embedding),) if values.eval(text.tie) else ()
+    tied = ((head, embedding),) if values.eval(text.tie) and _same_weight_shape(global_modules, head, embedding) else ()
     forward = _forward(family, values, stack)
     arch = Architecture(
         model_type=family.model_type,
