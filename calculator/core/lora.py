@@ -273,6 +273,10 @@ def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped],
                     keys = tuple(stack.key(i, module.path) for i in members)
                     key = stack.key(representative, module.path)
                     consider(key, module, keys, stack_index, tuple(members), paths)
+    for stack in arch.stacks:  # a name that ends a layer's own key ("0", "layers.3") matches the whole layer
+        hit = matcher.whole_layer_match(stack)
+        if hit is not None:
+            unsupported.add(f"{stack.key(hit, '')} (a whole layer)")
     if conv_ranks:
         unsupported.add(
             "convolutions need a rank that is a multiple of their channel groups (PEFT): "
@@ -324,7 +328,14 @@ def _check_selection(
             + ", ".join(sorted(unsupported)[:8])
             + ".",
         )
-    if not wrapped and not parameters:
+    lists = _saved_module_lists(arch, lora.modules_to_save or ())
+    if lists:
+        errors.add(
+            "lora.modules_to_save",
+            f"modules_to_save cannot copy a list of layers (PEFT refuses a ModuleList): {', '.join(lists)}; "
+            "name the modules inside the layers instead.",
+        )
+    if not wrapped and not parameters and not unsupported and not lists:  # else those say what went wrong
         what = lora.target_parameters if lora.target_modules is None else matcher.targets
         field = (
             "lora.target_parameters"
@@ -520,6 +531,18 @@ def _base_biases(arch: Architecture) -> Iterator[tuple[str, tuple[int, ...]]]:
         for param in arch.own_params(module):
             if param.name == "bias":
                 yield f"{path}.{param.name}", param.shape
+
+
+def _saved_module_lists(arch: Architecture, names: tuple[str, ...]) -> list[str]:
+    """Stacks of layers (``nn.ModuleList``) that ``modules_to_save`` would wrap (``key.endswith(name)``, the
+    outermost match first): PEFT's ModulesToSaveWrapper raises a TypeError for a ModuleList."""
+    found = []
+    for stack in arch.stacks:
+        parts = stack.prefix.split(".")
+        ancestors = [".".join(parts[:i]) for i in range(1, len(parts))]
+        if any(stack.prefix.endswith(n) for n in names) and not any(a.endswith(n) for a in ancestors for n in names):
+            found.append(stack.prefix)
+    return found
 
 
 def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Module, tuple[str, ...]]]:

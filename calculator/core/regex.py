@@ -224,6 +224,7 @@ class LinearPattern:
         "_cached_elements",
         "_canonical",
         "_chars",
+        "_ends",
         "_epsilons",
         "_moves",
         "_prefixes",
@@ -247,6 +248,7 @@ class LinearPattern:
         self._canonical: dict[States, States] = {}
         self._cached_elements = 0
         self._prefixes: dict[tuple[str, str | None], tuple[Cursor, bool]] = {}
+        self._ends: dict[tuple[States, bool], bool] = {}  # whether the end of the subject accepts there
         self.start = Cursor(self._closure({entry}, at_start=True, at_end=False), True)
 
     def _closure(self, states: set[int] | States, *, at_start: bool, at_end: bool) -> States:
@@ -305,16 +307,25 @@ class LinearPattern:
             states = self._step(states, char)
         return Cursor(states, cursor.at_start and not text), reached
 
+    def _scan_head(self, head: str) -> tuple[Cursor, bool]:
+        """``scan`` from the start over ``head``, remembered: module names share their leading components
+        (``model.layers.17.self_attn.``), so each is read once and only the last component is read per name."""
+        if not head:
+            return self.start, False
+        known = self._prefixes.get((head, None))
+        if known is None:
+            if len(self._prefixes) >= MAX_CACHED_PREFIXES:
+                self._prefixes.clear()
+            known = self._prefixes[(head, None)] = self.scan(self.start, head)
+        return known
+
     def prefix_signature(self, common: str, suffix: str) -> tuple[States, bool]:
         """What the automaton knows after reading ``common + suffix``: its states, and whether ``re.match``
         on that text succeeds. Names of a stack of layers share ``common`` (read once) and differ in a short
         ``suffix``; answers are remembered per text, as several counts of one request ask the same."""
         known = self._prefixes.get((common, suffix))
         if known is None:
-            shared = self._prefixes.get((common, None))  # the scan of ``common`` alone, flag without its end
-            if shared is None:
-                shared = self._prefixes[(common, None)] = self.scan(self.start, common)
-            cursor, matched = shared
+            cursor, matched = self._scan_head(common)
             cursor, reached = self.scan(cursor, suffix)
             matched = matched or reached or self._accepts_at_end(cursor)
             if len(self._prefixes) >= MAX_CACHED_PREFIXES:
@@ -322,23 +333,38 @@ class LinearPattern:
             known = self._prefixes[(common, suffix)] = (cursor, matched)
         return known[0].states, known[1]
 
+    def fullmatch_parts(self, common: str, suffix: str) -> bool:
+        """``fullmatch(common + suffix)``, with ``common`` read once for many suffixes (a stack's layer names)."""
+        cursor, _ = self._scan_head(common)
+        return self._accepts_at_end(self.advance(cursor, suffix))
+
     def _accepts_at_end(self, cursor: Cursor) -> bool:
-        return self._accept in self._closure(cursor.states, at_start=cursor.at_start, at_end=True)
+        key = (cursor.states, cursor.at_start)
+        known = self._ends.get(key)
+        if known is None:
+            if len(self._ends) >= MAX_CACHED_MOVES:
+                self._ends.clear()
+            known = self._ends[key] = self._accept in self._closure(
+                cursor.states, at_start=cursor.at_start, at_end=True
+            )
+        return known
 
     def fullmatch(self, text: str, cursor: Cursor | None = None) -> bool:
         """``re.fullmatch(pattern, prefix + text) is not None``, where ``cursor`` stands after ``prefix``."""
-        return self._accepts_at_end(self.advance(cursor or self.start, text))
+        if cursor is None:
+            head, dot, tail = text.rpartition(".")
+            cursor, _ = self._scan_head(head + dot)
+            text = tail
+        return self._accepts_at_end(self.advance(cursor, text))
 
     def match(self, text: str) -> bool:
         """``re.match(pattern, text) is not None``: some prefix of ``text`` matches."""
-        states = self.start.states
-        for char in text:
-            if self._accept in states:
-                return True
-            if not states:
-                return False
-            states = self._step(states, char)
-        return self._accepts_at_end(Cursor(states, not text))
+        head, dot, tail = text.rpartition(".")
+        cursor, reached = self._scan_head(head + dot)
+        if reached:
+            return True
+        cursor, reached = self.scan(cursor, tail)
+        return reached or self._accepts_at_end(cursor)
 
 
 @lru_cache(maxsize=512)

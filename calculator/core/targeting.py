@@ -14,7 +14,7 @@ thousand named targets costs about what a 32-layer one does.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from .architecture import LINEAR_KINDS, Architecture, Kind, Module, Stack
 from .errors import ErrorCollector
@@ -115,6 +115,22 @@ class Matcher:
                 return False
             return index == layers if isinstance(layers, int) else index in (layers or ())
         return found
+
+    def whole_layer_match(self, stack: Stack) -> int | None:
+        """A layer of ``stack`` whose own name (``model.layers.3``) a target rule matches, which PEFT refuses
+        (a decoder layer cannot carry LoRA); None when there is none. Only layers a rule can name are tried:
+        a list entry ending in that index, or a regex that fullmatches the name."""
+        if self.all_linear:
+            return None
+        count = len(stack.layout)
+        if self.regex is not None:
+            common = f"{stack.prefix}."
+            candidates: Iterable[int] = (i for i in range(count) if self.regex.fullmatch_parts(common, str(i)))
+        else:
+            named = {int(t.rsplit(".", 1)[-1]) for t in self.target_set if t.rsplit(".", 1)[-1].isdecimal()}
+            candidates = sorted(i for i in named if i < count)
+        layer = Module("", Kind.CONTAINER)
+        return next((i for i in candidates if self.matches(stack.key(i, ""), layer) is True), None)
 
     def matches_key(self, key: str) -> bool:
         """The name-only decision (regex targets), for keys that are parameters or vanished modules."""

@@ -1,0 +1,80 @@
+"""Cases a differential fuzz against PEFT 0.21 found (random small configs x random LoraConfigs, transformers
+5.23 on the meta device; the expected numbers are what PEFT printed for these exact inputs)."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from calculator.core import InputError, LoraSettings, architecture_from_config, count_lora
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "peft_params_2026.json").read_text())
+
+
+def config(slug: str, **overrides: object) -> dict:
+    found = copy.deepcopy(GOLDEN["architectures"][slug]["config"])
+    for key, value in overrides.items():
+        target = found["text_config"] if key.startswith("text_") and "text_config" in found else found
+        target[key.removeprefix("text_") if target is not found else key] = value
+    return found
+
+
+@pytest.mark.parametrize(
+    ("bias", "trainable"),
+    [("none", 1920), ("all", 6912)],  # bias="all" trains the tied head's own bias too (1,024)
+)
+def test_a_tied_output_head_keeps_its_own_bias(bias, trainable):
+    arch = architecture_from_config(config("phi", tie_word_embeddings=True))
+    assert arch.base_params == 726_400  # transformers: lm_head.weight is the embedding's, lm_head.bias is not
+    result = count_lora(arch, LoraSettings(r=1, lora_alpha=7, target_modules=("fc1",), bias=bias))
+    assert (result.trainable_params, result.all_params) == (trainable, 728_320)
+
+
+def test_mllama_never_ties_its_head_because_its_embedding_table_has_extra_rows():
+    arch = architecture_from_config(config("mllama", text_tie_word_embeddings=True))
+    assert arch.base_params == 1_124_868  # the same as untied
+    result = count_lora(arch, LoraSettings(r=2, lora_alpha=16, target_modules=("q_proj",)))
+    assert (result.trainable_params, result.all_params) == (2560, 1_127_428)
+
+
+@pytest.mark.parametrize(
+    ("slug", "targets", "layer"),
+    [
+        ("qwen2_5_vl", ("q_proj", "2"), "model.visual.blocks.2"),  # a layer index names the whole block
+        ("qwen2_5_vl", ("q_proj", "layers.0"), "model.language_model.layers.0"),
+        ("phi", r".*\.1", "model.layers.1"),  # a regex that matches a layer's own name
+    ],
+)
+def test_a_name_that_matches_a_whole_layer_is_refused_as_peft_refuses_it(slug, targets, layer):
+    with pytest.raises(InputError) as raised:
+        count_lora(architecture_from_config(config(slug)), LoraSettings(r=2, target_modules=targets))
+    message = " ".join(raised.value.errors["lora.target_modules"])
+    assert f"{layer} (a whole layer)" in message
+    assert "not found" not in message
+
+
+@pytest.mark.parametrize(("slug", "name"), [("qwen2_moe", "layers"), ("qwen2_5_vl", "blocks")])
+def test_modules_to_save_on_a_list_of_layers_is_refused_as_peft_refuses_a_module_list(slug, name):
+    lora = LoraSettings(r=2, target_modules=("v_proj", "down_proj"), modules_to_save=(name,))
+    with pytest.raises(InputError) as raised:
+        count_lora(architecture_from_config(config(slug)), lora)
+    assert "ModuleList" in raised.value.errors["lora.modules_to_save"][0]
+
+
+def test_modules_to_save_inside_a_saved_container_is_not_a_module_list():
+    """``model`` is wrapped first (outermost), so its layer list is never wrapped on its own."""
+    assert not any(
+        "ModuleList" in m
+        for m in _errors(
+            config("qwen2_moe"), LoraSettings(r=2, target_modules=("v_proj",), modules_to_save=("model", "layers"))
+        )
+    )
+
+
+def _errors(cfg: dict, lora: LoraSettings) -> list[str]:
+    try:
+        count_lora(architecture_from_config(cfg), lora)
+    except InputError as error:
+        return [m for messages in error.errors.values() for m in messages]
+    return []
