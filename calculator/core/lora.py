@@ -429,6 +429,19 @@ def _assemble(
         for key in keys:
             copy_keys.extend((f"{key}.{p.name}", p.shape) for p in module.params)
 
+    # A saved container holding adapted modules: PEFT injects LoRA first, so the copy carries (trainable) LoRA
+    # weights and the frozen original keeps its own: one more, frozen, set of them in ``all``. Likewise a
+    # matching module nested in a saved one gets a frozen copy of its own.
+    frozen_params = 0
+    if saved:
+        frozen_params += _nested_copy_params(arch, lora.modules_to_save or (), saved)
+    if saved and wrapped:
+        copied_containers = {key for _, keys in saved for key in keys}
+        for key, module, r in adapted_keys:
+            parts = key.split(".")
+            if any(".".join(parts[:i]) in copied_containers for i in range(1, len(parts))):
+                frozen_params += adapter_params(module, r, lora)[0]
+
     token_params = 0
     for path, dim, indices in trainable_tokens(arch, lora):
         token_params += len(indices) * dim
@@ -454,7 +467,7 @@ def _assemble(
     return LoraCount(
         base_params=base,
         trainable_params=lora_params + bias_params + saved_params + token_params,
-        all_params=base + lora_params + saved_params + token_params,
+        all_params=base + lora_params + saved_params + token_params + frozen_params,
         lora_params=lora_params,
         bias_params=bias_params,
         modules_to_save_params=saved_params + token_params,
@@ -574,6 +587,28 @@ def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Modul
                     layer_wrapped[int(key.removeprefix(stack.prefix + ".").split(".")[0])].append(module.path)
                 found.append((_with_subtree(kind.modules, module), hits))
     return [(m, keys) for m, keys in found if m.numel]
+
+
+def _nested_copy_params(arch: Architecture, names: tuple[str, ...], saved: list[tuple[Module, tuple[str, ...]]]) -> int:
+    """Modules inside a saved container whose names match too (Lfm2's ``conv.conv`` under ``["conv"]``): PEFT
+    reaches them through the container's wrapper, which hands attribute access to the original module, and wraps
+    them there as well: one more, frozen, copy each, counted in ``all`` only."""
+    copied = {key for _, keys in saved for key in keys}
+
+    def nested(key: str) -> bool:
+        if key in copied or not any(key.endswith(n) for n in names):
+            return False
+        parts = key.split(".")
+        return any(".".join(parts[:i]) in copied for i in range(1, len(parts)))
+
+    total = sum(_with_subtree(arch.global_modules, m).numel for m in arch.global_modules if nested(m.path))
+    for stack in arch.stacks:
+        for kind_index, kind in enumerate(stack.kinds):
+            for module in kind.modules:
+                if module.path:
+                    hits = sum(nested(stack.key(i, module.path)) for i in stack.layers_of(kind_index))
+                    total += hits * _with_subtree(kind.modules, module).numel if hits else 0
+    return total
 
 
 def _inside(path: str, wrapped: list[str]) -> bool:

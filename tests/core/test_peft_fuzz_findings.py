@@ -78,3 +78,21 @@ def _errors(cfg: dict, lora: LoraSettings) -> list[str]:
     except InputError as error:
         return [m for messages in error.errors.values() for m in messages]
     return []
+
+
+@pytest.mark.parametrize(
+    ("slug", "lora", "trainable", "all_params"),
+    [
+        # the saved self_attn copies carry k_proj's LoRA; the frozen originals keep theirs ("attn" ends
+        # "self_attn" for modules_to_save's endswith, not for the exclusion regex, so k_proj is adapted)
+        ("qwen2_5_vl-tied", {"r": 2, "lora_alpha": 32, "target_modules": ("k_proj",), "modules_to_save": ("attn",)},
+         215_936, 1_180_736),
+        # conv.conv also ends in "conv": PEFT wraps it again inside the original container (a frozen copy)
+        ("lfm2", {"r": 1, "lora_alpha": 1, "target_modules": r".*\.(v_proj|out_proj|w2)", "bias": "all",
+                  "modules_to_save": ("conv",)}, 267_648, 1_648_768),
+        ("lfm2", {"r": 2, "target_modules": ("q_proj",), "modules_to_save": ("conv", "in_proj")}, 264_704, 1_842_432),
+    ],
+)  # fmt: skip
+def test_saved_containers_count_the_frozen_originals_of_what_they_hold(slug, lora, trainable, all_params):
+    result = count_lora(architecture_from_config(config(slug)), LoraSettings(**lora))
+    assert (result.trainable_params, result.all_params) == (trainable, all_params)
