@@ -169,13 +169,6 @@ def effective_settings(arch: Architecture, lora: LoraSettings) -> LoraSettings:
         lora = converted
     if lora.ensure_weight_tying and arch.tied:
         lora = _tie_embedding_targets(arch, lora)
-    if lora.target_parameters:
-        # PEFT's ParamWrapper (LoRA on a bare parameter) supports none of these.
-        for field, active in (("use_dora", lora.use_dora), ("lora_bias", lora.lora_bias)):
-            if active:
-                errors.add(f"lora.{field}", f"{field}=True does not work on target parameters (MoE experts, router).")
-        if lora.lora_dropout > 0:
-            errors.add("lora.lora_dropout", "lora_dropout must be 0 when target parameters (MoE experts) are adapted.")
     errors.raise_if_any()
     return lora
 
@@ -321,12 +314,27 @@ def _check_selection(
     unsupported: set[str],
     errors: ErrorCollector,
 ) -> None:
+    if parameters:
+        # PEFT's ParamWrapper (LoRA on a bare parameter) supports none of these; it refuses them when it wraps
+        # one, so target_parameters that find nothing (an MoE config whose layers are all dense) pass.
+        for field, active in (("use_dora", lora.use_dora), ("lora_bias", lora.lora_bias)):
+            if active:
+                errors.add(f"lora.{field}", f"{field}=True does not work on target parameters (MoE experts, router).")
+        if lora.lora_dropout > 0:
+            errors.add("lora.lora_dropout", "lora_dropout must be 0 when target parameters (MoE experts) are adapted.")
     if unsupported:
         errors.add(
             "lora.target_modules",
             "Only linear, convolution and embedding layers can carry LoRA (PEFT); these matched modules cannot: "
             + ", ".join(sorted(unsupported)[:8])
             + ".",
+        )
+    inside = _saved_in_parameter_wrappers(arch, lora.modules_to_save or (), parameters)
+    if inside:
+        errors.add(
+            "lora.modules_to_save",
+            "modules_to_save cannot copy a module whose parameters carry LoRA through target_parameters, nor one "
+            f"inside it (PEFT refuses a ParamWrapper and its children): {', '.join(inside[:4])}.",
         )
     lists = _saved_module_lists(arch, lora.modules_to_save or ())
     if lists:
@@ -435,12 +443,18 @@ def _assemble(
     frozen_params = 0
     if saved:
         frozen_params += _nested_copy_params(arch, lora.modules_to_save or (), saved)
-    if saved and wrapped:
+    if saved and (wrapped or parameter_keys):
         copied_containers = {key for _, keys in saved for key in keys}
-        for key, module, r in adapted_keys:
+
+        def in_copy(key: str) -> bool:
             parts = key.split(".")
-            if any(".".join(parts[:i]) in copied_containers for i in range(1, len(parts))):
-                frozen_params += adapter_params(module, r, lora)[0]
+            return any(".".join(parts[:i]) in copied_containers for i in range(1, len(parts)))
+
+        frozen_params += sum(adapter_params(module, r, lora)[0] for key, module, r in adapted_keys if in_copy(key))
+        for key, shape, r in parameter_keys:
+            if in_copy(key):
+                experts, a, b = parameter_in_out(shape)
+                frozen_params += r * experts * (a + b) + (b if lora.lora_bias else 0)
 
     token_params = 0
     for path, dim, indices in trainable_tokens(arch, lora):
@@ -546,6 +560,23 @@ def _base_biases(arch: Architecture) -> Iterator[tuple[str, tuple[int, ...]]]:
                 yield f"{path}.{param.name}", param.shape
 
 
+def _saved_in_parameter_wrappers(
+    arch: Architecture, names: tuple[str, ...], parameters: list[tuple[str, Module, Param, int, float]]
+) -> list[str]:
+    """Modules ``modules_to_save`` names that are, or sit inside, a module whose parameter ``target_parameters``
+    adapts: PEFT has wrapped it in a ParamWrapper first and refuses to wrap it or its children again."""
+    if not names or not parameters:
+        return []
+    holders = {key.rsplit(".", 1)[0] for key, *_ in parameters}
+    found = []
+    for key, _module in arch.modules():
+        if any(key.endswith(n) for n in names):
+            parts = key.split(".")
+            if any(".".join(parts[:i]) in holders for i in range(1, len(parts) + 1)):
+                found.append(key)
+    return found
+
+
 def _saved_module_lists(arch: Architecture, names: tuple[str, ...]) -> list[str]:
     """Stacks of layers (``nn.ModuleList``) that ``modules_to_save`` would wrap (``key.endswith(name)``, the
     outermost match first): PEFT's ModulesToSaveWrapper raises a TypeError for a ModuleList."""
@@ -568,9 +599,11 @@ def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Modul
     wrapped: list[str] = []
     for module in arch.global_modules:
         if any(module.path.endswith(n) for n in names) and not _inside(module.path, wrapped):
-            found.append((_with_subtree(arch.global_modules, module), (module.path,)))
+            found.append((_global_subtree(arch, module), (module.path,)))
             wrapped.append(module.path)
     for stack in arch.stacks:
+        if _inside(stack.prefix, wrapped):
+            continue  # copied whole with a saved container around the stack (``["model"]``)
         for kind_index, kind in enumerate(stack.kinds):
             layers = stack.layers_of(kind_index)
             layer_wrapped: dict[int, list[str]] = {}
@@ -589,6 +622,22 @@ def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Modul
     return [(m, keys) for m, keys in found if m.numel]
 
 
+def _global_subtree(arch: Architecture, container_module: Module) -> Module:
+    """A saved global container copies its children, the stacks of layers under it included (``["model"]``
+    copies the whole text model)."""
+    outside = _with_subtree(arch.global_modules, container_module)
+    prefix = f"{container_module.path}."
+    layers = tuple(
+        p
+        for stack in arch.stacks
+        if stack.prefix.startswith(prefix)
+        for kind_index in stack.layout
+        for m in stack.kinds[kind_index].modules
+        for p in m.params
+    )
+    return Module(container_module.path, container_module.kind, outside.params + layers) if layers else outside
+
+
 def _nested_copy_params(arch: Architecture, names: tuple[str, ...], saved: list[tuple[Module, tuple[str, ...]]]) -> int:
     """Modules inside a saved container whose names match too (Lfm2's ``conv.conv`` under ``["conv"]``): PEFT
     reaches them through the container's wrapper, which hands attribute access to the original module, and wraps
@@ -601,7 +650,7 @@ def _nested_copy_params(arch: Architecture, names: tuple[str, ...], saved: list[
         parts = key.split(".")
         return any(".".join(parts[:i]) in copied for i in range(1, len(parts)))
 
-    total = sum(_with_subtree(arch.global_modules, m).numel for m in arch.global_modules if nested(m.path))
+    total = sum(_global_subtree(arch, m).numel for m in arch.global_modules if nested(m.path))
     for stack in arch.stacks:
         for kind_index, kind in enumerate(stack.kinds):
             for module in kind.modules:

@@ -96,3 +96,54 @@ def _errors(cfg: dict, lora: LoraSettings) -> list[str]:
 def test_saved_containers_count_the_frozen_originals_of_what_they_hold(slug, lora, trainable, all_params):
     result = count_lora(architecture_from_config(config(slug)), LoraSettings(**lora))
     assert (result.trainable_params, result.all_params) == (trainable, all_params)
+
+
+@pytest.mark.parametrize(
+    ("slug", "lora", "trainable", "all_params"),
+    [
+        # ["model"] copies the whole text model, its layers included (PEFT wraps the outermost match)
+        ("olmo2", {"r": 16, "target_modules": ("down_proj", "o_proj", "lm_head", "gate_proj"),
+                   "modules_to_save": ("model",)}, 716_416, 1_545_472),
+        ("falcon-old", {"r": 1, "lora_alpha": 32, "target_modules": ("dense_4h_to_h", "query_key_value", "lm_head"),
+                        "modules_to_save": ("transformer",)}, 649_344, 1_297_536),
+        ("qwen2_5_vl-tied", {"r": 1, "lora_alpha": 8, "target_modules": ("gate_proj", "v_proj"),
+                             "modules_to_save": ("language_model",)}, 649_728, 1_613_376),
+        # mlp nested in model: a frozen copy of each mlp inside the copied model
+        ("olmo2", {"r": 16, "target_modules": ("lm_head",), "modules_to_save": ("model", "mlp")},
+         716_416, 1_914_112),
+        # the saved mlp's experts carry target-parameter LoRA (down_proj rewritten): the original keeps its own
+        ("deepseek_v2", {"r": 1, "lora_alpha": 32, "target_modules": ("down_proj", "kv_a_proj_with_mqa"),
+                         "modules_to_save": ("mlp",)}, 420_856, 1_188_968),
+    ],
+)  # fmt: skip
+def test_saved_containers_holding_layers_or_parameter_adapters(slug, lora, trainable, all_params):
+    result = count_lora(architecture_from_config(config(slug)), LoraSettings(**lora))
+    assert (result.trainable_params, result.all_params) == (trainable, all_params)
+
+
+@pytest.mark.parametrize(
+    ("slug", "lora"),
+    [
+        ("qwen3_next", {"target_modules": (), "target_parameters": ("experts.down_proj",),
+                        "modules_to_save": ("experts",)}),
+        ("glm4_moe", {"target_modules": ("lm_head",), "target_parameters": ("experts.down_proj",),
+                      "modules_to_save": ("act_fn",)}),
+    ],
+)  # fmt: skip
+def test_modules_to_save_on_or_inside_a_parameter_wrapper_is_refused(slug, lora):
+    with pytest.raises(InputError) as raised:
+        count_lora(architecture_from_config(config(slug)), LoraSettings(r=8, **lora))
+    assert "ParamWrapper" in raised.value.errors["lora.modules_to_save"][0]
+
+
+def test_lora_bias_passes_when_the_rewritten_expert_targets_find_no_experts():
+    """all-linear on glm4_moe adds the expert names as target_parameters; with every layer dense nothing is
+    wrapped as a parameter, and PEFT accepts lora_bias (it refuses it only on a ParamWrapper)."""
+    dense = config("glm4_moe-qk-norm", num_hidden_layers=1)
+    result = count_lora(architecture_from_config(dense), LoraSettings(r=8, target_modules="all-linear", lora_bias=True))
+    assert (result.trainable_params, result.all_params) == (9216, 468_832)
+    with pytest.raises(InputError):
+        count_lora(
+            architecture_from_config(config("glm4_moe-qk-norm")),
+            LoraSettings(r=8, target_modules="all-linear", lora_bias=True),
+        )
