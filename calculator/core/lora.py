@@ -286,22 +286,20 @@ def select_parameters(
     if not targets:
         return []
     found: list[tuple[str, Module, Param, int, float]] = []
-    for stack in arch.stacks:
-        for index, kind_index in enumerate(stack.layout):
-            for module in stack.kinds[kind_index].modules:
-                for param in module.params:
-                    if module.kind in LINEAR_KINDS and param.name == "bias":
-                        continue
-                    key = f"{stack.key(index, module.path)}.{param.name}"
-                    if any(s in targets for s in dotted_suffixes(key)):
-                        if len(param.shape) not in (2, 3):
-                            raise InputError.single(
-                                "lora.target_parameters",
-                                f"{key} is {len(param.shape)}-dimensional; PEFT's ParamWrapper adapts only 2-D and "
-                                "3-D parameters.",
-                            )
-                        r, alpha = matcher.rank_and_alpha(key)
-                        found.append((key, module, param, r, alpha))
+    for module_key, module in arch.modules():  # global ones too (a vision tower's position table)
+        for param in module.params:
+            if module.kind in LINEAR_KINDS and param.name == "bias":
+                continue
+            key = f"{module_key}.{param.name}"
+            if any(s in targets for s in dotted_suffixes(key)):
+                if len(param.shape) not in (2, 3):
+                    raise InputError.single(
+                        "lora.target_parameters",
+                        f"{key} is {len(param.shape)}-dimensional; PEFT's ParamWrapper adapts only 2-D and "
+                        "3-D parameters.",
+                    )
+                r, alpha = matcher.rank_and_alpha(key)
+                found.append((key, module, param, r, alpha))
     return found
 
 

@@ -147,3 +147,15 @@ def test_lora_bias_passes_when_the_rewritten_expert_targets_find_no_experts():
             architecture_from_config(config("glm4_moe-qk-norm")),
             LoraSettings(r=8, target_modules="all-linear", lora_bias=True),
         )
+
+
+def test_target_parameters_reach_parameters_outside_the_layers():
+    """Gemma 4's vision patch embedder holds a 3-D position table directly; PEFT wraps it like an expert."""
+    lora = LoraSettings(
+        r=1,
+        lora_alpha=16,
+        target_modules=("embedding_projection",),
+        target_parameters=("patch_embedder.position_embedding_table",),
+    )
+    result = count_lora(architecture_from_config(config("gemma4-moe")), lora)
+    assert (result.trainable_params, result.all_params) == (448, 1_776_344)
