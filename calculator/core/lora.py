@@ -334,6 +334,22 @@ def _check_selection(
             "modules_to_save cannot copy a module whose parameters carry LoRA through target_parameters, nor one "
             f"inside it (PEFT refuses a ParamWrapper and its children): {', '.join(inside[:4])}.",
         )
+    adapted = {key for item in wrapped for key in item.keys}
+    tied_copy = lora.ensure_weight_tying and arch.tied and arch.input_embedding in (lora.modules_to_save or ())
+    if tied_copy and arch.output_head in adapted:
+        errors.add(
+            "lora.modules_to_save",
+            f"With ensure_weight_tying the tied {arch.output_head} shares the saved embedding's copy, so it cannot "
+            "also carry LoRA (PEFT refuses it): drop it from target_modules.",
+        )
+    if lora.trainable_token_indices:
+        both = sorted({path for path, _, _ in trainable_tokens(arch, lora) if path in adapted})
+        if both:
+            errors.add(
+                "lora.trainable_token_indices",
+                f"{', '.join(both)} carries LoRA (targeted, or tied to a targeted head with ensure_weight_tying): "
+                "PEFT cannot add trainable tokens to a LoRA embedding.",
+            )
     lists = _saved_module_lists(arch, lora.modules_to_save or ())
     if lists:
         errors.add(
@@ -519,9 +535,12 @@ def trainable_tokens(arch: Architecture, lora: LoraSettings) -> list[tuple[str, 
         pairs = ((arch.input_embedding.rsplit(".", 1)[-1], tuple(i for i in given if isinstance(i, int))),)
     else:
         pairs = tuple(p for p in given if isinstance(p, tuple))
+    given_names = [n for n, _ in pairs]
     saved = lora.modules_to_save or ()
     errors = ErrorCollector()
-    for name, _ in pairs:
+    # PEFT compares the names as given; a plain list stands for the embedding's full path, which
+    # modules_to_save's short names never equal, so then both apply (a full copy and the token rows).
+    for name in given_names if isinstance(given[0], tuple) else (arch.input_embedding,):
         if name in saved:
             errors.add("lora.trainable_token_indices", f"{name!r} is already trained fully (modules_to_save).")
     tied = bool(arch.tied)

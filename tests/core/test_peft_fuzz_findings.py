@@ -159,3 +159,29 @@ def test_target_parameters_reach_parameters_outside_the_layers():
     )
     result = count_lora(architecture_from_config(config("gemma4-moe")), lora)
     assert (result.trainable_params, result.all_params) == (448, 1_776_344)
+
+
+def test_a_token_list_and_a_saved_embedding_both_apply():
+    """A plain index list names the embedding by its full path, which PEFT compares with modules_to_save's
+    short names: no conflict, so the full copy and the token rows both train."""
+    lora = LoraSettings(r=3, lora_alpha=1, target_modules=("o_proj",), trainable_token_indices=(5,),
+                        modules_to_save=("embed_tokens",))  # fmt: skip
+    result = count_lora(architecture_from_config(config("gemma3_text")), lora)
+    assert (result.trainable_params, result.all_params) == (136_960, 1_598_912)
+
+
+@pytest.mark.parametrize(
+    ("lora", "field"),
+    [
+        ({"target_modules": ("k_proj", "lm_head"), "trainable_token_indices": (0, 1), "ensure_weight_tying": True},
+         "lora.trainable_token_indices"),  # the head's LoRA is tied onto the embedding
+        ({"target_modules": ("k_proj", "embed_tokens"), "trainable_token_indices": (0, 1)},
+         "lora.trainable_token_indices"),
+        ({"target_modules": ("k_proj", "lm_head"), "modules_to_save": ("lm_head",), "ensure_weight_tying": True},
+         "lora.modules_to_save"),  # the head leaves modules_to_save for the tie, then carries LoRA
+    ],
+)  # fmt: skip
+def test_tied_embedding_combinations_peft_refuses(lora, field):
+    with pytest.raises(InputError) as raised:
+        count_lora(architecture_from_config(config("cohere2")), LoraSettings(r=8, **lora))
+    assert field in raised.value.errors
