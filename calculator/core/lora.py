@@ -335,6 +335,14 @@ def _check_selection(
             f"inside it (PEFT refuses a ParamWrapper and its children): {', '.join(inside[:4])}.",
         )
     adapted = {key for item in wrapped for key in item.keys}
+    names = lora.modules_to_save or ()
+    clashing = sorted(key for key in adapted if any(key.endswith(n) for n in names))
+    if clashing:
+        errors.add(
+            "lora.modules_to_save",
+            f"modules_to_save names modules that also carry LoRA ({', '.join(clashing[:4])}): PEFT matches "
+            "modules_to_save by the end of the name ('proj' ends 'q_proj') and refuses to copy a LoRA layer.",
+        )
     tied_copy = lora.ensure_weight_tying and arch.tied and arch.input_embedding in (lora.modules_to_save or ())
     if tied_copy and arch.output_head in adapted:
         errors.add(

@@ -185,3 +185,12 @@ def test_tied_embedding_combinations_peft_refuses(lora, field):
     with pytest.raises(InputError) as raised:
         count_lora(architecture_from_config(config("cohere2")), LoraSettings(r=8, **lora))
     assert field in raised.value.errors
+
+
+def test_modules_to_save_ending_an_adapted_name_is_refused():
+    """PEFT matches modules_to_save by the end of the name ("proj" ends "q_proj") but excludes from LoRA only
+    whole components: all-linear adapts q_proj, then copying it fails."""
+    lora = LoraSettings(r=1, lora_alpha=32, target_modules="all-linear", modules_to_save=("proj",))
+    with pytest.raises(InputError) as raised:
+        count_lora(architecture_from_config(config("qwen2_5_vl-tied")), lora)
+    assert "also carry LoRA" in raised.value.errors["lora.modules_to_save"][0]
