@@ -240,6 +240,7 @@ class MemoryForm:
     closed: bool = True
     multi_gpu: bool = False  # the fields carry their GPU rules
     _many: list[MemoryForm] = field(default_factory=list, compare=False, hash=False, repr=False)
+    _one_gpu: list[_PeakOnOneGpu] = field(default_factory=list, compare=False, hash=False, repr=False)
 
     def on_gpus(self, num_gpus: int) -> MemoryForm:
         """The form that answers for ``num_gpus`` (this one, or the one with GPU rules)."""
@@ -268,6 +269,10 @@ class MemoryForm:
             return self.on_gpus(num_gpus).total(batch_size, seq_len, r, num_gpus)
         if not self.closed:
             return self.estimate(batch_size, seq_len, r, num_gpus).total_bytes
+        if num_gpus <= 1:
+            if not self._one_gpu:
+                self._one_gpu.append(_PeakOnOneGpu.of([f.model for f in self._parts()]))
+            return self._one_gpu[0].value(batch_size, seq_len, r)
         return sum(f.value(batch_size, seq_len, r, num_gpus) for f in self.fields if f.name in PEAK_PARTS)
 
     # --- goal seeking: the largest value whose peak is at most `limit` ---
@@ -354,6 +359,47 @@ class MemoryForm:
             if many.total(*point, candidate) <= limit:
                 return candidate
         return None
+
+
+MAX_RANKS_REMEMBERED = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _PeakOnOneGpu:
+    """The peak on one GPU as one sum: the integer polynomials' coefficients added into one vector (exact: each
+    part is a whole number of bytes), and the parts that depend on r alone (optimizer states, per-rank fields)
+    remembered per rank. Why: the advice and the planner ask for hundreds of peaks per request; this makes each
+    one a single 10-term dot product instead of eight models evaluated and summed."""
+
+    coefficients: tuple[int, ...]
+    per_rank: tuple[Model, ...]  # OptimizerStates and PerRank: functions of r only
+    others: tuple[Model, ...]  # polynomials over a denominator: evaluated as they are
+    ranks: dict[int, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @staticmethod
+    def of(models: list[Model]) -> _PeakOnOneGpu:
+        coefficients = [0] * len(ZERO.coefficients)
+        per_rank: list[Model] = []
+        others: list[Model] = []
+        for model in models:
+            if isinstance(model, Poly) and model.denominator == 1:
+                coefficients = [a + b for a, b in zip(coefficients, model.coefficients, strict=True)]
+            elif isinstance(model, Poly):
+                others.append(model)
+            else:
+                per_rank.append(model)
+        return _PeakOnOneGpu(tuple(coefficients), tuple(per_rank), tuple(others))
+
+    def value(self, b: int, s: int, r: int) -> int:
+        total = sum(c * m for c, m in zip(self.coefficients, monomials(b, s, r), strict=True))
+        if self.per_rank:
+            known = self.ranks.get(r)
+            if known is None:
+                if len(self.ranks) >= MAX_RANKS_REMEMBERED:
+                    self.ranks.clear()
+                known = self.ranks[r] = sum(m.value(1, 1, r) for m in self.per_rank)
+            total += known
+        return total + sum(m.value(b, s, r) for m in self.others)
 
 
 def _in_batch(model: Model, s: int, r: int) -> tuple[Fraction, Fraction]:
@@ -454,7 +500,7 @@ def lora_count(arch: Architecture, lora: LoraSettings, r: int) -> LoraCount:
 def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm:
     """The form for this structure (the rank, micro-batch, sequence length and GPU count of the
     arguments do not matter). Raises what `count_lora` raises for invalid LoRA settings."""
-    lora, training = replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1)
+    lora, training = structure_key(lora, training)
     window = arch.forward.sliding_window if arch.forward is not None else None
     if window is None or training.attn_implementation != "sdpa":
         return _memory_form(arch, lora, training)
@@ -652,6 +698,8 @@ def _models(one_gpu: Model, values: list[int]) -> list[Model]:
     return fitted
 
 
+@lru_cache(maxsize=4096)
 def structure_key(lora: LoraSettings, training: TrainingSettings) -> tuple[LoraSettings, TrainingSettings]:
-    """What identifies a structure: everything but r, micro-batch, sequence length and GPU count."""
+    """What identifies a structure: everything but r, micro-batch, sequence length and GPU count (cached: the
+    advice asks for it hundreds of times a request, and a dataclass ``replace`` costs more than a lookup)."""
     return replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1)

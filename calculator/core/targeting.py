@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 
 from .architecture import LINEAR_KINDS, Architecture, Kind, Module, Stack
 from .errors import ErrorCollector
+from .key_patterns import KeyPatterns
 from .lora_settings import ALL_LINEAR, LoraSettings
 from .regex import LinearPattern, UnsupportedPattern, compile_pattern
 
@@ -83,6 +84,12 @@ class Matcher:
         self.alpha_keys = tuple(
             (_checked_regex(rf"(.*\.)?({k})$", "lora.alpha_pattern", errors), v) for k, v in lora.alpha_pattern
         )
+        self.rank_lookup = KeyPatterns(
+            [(k, p, v) for (k, v), (p, _) in zip(lora.rank_pattern, self.rank_keys, strict=True)]
+        )
+        self.alpha_lookup = KeyPatterns(
+            [(k, p, v) for (k, v), (p, _) in zip(lora.alpha_pattern, self.alpha_keys, strict=True)]
+        )
         patterns = lora.layers_pattern
         names = (patterns,) if isinstance(patterns, str) else tuple(patterns or ())
         # PEFT: re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", key) for each layers_pattern
@@ -132,9 +139,9 @@ class Matcher:
         return None
 
     def rank_and_alpha(self, key: str) -> tuple[int, float]:
-        r = next((v for regex, v in self.rank_keys if regex.match(key)), self.lora.r)
-        alpha = next((v for regex, v in self.alpha_keys if regex.match(key)), self.lora.lora_alpha)
-        return r, alpha
+        r = self.rank_lookup.lookup(key)
+        alpha = self.alpha_lookup.lookup(key)
+        return self.lora.r if r is None else r, self.lora.lora_alpha if alpha is None else alpha
 
     # --- deciding many layers at once -----------------------------------------------------------------
 
@@ -162,7 +169,10 @@ class Matcher:
         groups: dict[object, tuple[int, list[int]]] = {}
         common = f"{stack.prefix}."
         for i in layers:
-            signature: tuple[object, ...] = (i if i in self.named_layers else None,)
+            if i in self.named_layers:  # a list entry names this layer: a group of its own, whatever the patterns
+                groups[(i,)] = (i, [i])
+                continue
+            signature: tuple[object, ...] = (None,)
             for pattern in patterns:
                 signature += pattern.prefix_signature(common, f"{i}.")
             groups.setdefault(signature, (i, []))[1].append(i)
