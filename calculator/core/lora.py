@@ -273,7 +273,7 @@ def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped],
     for stack_index, stack in enumerate(arch.stacks):
         for kind_index, kind in enumerate(stack.kinds):
             layers = stack.layers_of(kind_index)
-            groups = matcher.layer_groups(stack, layers)
+            groups = matcher.layer_groups(stack, layers, [m.path for m in kind.modules if m.path])
             paths = frozenset(m.path for m in kind.modules)
             for module in kind.modules:
                 if not module.path:
