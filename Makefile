@@ -59,6 +59,7 @@ check-deploy: setup
 
 bench: serve-setup
 	$(PY) benchmarks/bench_http.py
+	$(PY) benchmarks/bench_permalink.py
 
 # Regenerates the golden files of tests/core/golden/ with the real libraries (torch, transformers, peft,
 # bitsandbytes) in their own Python 3.11 venv (torch 2.13.0's CPU wheel); about 20 minutes on 2 cores, plus about

@@ -6,7 +6,9 @@ Models are adapters to the pure core: `ModelPreset.to_spec()` gives the core's `
 
 from __future__ import annotations
 
+import json
 import secrets
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +80,15 @@ class ModelPreset(models.Model):
         return f"{reverse('calculator')}?preset={self.slug}"
 
     def to_spec(self) -> Architecture:
-        return architecture_from_config(self.config, field="config")
+        return _architecture_of(json.dumps(self.config, sort_keys=True))
+
+
+@lru_cache(maxsize=1024)
+def _architecture_of(config_json: str) -> Architecture:
+    """One architecture per distinct config. The catalog is re-read every few seconds in every worker; building
+    its ~70 architectures again cost over a second of CPU each time (stalling the requests beside it), and an
+    equal but new object made every engine cache compare architectures field by field instead of by identity."""
+    return architecture_from_config(json.loads(config_json), field="config")
 
 
 class GpuModel(models.Model):

@@ -37,9 +37,14 @@ class Activations:
     checkpoint_input_bytes: int = 0  # with checkpointing: what one checkpoint keeps (the layer input)
 
 
-def _layer_plans(arch: Architecture, count: LoraCount) -> list[tuple[Any, LayerPlan, int]]:
+@lru_cache(maxsize=256)
+def _layer_plans(arch: Architecture, count: LoraCount) -> tuple[tuple[Any, LayerPlan, int], ...]:
     """Runs of consecutive text layers of one kind with the same adapted modules and ranks:
-    (the kind's block, plan, number of layers)."""
+    (the kind's block, plan, number of layers).
+
+    Cached per count (the closed forms evaluate the same count at a dozen batch and sequence sizes), and a
+    layer without adapters of its own reuses its kind's plan: on a 1,024-layer model the per-layer sort was
+    most of an estimate."""
     stack = arch.text
     shared: dict[str, LoraModule] = {}
     specific: dict[int, dict[str, LoraModule]] = {}
@@ -56,16 +61,23 @@ def _layer_plans(arch: Architecture, count: LoraCount) -> list[tuple[Any, LayerP
             specific.setdefault(int(layer_text), {})[relative] = LoraModule(r, 0.0, False)
     paths = [_plan_paths(kind.modules) for kind in stack.kinds]
     runs: list[tuple[Any, LayerPlan, int]] = []
+    kind_plans: dict[int, LayerPlan] = {}
     for index, kind_index in enumerate(stack.layout):
-        relevant = paths[kind_index]
-        merged = {**shared, **specific.get(index, {})}
-        plan = tuple(sorted((p, m) for p, m in merged.items() if p.rsplit(".", 1)[0] in relevant or p in relevant))
+        own = specific.get(index)
+        if own is None and kind_index in kind_plans:
+            plan = kind_plans[kind_index]
+        else:
+            relevant = paths[kind_index]
+            merged = {**shared, **own} if own else shared
+            plan = tuple(sorted((p, m) for p, m in merged.items() if p.rsplit(".", 1)[0] in relevant or p in relevant))
+            if own is None:
+                kind_plans[kind_index] = plan
         block = stack.kinds[kind_index].block
         if runs and runs[-1][0] is block and runs[-1][1] == plan:
             runs[-1] = (block, plan, runs[-1][2] + 1)
         else:
             runs.append((block, plan, 1))
-    return runs
+    return tuple(runs)
 
 
 def _plan_paths(modules: tuple[Module, ...]) -> frozenset[str]:

@@ -20,7 +20,7 @@ from .architecture import Architecture
 from .bounds import MAX_SEQ_LEN
 from .estimate import memory_estimate
 from .flops import attention_module_names, flops_form
-from .form import lora_count, memory_form
+from .form import MemoryForm, WindowedForm, lora_count, memory_form, structure_key
 from .gpus import DOES_NOT_FIT, FITS, TIGHT, Gpu, safety_margin_bytes, verdict
 from .lora import LoraSettings
 from .runtime import PlanSettings, TimeEstimate, time_estimate
@@ -311,14 +311,8 @@ def _split(arch: Architecture, row: _Row, limit: int) -> _Row | None:
     (the peak grows with the micro-batch: the divisors are tried from the largest down)."""
     t = row.training
     effective = t.batch_size * row.accumulation
-    divisor = next(
-        (
-            d
-            for d in range(t.batch_size - 1, 0, -1)
-            if effective % d == 0 and _peak(arch, row.lora, replace(t, batch_size=d)) <= limit
-        ),
-        None,
-    )
+    peak = _batch_peak(arch, row.lora, t)
+    divisor = next((d for d in range(t.batch_size - 1, 0, -1) if effective % d == 0 and peak(d) <= limit), None)
     if divisor is None:
         return None
     steps = effective // divisor
@@ -368,8 +362,51 @@ def _structural(arch: Architecture, base: _Row, limit: int) -> list[_Row]:
     return rows
 
 
-@lru_cache(maxsize=4096)
+# A structure's closed form costs about as much as FORM_AFTER direct estimates to derive (`form.py`), so the peak is
+# evaluated directly until a structure has been asked that often (one advice asks ~20 times for the divisors of a
+# micro-batch; new configurations of the same structure keep asking), then from its form: never much more than
+# the direct cost on the first request of an unusual structure (1,024 layers), arithmetic on the next ones.
+FORM_AFTER = 24
+MAX_COUNTED_STRUCTURES = 4096
+_asked: dict[tuple[Architecture, LoraSettings, TrainingSettings], int] = {}
+_forms: dict[tuple[Architecture, LoraSettings, TrainingSettings], MemoryForm | WindowedForm] = {}
+
+
+def _form_for(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm | None:
+    """The structure's form once it has been asked for often enough to pay for itself, else None."""
+    key = (arch, *structure_key(lora, training))
+    form = _forms.get(key)
+    if form is not None:
+        return form
+    asked = _asked.get(key, 0)
+    if len(_asked) >= MAX_COUNTED_STRUCTURES:
+        _asked.clear()
+        _forms.clear()
+    _asked[key] = asked + 1
+    if asked + 1 < FORM_AFTER:
+        return None
+    form = _forms[key] = memory_form(arch, lora, training)
+    return form
+
+
 def _peak(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> int:
+    form = _form_for(arch, lora, training)
+    if form is None:
+        return _evaluated_peak(arch, lora, training)
+    return form.total(training.batch_size, training.seq_len, lora.r, training.num_gpus)
+
+
+def _batch_peak(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> Callable[[int], int]:
+    """The peak as a function of the micro-batch alone (the divisors `_split` tries)."""
+    form = _form_for(arch, lora, training)
+    if form is None:
+        return lambda b: _peak(arch, lora, replace(training, batch_size=b))
+    s, r, n = training.seq_len, lora.r, training.num_gpus
+    return lambda b: form.total(b, s, r, n)
+
+
+@lru_cache(maxsize=4096)
+def _evaluated_peak(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> int:
     return memory_estimate(arch, lora_count(arch, lora, lora.r), training).total_bytes
 
 

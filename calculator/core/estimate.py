@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from .activations import estimate_activations, place_activations
-from .adapter_file import adapter_file_bytes
+from .adapter_file import adapter_file_size
 from .architecture import Architecture
 from .dtypes import FLOAT_BYTES, compute_dtype
 from .errors import ErrorCollector, InputError
@@ -197,7 +197,7 @@ def _estimate(
         count=count,
         scaling=scaling(lora.lora_alpha, lora.r, lora.use_rslora),
         memory=memory,
-        adapter_file_bytes=adapter_file_bytes(count, training.adapter_dtype, training.base_dtype),
+        adapter_file_bytes=adapter_file_size(arch, lora, count, training.adapter_dtype, training.base_dtype),
         fits=fits(memory.total_bytes, gpus),
         peft_config=lora_config_snippet(lora, resolved),
         comparison=compare_scenarios(arch, count, training),

@@ -86,6 +86,7 @@ CHECK_POINTS: tuple[tuple[int, int, int], ...] = (
     (MAX_BATCH_SIZE, 64, 2),
     (1, MAX_SEQ_LEN, 1),
 )
+Rational = Fraction | int  # exact either way; ints where every denominator is 1
 HUGE_GPUS = 2**64  # more GPUs than any field has bytes: ceil(shard / n) is 1 or 0
 
 
@@ -138,15 +139,22 @@ class Poly:
     def value(self, b: int, s: int, r: int) -> int:
         return sum(c * m for c, m in zip(self.coefficients, monomials(b, s, r), strict=True)) // self.denominator
 
-    def in_batch(self, s: int, r: int) -> tuple[Fraction, Fraction, Fraction]:
+    def _rationals(self) -> tuple[Rational, ...]:
+        """The coefficients as numbers: plain integers when the denominator is 1 (nearly always), which the
+        goal seeking adds and multiplies several times faster than Fractions, with the same exact results."""
+        if self.denominator == 1:
+            return self.coefficients
+        return tuple(Fraction(x, self.denominator) for x in self.coefficients)
+
+    def in_batch(self, s: int, r: int) -> tuple[Rational, Rational, Rational]:
         """(per-b slope, constant, extra at b = 1) at fixed s and r."""
-        c = [Fraction(x, self.denominator) for x in self.coefficients]
+        c = self._rationals()
         slope = c[3] + c[4] * s + c[5] * s * r + c[6] * s * s + c[7] * _padded(s)
         return slope, c[0] + c[1] * r + c[2] * s + c[9] * s * s, c[8]
 
-    def in_sequence(self, b: int, r: int) -> tuple[Fraction, Fraction, Fraction, Fraction]:
+    def in_sequence(self, b: int, r: int) -> tuple[Rational, Rational, Rational, Rational]:
         """(s², s, padded s, constant) coefficients at fixed b and r."""
-        c = [Fraction(x, self.denominator) for x in self.coefficients]
+        c = self._rationals()
         return c[6] * b + c[9], c[2] + c[4] * b + c[5] * b * r, c[7] * b, c[0] + c[1] * r + c[3] * b + c[8] * (b == 1)
 
 
@@ -240,6 +248,7 @@ class MemoryForm:
     closed: bool = True
     multi_gpu: bool = False  # the fields carry their GPU rules
     _many: list[MemoryForm] = field(default_factory=list, compare=False, hash=False, repr=False)
+    _one_gpu: list[_PeakOnOneGpu] = field(default_factory=list, compare=False, hash=False, repr=False)
 
     def on_gpus(self, num_gpus: int) -> MemoryForm:
         """The form that answers for ``num_gpus`` (this one, or the one with GPU rules)."""
@@ -268,6 +277,10 @@ class MemoryForm:
             return self.on_gpus(num_gpus).total(batch_size, seq_len, r, num_gpus)
         if not self.closed:
             return self.estimate(batch_size, seq_len, r, num_gpus).total_bytes
+        if num_gpus <= 1:
+            if not self._one_gpu:
+                self._one_gpu.append(_PeakOnOneGpu.of([f.model for f in self._parts()]))
+            return self._one_gpu[0].value(batch_size, seq_len, r)
         return sum(f.value(batch_size, seq_len, r, num_gpus) for f in self.fields if f.name in PEAK_PARTS)
 
     # --- goal seeking: the largest value whose peak is at most `limit` ---
@@ -295,7 +308,8 @@ class MemoryForm:
         shards = self._shards(num_gpus)
         if not self.closed or any(_in_batch(m, seq_len, r)[0] != 0 for m in shards):
             return _bisect(lambda b: self.total(b, seq_len, r, num_gpus), limit, 1, MAX_BATCH_SIZE)
-        slope = constant = Fraction(0)
+        slope: Rational = 0
+        constant: Rational = 0
         for model, k in self._terms(num_gpus):
             a, c = _in_batch(model, seq_len, r)
             slope, constant = slope + k * a, constant + k * c
@@ -319,7 +333,10 @@ class MemoryForm:
         shards = self._shards(num_gpus)
         if not self.closed or any(any(_in_sequence(m, batch_size, r)[:3]) for m in shards):
             return search()  # a sharded part that grows with s: not expected, but stay exact
-        quadratic = linear = padded = constant = Fraction(0)
+        quadratic: Rational = 0
+        linear: Rational = 0
+        padded: Rational = 0
+        constant: Rational = 0
         for model, k in self._terms(num_gpus):
             q, lin, p, c = _in_sequence(model, batch_size, r)
             quadratic, linear, padded, constant = quadratic + k * q, linear + k * lin, padded + k * p, constant + k * c
@@ -356,17 +373,58 @@ class MemoryForm:
         return None
 
 
-def _in_batch(model: Model, s: int, r: int) -> tuple[Fraction, Fraction]:
+MAX_RANKS_REMEMBERED = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _PeakOnOneGpu:
+    """The peak on one GPU as one sum: the integer polynomials' coefficients added into one vector (exact: each
+    part is a whole number of bytes), and the parts that depend on r alone (optimizer states, per-rank fields)
+    remembered per rank. Why: the advice and the planner ask for hundreds of peaks per request; this makes each
+    one a single 10-term dot product instead of eight models evaluated and summed."""
+
+    coefficients: tuple[int, ...]
+    per_rank: tuple[Model, ...]  # OptimizerStates and PerRank: functions of r only
+    others: tuple[Model, ...]  # polynomials over a denominator: evaluated as they are
+    ranks: dict[int, int] = field(default_factory=dict, compare=False, hash=False, repr=False)
+
+    @staticmethod
+    def of(models: list[Model]) -> _PeakOnOneGpu:
+        coefficients = [0] * len(ZERO.coefficients)
+        per_rank: list[Model] = []
+        others: list[Model] = []
+        for model in models:
+            if isinstance(model, Poly) and model.denominator == 1:
+                coefficients = [a + b for a, b in zip(coefficients, model.coefficients, strict=True)]
+            elif isinstance(model, Poly):
+                others.append(model)
+            else:
+                per_rank.append(model)
+        return _PeakOnOneGpu(tuple(coefficients), tuple(per_rank), tuple(others))
+
+    def value(self, b: int, s: int, r: int) -> int:
+        total = sum(c * m for c, m in zip(self.coefficients, monomials(b, s, r), strict=True))
+        if self.per_rank:
+            known = self.ranks.get(r)
+            if known is None:
+                if len(self.ranks) >= MAX_RANKS_REMEMBERED:
+                    self.ranks.clear()
+                known = self.ranks[r] = sum(m.value(1, 1, r) for m in self.per_rank)
+            total += known
+        return total + sum(m.value(b, s, r) for m in self.others)
+
+
+def _in_batch(model: Model, s: int, r: int) -> tuple[Rational, Rational]:
     """(per-b slope, constant) for b >= 2 at fixed s and r."""
     if isinstance(model, Poly):
         return model.in_batch(s, r)[:2]
-    return Fraction(0), Fraction(model.value(2, s, r))
+    return 0, model.value(2, s, r)
 
 
-def _in_sequence(model: Model, b: int, r: int) -> tuple[Fraction, Fraction, Fraction, Fraction]:
+def _in_sequence(model: Model, b: int, r: int) -> tuple[Rational, Rational, Rational, Rational]:
     if isinstance(model, Poly):
         return model.in_sequence(b, r)
-    return Fraction(0), Fraction(0), Fraction(0), Fraction(model.value(b, 1, r))
+    return 0, 0, 0, model.value(b, 1, r)
 
 
 def _bisect(peak: Callable[[int], int], limit: int, lo: int, hi: int) -> int | None:
@@ -395,7 +453,7 @@ def _bisect_min(peak: Callable[[int], int], limit: int, lo: int, hi: int) -> int
     return lo
 
 
-def _largest_root(a: Fraction, b: Fraction, c: Fraction) -> int:
+def _largest_root(a: Rational, b: Rational, c: Rational) -> int:
     """Largest integer x >= 0 with a·x² + b·x + c <= 0 (a, b >= 0), or -1 when none."""
     if c > 0:
         return -1
@@ -411,10 +469,10 @@ def _largest_root(a: Fraction, b: Fraction, c: Fraction) -> int:
     return x
 
 
-def _largest_sequence(q: Fraction, lin: Fraction, pad: Fraction, k: Fraction, limit: int, hi: int) -> int | None:
+def _largest_sequence(q: Rational, lin: Rational, pad: Rational, k: Rational, limit: int, hi: int) -> int | None:
     """Largest s in [1, hi] with q·s² + lin·s + pad·⌈s/32⌉·32 + k <= limit (non-decreasing in s)."""
 
-    def peak(s: int) -> Fraction:
+    def peak(s: int) -> Rational:
         return q * s * s + lin * s + pad * _padded(s) + k
 
     if peak(1) > limit:
@@ -454,7 +512,7 @@ def lora_count(arch: Architecture, lora: LoraSettings, r: int) -> LoraCount:
 def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm:
     """The form for this structure (the rank, micro-batch, sequence length and GPU count of the
     arguments do not matter). Raises what `count_lora` raises for invalid LoRA settings."""
-    lora, training = replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1)
+    lora, training = structure_key(lora, training)
     window = arch.forward.sliding_window if arch.forward is not None else None
     if window is None or training.attn_implementation != "sdpa":
         return _memory_form(arch, lora, training)
@@ -652,6 +710,8 @@ def _models(one_gpu: Model, values: list[int]) -> list[Model]:
     return fitted
 
 
+@lru_cache(maxsize=4096)
 def structure_key(lora: LoraSettings, training: TrainingSettings) -> tuple[LoraSettings, TrainingSettings]:
-    """What identifies a structure: everything but r, micro-batch, sequence length and GPU count."""
+    """What identifies a structure: everything but r, micro-batch, sequence length and GPU count (cached: the
+    advice asks for it hundreds of times a request, and a dataclass ``replace`` costs more than a lookup)."""
     return replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1)

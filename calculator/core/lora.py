@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .architecture import LINEAR_KINDS, LORA_MODULE_KINDS, Architecture, Kind, Module, Param
 from .errors import ErrorCollector, InputError
@@ -86,6 +86,15 @@ class LoraCount:
     use_dora: bool = False
     lora_bias: bool = False
     lora_dropout: float = 0.0
+    # Remembered on first use: a count holds every adapted module, and the engine's caches (FLOP forms, file
+    # layouts) are keyed by it, so rehashing it on every lookup cost more than the lookups.
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
+
+    def __hash__(self) -> int:
+        if not self._hash:
+            key = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
+            object.__setattr__(self, "_hash", hash(key) or 1)
+        return self._hash
 
     @property
     def trainable_percent(self) -> float:
@@ -257,7 +266,7 @@ def select_modules(arch: Architecture, matcher: Matcher) -> tuple[list[Wrapped],
     for stack_index, stack in enumerate(arch.stacks):
         for kind_index, kind in enumerate(stack.kinds):
             layers = stack.layers_of(kind_index)
-            groups = matcher.layer_groups(stack, layers)
+            groups = matcher.layer_groups(stack, layers, [m.path for m in kind.modules if m.path])
             paths = frozenset(m.path for m in kind.modules)
             for module in kind.modules:
                 if not module.path:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 from .architecture import LINEAR_KINDS, Architecture, Kind, Module, Stack
 from .errors import ErrorCollector
+from .key_patterns import KeyPatterns
 from .lora_settings import ALL_LINEAR, LoraSettings
 from .regex import LinearPattern, UnsupportedPattern, compile_pattern
 
@@ -82,6 +83,12 @@ class Matcher:
         )
         self.alpha_keys = tuple(
             (_checked_regex(rf"(.*\.)?({k})$", "lora.alpha_pattern", errors), v) for k, v in lora.alpha_pattern
+        )
+        self.rank_lookup = KeyPatterns(
+            [(k, p, v) for (k, v), (p, _) in zip(lora.rank_pattern, self.rank_keys, strict=True)]
+        )
+        self.alpha_lookup = KeyPatterns(
+            [(k, p, v) for (k, v), (p, _) in zip(lora.alpha_pattern, self.alpha_keys, strict=True)]
         )
         patterns = lora.layers_pattern
         names = (patterns,) if isinstance(patterns, str) else tuple(patterns or ())
@@ -148,39 +155,48 @@ class Matcher:
         return None
 
     def rank_and_alpha(self, key: str) -> tuple[int, float]:
-        r = next((v for regex, v in self.rank_keys if regex.match(key)), self.lora.r)
-        alpha = next((v for regex, v in self.alpha_keys if regex.match(key)), self.lora.lora_alpha)
-        return r, alpha
+        r = self.rank_lookup.lookup(key)
+        alpha = self.alpha_lookup.lookup(key)
+        return self.lora.r if r is None else r, self.lora.lora_alpha if alpha is None else alpha
 
     # --- deciding many layers at once -----------------------------------------------------------------
 
     def _patterns(self) -> list[LinearPattern]:
         found = [p for p in (self.regex, self.exclude_regex) if p is not None]
         found += self.save_regexes
-        found += [p for p, _ in self.rank_keys]
-        found += [p for p, _ in self.alpha_keys]
+        found += [p for _, p in self.rank_lookup.others]  # plain keys are told apart by their values instead
+        found += [p for _, p in self.alpha_lookup.others]
         return found
 
-    def layer_groups(self, stack: Stack, layers: Sequence[int]) -> list[tuple[int, list[int]]]:
+    def layer_groups(self, stack: Stack, layers: Sequence[int], paths: Sequence[str]) -> list[tuple[int, list[int]]]:
         """``layers`` split into groups no rule can tell apart: (representative layer, members).
 
         A list rule (``key.endswith("." + t)``) only sees a layer's index when ``t`` names it; a pattern only
         through the automaton's state after reading ``"{prefix}.{i}."`` (and whether it already matched);
-        ``layers_to_transform`` reads each layer's index, so it decides layer by layer.
+        ``layers_to_transform`` reads each layer's index, so it decides layer by layer. Plain rank/alpha keys
+        (`key_patterns.py`) only ever give a module its rank and alpha: layers are told apart by the values
+        their modules (``paths``, relative to the layer) get, a few dictionary lookups instead of one
+        automaton signature per key and layer (256 + 256 keys on 1,024 layers).
         """
         if not layers:
             return []
         if self.uses_layer_indexes:
             return [(i, [i]) for i in layers]
         patterns = self._patterns()
-        if not patterns and not self.named_layers:
+        by_value = bool(self.rank_lookup.groups or self.alpha_lookup.groups)
+        if not patterns and not self.named_layers and not by_value:
             return [(layers[0], list(layers))]
         groups: dict[object, tuple[int, list[int]]] = {}
         common = f"{stack.prefix}."
         for i in layers:
-            signature: tuple[object, ...] = (i if i in self.named_layers else None,)
+            if i in self.named_layers:  # a list entry names this layer: a group of its own, whatever the patterns
+                groups[(i,)] = (i, [i])
+                continue
+            signature: tuple[object, ...] = (None,)
             for pattern in patterns:
                 signature += pattern.prefix_signature(common, f"{i}.")
+            if by_value:
+                signature += tuple(self.rank_and_alpha(stack.key(i, path)) for path in paths)
             groups.setdefault(signature, (i, []))[1].append(i)
         return list(groups.values())
 

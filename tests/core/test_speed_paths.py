@@ -1,0 +1,101 @@
+"""The fast paths give the answers of the slow ones: rank/alpha keys by dictionary lookup against Python's
+``re`` (PEFT's own matching), and the advice's peaks from closed forms against direct estimates."""
+
+import json
+import random
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from calculator.core import Gpu, LoraSettings, TrainingSettings, advice, architecture_from_config
+from calculator.core.adapter_file import adapter_file_bytes, adapter_file_size
+from calculator.core.errors import InputError
+from calculator.core.key_patterns import KeyPatterns
+from calculator.core.lora import count_lora
+from calculator.core.regex import compile_pattern
+from calculator.core.runtime import PlanSettings
+from calculator.schemas import LoraInput
+
+PRESETS = {p["slug"]: p for p in json.loads(Path("calculator/data/presets.json").read_text())}
+PARTS = ["model", "layers", "0", "1", "12", "q_proj", "self_attn", "mlp", "a", "b-c", "q", "proj", "x_y"]
+
+
+def _name(rng: random.Random) -> str:
+    return ".".join(rng.choice(PARTS) for _ in range(rng.randint(1, 5)))
+
+
+def _key(rng: random.Random) -> str:
+    key = _name(rng)
+    if rng.random() < 0.3:  # dots as wildcards where the name had letters
+        key = "".join(c if rng.random() > 0.2 else "." for c in key)
+    if rng.random() < 0.1:
+        key += ".*"  # not plain: runs on the matcher
+    if rng.random() < 0.05:
+        key = "(q|k)_proj"
+    return key
+
+
+def test_key_lookup_agrees_with_peft_re_match_on_random_keys_and_names():
+    rng = random.Random(7)
+    matched = 0
+    for _ in range(1500):
+        keys = [(_key(rng), i) for i in range(rng.randint(1, 6))]
+        lookup = KeyPatterns([(k, compile_pattern(rf"(.*\.)?({k})$"), v) for k, v in keys])
+        for _ in range(20):
+            name = _name(rng) if rng.random() < 0.5 else rng.choice(keys)[0].replace(".", rng.choice(".x"))
+            if rng.random() < 0.3:
+                name = f"{_name(rng)}.{name}"
+            expected = next((v for k, v in keys if re.match(rf"(.*\.)?({k})$", name)), None)
+            assert lookup.lookup(name) == expected, (keys, name)
+            matched += expected is not None
+    assert matched > 1000  # the cases exercise matches, not only misses
+
+
+@pytest.mark.parametrize(
+    ("slug", "lora", "training", "gpu_gib"),
+    [
+        (
+            "llama-3.1-8b",
+            LoraSettings(r=64, target_modules="all-linear"),
+            TrainingSettings(batch_size=12, seq_len=4096),
+            24,
+        ),
+        ("llama-3.1-8b", LoraSettings(r=16), TrainingSettings(batch_size=8, seq_len=8192, base_dtype="nf4"), 16),
+        ("llama-3.1-8b", LoraSettings(r=8), TrainingSettings(batch_size=30, seq_len=2048), 40),
+    ],
+)
+def test_advice_from_forms_equals_advice_from_direct_estimates(monkeypatch, slug, lora, training, gpu_gib):
+    arch = architecture_from_config(PRESETS[slug]["config"])
+    gpu = Gpu("test card", gpu_gib * 2**30, peak_bf16_tflops=100.0, price_per_hour=2.0)
+    plan = PlanSettings(safety_margin=0.1)
+    answers = []
+    for after in (10**9, 0):  # never the form, then always
+        monkeypatch.setattr(advice, "FORM_AFTER", after)
+        advice._advise.cache_clear()
+        advice._asked.clear()
+        advice._forms.clear()
+        answers.append(advice.advise(arch, lora, training, gpu, plan))
+    assert answers[0].changes  # the case exercises the remedies
+    assert answers[0] == answers[1]
+
+
+ADAPTER_ROOT = Path(__file__).resolve().parents[2]
+ADAPTER_GOLDEN = json.loads((Path(__file__).parent / "golden" / "adapter_files.json").read_text())
+SMALL = {p.stem: json.loads(p.read_text()) for p in (ADAPTER_ROOT / "validation" / "configs" / "small").glob("*.json")}
+
+
+@pytest.mark.parametrize("case", ADAPTER_GOLDEN["cases"], ids=lambda c: f"{c['config']}-{json.dumps(c['lora'])}")
+def test_the_cached_adapter_file_layout_gives_the_tensor_by_tensor_size_at_every_rank(case):
+    arch = architecture_from_config(SMALL[case["config"]])
+    lora = LoraInput.model_validate(case["lora"]).to_core()
+    for r in (1, 3, 8, 64, 1000):
+        at_r = replace(lora, r=r)
+        try:
+            count = count_lora(arch, at_r)
+        except InputError:
+            continue  # e.g. a rank the convolutions' groups do not divide
+        for adapter_dtype, base_dtype in (("fp32", "bf16"), ("bf16", "nf4")):
+            expected = adapter_file_bytes(count, adapter_dtype, base_dtype)
+            assert adapter_file_size(arch, at_r, count, adapter_dtype, base_dtype) == expected
