@@ -226,6 +226,7 @@ class LinearPattern:
         "_chars",
         "_ends",
         "_epsilons",
+        "_fulls",
         "_moves",
         "_prefixes",
         "pattern",
@@ -249,6 +250,7 @@ class LinearPattern:
         self._cached_elements = 0
         self._prefixes: dict[tuple[str, str | None], tuple[Cursor, bool]] = {}
         self._ends: dict[tuple[States, bool], bool] = {}  # whether the end of the subject accepts there
+        self._fulls: dict[tuple[str, str], bool] = {}  # fullmatch_parts' answers
         self.start = Cursor(self._closure({entry}, at_start=True, at_end=False), True)
 
     def _closure(self, states: set[int] | States, *, at_start: bool, at_end: bool) -> States:
@@ -334,9 +336,16 @@ class LinearPattern:
         return known[0].states, known[1]
 
     def fullmatch_parts(self, common: str, suffix: str) -> bool:
-        """``fullmatch(common + suffix)``, with ``common`` read once for many suffixes (a stack's layer names)."""
-        cursor, _ = self._scan_head(common)
-        return self._accepts_at_end(self.advance(cursor, suffix))
+        """``fullmatch(common + suffix)``, with ``common`` read once for many suffixes (a stack's layer names);
+        answers are remembered, as every count of a request asks about the same layers."""
+        known = self._fulls.get((common, suffix))
+        if known is None:
+            cursor, _ = self._scan_head(common)
+            cursor, _ = self.scan(cursor, suffix)
+            if len(self._fulls) >= MAX_CACHED_PREFIXES:
+                self._fulls.clear()
+            known = self._fulls[(common, suffix)] = self._accepts_at_end(cursor)
+        return known
 
     def _accepts_at_end(self, cursor: Cursor) -> bool:
         key = (cursor.states, cursor.at_start)

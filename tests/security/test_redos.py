@@ -45,7 +45,15 @@ def matching_time(monkeypatch):
 
         return wrapper
 
-    for name in ("__init__", "advance", "fullmatch", "match", "scan", "prefix_signature"):  # nested: counted twice
+    for name in (
+        "__init__",
+        "advance",
+        "fullmatch",
+        "match",
+        "scan",
+        "prefix_signature",
+        "fullmatch_parts",
+    ):  # nested: counted twice
         monkeypatch.setattr(regex.LinearPattern, name, timed(getattr(regex.LinearPattern, name)))
     regex.compile_pattern.cache_clear()
     yield spent
@@ -72,9 +80,9 @@ FIELDS = ["target_modules_regex", "target_modules_list", "exclude_modules", "ran
 @pytest.mark.parametrize("pattern", CORPUS)
 def test_an_estimate_spends_under_100_ms_matching_a_redos_pattern(client, matching_time, field, pattern):
     body = {"model": DEEP_MODEL, "lora": lora_with(field, pattern)}
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: other work on a loaded machine does not count
     response = client.post("/api/v1/estimate/", body, content_type="application/json")
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     assert response.status_code in (200, 400), response.content[:300]
     if response.status_code == 400:  # refused by name (e.g. nothing matched), never a 500
         assert response.json()
@@ -93,8 +101,8 @@ def test_the_calculator_page_spends_under_100_ms_matching_a_redos_module_name(cl
 
 
 def test_the_issues_url_answers_at_once(client, matching_time):
-    started = time.perf_counter()
+    started = time.thread_time()
     response = client.get("/?preset=llama-3.1-8b&modules_to_save=%28.%7C.%29%2Ax")
     assert response.status_code in (200, 400)
-    assert time.perf_counter() - started < 2
+    assert time.thread_time() - started < 2
     assert matching_time[0] < MATCHING_BUDGET_SECONDS
