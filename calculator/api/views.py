@@ -12,7 +12,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, permissions, viewsets
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.exceptions import APIException, NotAuthenticated, NotFound
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -168,6 +168,10 @@ class PresetViewSet(viewsets.ViewSet):
 
 
 class IsOwner(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        """Renaming and deleting need an account first: a 401 before any lookup, whether the slug exists or not."""
+        return view.action not in ("partial_update", "destroy") or request.user.is_authenticated
+
     def has_object_permission(self, request: Request, view: Any, obj: SavedConfiguration) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True
@@ -205,8 +209,8 @@ class ConfigurationViewSet(
 
     @extend_schema(responses={200: ConfigurationSummary})  # a list action: an array of them
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not request.user.is_authenticated:  # a 401 that names the token scheme (WWW-Authenticate)
-            self.permission_denied(request, message="Sign in (or send a token) to list your configurations.")
+        if not request.user.is_authenticated:  # DRF makes it a 401 naming the token scheme (WWW-Authenticate)
+            raise NotAuthenticated("Sign in (or send a token) to list your configurations.")
         items = self.get_queryset()[:500]
         context = {"request": request, "with_estimate": False}
         return Response(ConfigurationSerializer(items, many=True, context=context).data)
