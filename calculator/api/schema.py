@@ -78,7 +78,8 @@ class AutoSchema(openapi.AutoSchema):
         responses: dict[str, Any] = super()._get_response_bodies(direction)
         for status in self.error_statuses():
             code = str(status)
-            responses.setdefault(code, self._get_response_for_code(ERRORS[status], code, direction=direction))
+            error = self._get_response_for_code(ERRORS[status], code, direction=direction)  # type: ignore[no-untyped-call]
+            responses.setdefault(code, error)
         return responses
 
 

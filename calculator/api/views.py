@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.exceptions import APIException, NotAuthenticated, NotFound

@@ -81,11 +81,15 @@ def test_anonymous_and_signed_in_access_is_documented(schema):
 def test_a_save_links_to_reading_renaming_and_deleting_it(schema):
     operation_ids = {op["operationId"] for ops in schema["paths"].values() for op in ops.values()}
     links = schema["paths"][SAVE_URL]["post"]["responses"]["201"]["links"]
-    assert {link["operationId"] for link in links.values()} == {
-        "v1_configurations_retrieve",
-        "v1_configurations_partial_update",
-        "v1_configurations_destroy",
-    } <= operation_ids
+    assert (
+        {link["operationId"] for link in links.values()}
+        == {
+            "v1_configurations_retrieve",
+            "v1_configurations_partial_update",
+            "v1_configurations_destroy",
+        }
+        <= operation_ids
+    )
     assert all(link["parameters"] == {"slug": "$response.body#/slug"} for link in links.values())
 
 
@@ -102,15 +106,25 @@ def test_every_published_slug_fits_the_documented_path_pattern(client, schema):
 @pytest.mark.parametrize(
     ("body", "path"),
     [
-        ({"model": {"custom": {**{"hidden_size": 64, "intermediate_size": 64, "num_hidden_layers": 1},
-                               "num_attention_heads": 8, "vocab_size": 10, "tie_word_embeddings": 0}}},
-         ("model", "custom", "tie_word_embeddings")),
+        (
+            {
+                "model": {
+                    "custom": {
+                        **{"hidden_size": 64, "intermediate_size": 64, "num_hidden_layers": 1},
+                        "num_attention_heads": 8,
+                        "vocab_size": 10,
+                        "tie_word_embeddings": 0,
+                    }
+                }
+            },
+            ("model", "custom", "tie_word_embeddings"),
+        ),
         ({"model": {"preset": "gpt2"}, "lora": {"r": True}}, ("lora", "r")),
         ({"model": {"preset": "gpt2"}, "lora": {"r": 8.0}}, ("lora", "r")),
         ({"model": {"preset": "gpt2"}, "lora": {"use_dora": "true"}}, ("lora", "use_dora")),
         ({"model": {"preset": "gpt2"}, "training": {"safety_margin": False}}, ("training", "safety_margin")),
         ({"model": {"preset": "gpt2"}, "training": {"batch_size": "2"}}, ("training", "batch_size")),
-        ({"model": {"preset": "gpt2"}, "training": {"gradient_checkpointing": 1}}, ("training", "gradient_checkpointing")),
+        ({"model": {"preset": "gpt2"}, "training": {"double_quant": 1}}, ("training", "double_quant")),
     ],
 )
 @pytest.mark.parametrize("url", ["/api/v1/estimate/", "/api/v1/plan/", SAVE_URL])

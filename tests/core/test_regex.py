@@ -47,7 +47,9 @@ def test_resuming_after_a_shared_prefix_is_the_same_as_matching_the_whole_name(p
 
 
 @settings(max_examples=300, deadline=None)
-@given(pattern=_patterns(), common=st.text(alphabet=ALPHABET, max_size=6), suffix=st.text(alphabet=ALPHABET, max_size=4))
+@given(
+    pattern=_patterns(), common=st.text(alphabet=ALPHABET, max_size=6), suffix=st.text(alphabet=ALPHABET, max_size=4)
+)
 def test_a_layer_prefix_signature_is_the_automaton_state_and_pythons_match(pattern, common, suffix):
     """Layers are grouped by this signature: it must be the states after the whole text (so continuations
     decide alike) and Python's ``re.match`` answer on it, asked once or again (remembered)."""
@@ -56,6 +58,7 @@ def test_a_layer_prefix_signature_is_the_automaton_state_and_pythons_match(patte
         states, matched = compiled.prefix_signature(common, suffix)
         assert states == compiled.advance(compiled.start, common + suffix).states
         assert matched == (re.match(pattern, common + suffix) is not None)
+
 
 @pytest.mark.parametrize(
     ("pattern", "text", "expected"),
