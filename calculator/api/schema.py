@@ -4,6 +4,8 @@ The views declare their success answers (``@extend_schema``); the error answers 
 is, so they are added here once, in the shapes `calculator.api.errors` and `lorasite.middleware` produce:
 
 - a body (POST, PATCH): 400 (the wrong fields, nested like the request) and 413 (over the size limit);
+- DRF's content negotiation (all views but the two that only speak JSON, ``negotiates = False``): 406 for an
+  ``Accept`` that excludes JSON, and 415 for a body that is not JSON;
 - authentication (a session or a personal API token): 401 for a bad, expired or revoked token; on writes
   also 403 (no CSRF token with the session, or not the owner);
 - a path parameter: 404;
@@ -34,6 +36,8 @@ RETRY_AFTER = OpenApiParameter(
 )
 ERRORS = {
     400: OpenApiResponse(BadRequestOut, 'Invalid input: `{"field": ["message"]}`, nested for nested fields.'),
+    406: OpenApiResponse(ErrorOut, "The `Accept` header excludes `application/json`, the only answer there is."),
+    415: OpenApiResponse(ErrorOut, "The body is not `application/json`."),
     401: OpenApiResponse(ErrorOut, "The token is unknown, expired or revoked, or this needs a signed-in user."),
     403: OpenApiResponse(ErrorOut, "Not allowed: not the owner, or a session write without its CSRF token."),
     404: OpenApiResponse(ErrorOut, "Nothing by that slug."),
@@ -61,8 +65,11 @@ class AutoSchema(openapi.AutoSchema):
 
     def error_statuses(self) -> list[int]:
         statuses = []
+        negotiates = getattr(self.view.content_negotiation_class, "negotiates", True)
         if self.method in BODY_METHODS:
-            statuses += [400, 413]
+            statuses += [400, 413, 415] if negotiates else [400, 413]
+        if negotiates:
+            statuses.append(406)
         if self.view.get_authenticators():
             statuses.append(401)
             if self.method not in permissions.SAFE_METHODS:

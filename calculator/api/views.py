@@ -76,7 +76,10 @@ class ServiceUnavailable(APIException):
 
 
 class JSONOnly(BaseContentNegotiation):
-    """The estimate endpoint only speaks JSON; skipping negotiation keeps the hot path short."""
+    """The estimate endpoint only speaks JSON; skipping negotiation keeps the hot path short (whatever the
+    ``Accept`` and ``Content-Type`` headers say, the body is read as JSON and the answer is JSON)."""
+
+    negotiates = False  # so the schema documents no 406 or 415 here
 
     def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser:
         return next(iter(parsers))

@@ -38,13 +38,13 @@ def test_the_schema_is_valid_openapi_3_1(schema):
     [
         ("post", "/api/v1/estimate/", {"200", "400", "413", "503"}),
         ("post", "/api/v1/plan/", {"200", "400", "413", "503"}),
-        ("get", "/api/v1/presets/", {"200", "503"}),
-        ("get", "/api/v1/presets/{slug}/", {"200", "404", "503"}),
-        ("get", "/api/v1/configurations/", {"200", "401", "503"}),
-        ("post", "/api/v1/configurations/", {"201", "400", "401", "403", "413", "429", "503"}),
-        ("get", "/api/v1/configurations/{slug}/", {"200", "401", "404", "503"}),
-        ("patch", "/api/v1/configurations/{slug}/", {"200", "400", "401", "403", "404", "413", "503"}),
-        ("delete", "/api/v1/configurations/{slug}/", {"204", "401", "403", "404", "503"}),
+        ("get", "/api/v1/presets/", {"200", "406", "503"}),
+        ("get", "/api/v1/presets/{slug}/", {"200", "404", "406", "503"}),
+        ("get", "/api/v1/configurations/", {"200", "401", "406", "503"}),
+        ("post", "/api/v1/configurations/", {"201", "400", "401", "403", "406", "413", "415", "429", "503"}),
+        ("get", "/api/v1/configurations/{slug}/", {"200", "401", "404", "406", "503"}),
+        ("patch", "/api/v1/configurations/{slug}/", {"200", "400", "401", "403", "404", "406", "413", "415", "503"}),
+        ("delete", "/api/v1/configurations/{slug}/", {"204", "401", "403", "404", "406", "503"}),
     ],
 )
 def test_every_answer_an_operation_gives_is_documented_with_a_body(schema, method, path, statuses):
@@ -234,3 +234,21 @@ def test_an_anonymous_rename_or_delete_is_a_401_whether_the_slug_exists_or_not(c
     for slug in (saved.json()["slug"], "no-such-slug"):
         response = getattr(client, method)(f"{SAVE_URL}{slug}/", {"name": "y"}, content_type="application/json")
         assert response.status_code == 401, (slug, response.content)  # was 403 or 404
+
+
+def test_negotiated_endpoints_answer_406_and_415_in_json_and_the_json_only_ones_ignore_the_headers(client):
+    refused = client.get("/api/v1/presets/", HTTP_ACCEPT="text/html")
+    assert refused.status_code == 406
+    assert refused.json()["detail"]
+    body = "name=x"
+    unsupported = client.post(SAVE_URL, body, content_type="application/x-www-form-urlencoded")
+    assert unsupported.status_code == 415
+    assert unsupported.json()["detail"]
+    estimate = client.post(
+        "/api/v1/estimate/",
+        json.dumps({"model": {"preset": "gpt2"}}),
+        content_type="text/plain",
+        HTTP_ACCEPT="text/html",
+    )
+    assert estimate.status_code == 200
+    assert estimate["Content-Type"] == "application/json"

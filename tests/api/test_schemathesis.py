@@ -6,6 +6,8 @@ import os
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from knox.crypto import hash_token
 from knox.settings import CONSTANTS
@@ -47,6 +49,17 @@ class PersonalToken:
 
     def set(self, case, token, ctx):
         case.headers = {**(case.headers or {}), "Authorization": f"Token {token}"}
+
+
+@pytest.fixture(autouse=True)
+def test_connection_stays_open():
+    """schemathesis calls the WSGI app itself, whose request signals close "old" connections, the test's
+    transaction included (PostgreSQL); Django's test client disconnects them the same way."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @pytest.fixture(autouse=True)
