@@ -107,7 +107,14 @@ class ModelChoice(BaseModel):
     )
 
     preset: str | None = Field(default=None, max_length=80, pattern=f"^{PRESET_SLUG}$")
-    hf_config: dict[str, Any] | None = None
+    # Free-form, as published; the schema names the one key every config needs (a null passes `required`).
+    hf_config: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra={
+            "required": ["model_type"],
+            "properties": {"model_type": {"type": "string", "minLength": 1}},
+        },
+    )
     custom: CustomDimensions | None = None
 
     @field_validator("hf_config")

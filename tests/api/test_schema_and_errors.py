@@ -252,3 +252,19 @@ def test_negotiated_endpoints_answer_406_and_415_in_json_and_the_json_only_ones_
     )
     assert estimate.status_code == 200
     assert estimate["Content-Type"] == "application/json"
+
+
+def test_the_schema_says_a_config_json_needs_its_model_type(schema):
+    hf_config = schema["components"]["schemas"]["ModelChoice"]["properties"]["hf_config"]
+    validator = Draft202012Validator(hf_config)
+    assert not validator.is_valid({"hidden_size": 64})
+    assert validator.is_valid({"model_type": "llama", "hidden_size": 64})
+    assert validator.is_valid(None)  # not given
+
+
+def test_the_schema_says_exactly_one_model_source(schema):
+    validator = Draft202012Validator(component(schema, "ModelChoice"))
+    assert validator.is_valid({"preset": "gpt2"})
+    assert validator.is_valid({"preset": "gpt2", "custom": None})
+    assert not validator.is_valid({})
+    assert not validator.is_valid({"preset": "gpt2", "hf_config": {"model_type": "gpt2"}})
