@@ -10,7 +10,8 @@ is, so they are added here once, in the shapes `calculator.api.errors` and `lora
   also 403 (no CSRF token with the session, or not the owner);
 - a path parameter: 404;
 - a rate limit on the action (``throttled_actions``): 429 with ``Retry-After``;
-- every operation: 503 with ``Retry-After`` when the database cannot be reached.
+- the database (authentication looks up sessions and tokens; a queryset): 503 with ``Retry-After`` when it
+  cannot be reached. The preset catalog, the estimate and the plan answer without it (the seed catalog).
 
 Operations that anyone may call (``anonymous_actions``, or DRF's ``AllowAny``) also accept no credentials.
 """
@@ -78,7 +79,8 @@ class AutoSchema(openapi.AutoSchema):
             statuses.append(404)
         if getattr(self.view, "action", None) in getattr(self.view, "throttled_actions", ()):
             statuses.append(429)
-        statuses.append(503)
+        if self.view.get_authenticators() or getattr(self.view, "queryset", None) is not None:
+            statuses.append(503)
         return statuses
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
