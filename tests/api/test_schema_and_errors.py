@@ -268,3 +268,14 @@ def test_the_schema_says_exactly_one_model_source(schema):
     assert validator.is_valid({"preset": "gpt2", "custom": None})
     assert not validator.is_valid({})
     assert not validator.is_valid({"preset": "gpt2", "hf_config": {"model_type": "gpt2"}})
+
+
+def test_a_config_json_keeps_transformers_leniency_for_integral_floats_only(client):
+    def estimate(**config):
+        body = {"model": {"hf_config": {"model_type": "gpt2", **config}}}
+        return client.post("/api/v1/estimate/", body, content_type="application/json")
+
+    assert estimate(n_embd=768.0).status_code == 200  # as README says: an integral float is that integer
+    assert estimate(tie_word_embeddings=0).status_code == 400
+    assert estimate(n_layer=True).status_code == 400
+    assert estimate(n_layer="12").status_code == 400
