@@ -41,6 +41,8 @@ CUSTOM_GPU = "custom"  # training.gpu on the page: the card described by the cus
 MAX_CUSTOM_GPU_GIB = 100_000.0
 MAX_CUSTOM_TFLOPS = 100_000.0
 MAX_CUSTOM_PRICE = 10_000.0
+# Model FLOPs utilisation: real runs reach 0.05 to 0.6; below 0.1 % the time and cost would overflow a float.
+MIN_MFU = 0.001
 # Preset slugs: lower-case words joined by dots, dashes or underscores ("llama-3.1-8b", "qwen3.5-9b"). The model
 # field, the API's lookup and the OpenAPI path pattern all use this one.
 PRESET_SLUG = r"[a-z0-9]+(?:[._-][a-z0-9]+)*"
@@ -93,10 +95,26 @@ class CustomDimensions(BaseModel):
 class ModelChoice(BaseModel):
     """Exactly one of a catalog preset, a pasted config.json, or custom dimensions."""
 
-    model_config = ConfigDict(extra="forbid")
+    # The schema says "exactly one" as the validator below does: one key given and not null.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": [key], "properties": {key: {"not": {"type": "null"}}}}
+                for key in ("preset", "hf_config", "custom")
+            ]
+        },
+    )
 
     preset: str | None = Field(default=None, max_length=80, pattern=f"^{PRESET_SLUG}$")
-    hf_config: dict[str, Any] | None = None
+    # Free-form, as published; the schema names the one key every config needs (a null passes `required`).
+    hf_config: dict[str, Any] | None = Field(
+        default=None,
+        json_schema_extra={
+            "required": ["model_type"],
+            "properties": {"model_type": {"type": "string", "minLength": 1}},
+        },
+    )
     custom: CustomDimensions | None = None
 
     @field_validator("hf_config")
@@ -263,7 +281,7 @@ class TrainingInput(BaseModel):
     dataset_examples: int | None = Field(default=None, ge=1, le=MAX_DATASET_TOKENS)
     mean_example_tokens: int | None = Field(default=None, ge=1, le=MAX_DATASET_TOKENS)
     epochs: float = Field(default=PLAN_DEFAULTS.epochs, gt=0.0, le=MAX_EPOCHS)
-    mfu: float | None = Field(default=None, gt=0.0, le=1.0)
+    mfu: float | None = Field(default=None, ge=MIN_MFU, le=1.0)
 
     def fill(self) -> FrameworkFill:
         """The training settings with the framework's defaults in the fields this request left out, and

@@ -36,26 +36,26 @@ RETRY_AFTER_SECONDS = "30"
 DATABASE_DOWN = "The database cannot be reached right now; computing still works. Try again in a moment."
 
 
-def _is_api(request: HttpRequest) -> bool:
+def is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
 def too_large(request: HttpRequest) -> HttpResponse:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     message = f"The request body is larger than the limit of {limit:,} bytes."
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": message}, status=413)
     return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
 
 
 def gone(request: HttpRequest) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         return JsonResponse({"detail": "No such configuration (it was deleted)."}, status=404)
     return render(request, "calculator/not_found.html", status=404)
 
 
 def database_unavailable(request: HttpRequest) -> HttpResponse:
-    if _is_api(request):
+    if is_api(request):
         response: HttpResponse = JsonResponse({"detail": DATABASE_DOWN}, status=503)
     else:
         response = render(request, "unavailable.html", {"message": DATABASE_DOWN}, status=503)
@@ -68,7 +68,7 @@ class EdgeErrorsMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _is_api(request) and _declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        if is_api(request) and _declared_length(request) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             return too_large(request)
         return self.get_response(request)
 

@@ -23,6 +23,7 @@ if not SECRET_KEY or SECRET_KEY == "change-me":
     raise environ.ImproperlyConfigured("Set SECRET_KEY (see .env.example); `make` writes one into .env.")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "lorasite.errors.csrf_failure"  # JSON under /api/, Django's page elsewhere
 # Proxies (addresses or networks) whose X-Forwarded-For we believe; everyone else's is ignored, so a
 # client cannot pick the address its rate limits and login lockouts count against.
 TRUSTED_PROXIES = parse_networks(env.list("TRUSTED_PROXIES", default=[]))
@@ -167,7 +168,7 @@ MIGRATION_MODULES = {"knox": None}  # knox's own token table is swapped out: its
 REST_KNOX = {"TOKEN_PREFIX": "lorasite_", "TOKEN_TTL": None, "AUTO_REFRESH": False}
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "calculator.api.schema.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["lorasite.parsers.JSONParser"],
     # The browser's session (with CSRF) and personal API tokens; never HTTP Basic (a password per request).
@@ -196,6 +197,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # OpenAPI 3.1: the request schemas are pydantic's JSON Schema 2020-12 (null types, numeric exclusive bounds).
+    "OAS_VERSION": "3.1.0",
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "calculator.api.schema.add_links"],
     "SERVE_AUTHENTICATION": [],  # the schema and docs are public: they never look up who is asking
 }
 

@@ -33,3 +33,8 @@ urlpatterns = [
     ),
     path("", include("calculator.urls")),
 ]
+
+handler400 = "lorasite.errors.bad_request"
+handler403 = "lorasite.errors.permission_denied"
+handler404 = "lorasite.errors.page_not_found"
+handler500 = "lorasite.errors.server_error"

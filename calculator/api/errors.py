@@ -11,6 +11,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from calculator.schemas import nest, pydantic_errors
 from calculator.services import InputError
+from lorasite.middleware import RETRY_AFTER_SECONDS
 
 
 def as_drf_error(error: Exception) -> exceptions.ValidationError:
@@ -24,4 +25,7 @@ def as_drf_error(error: Exception) -> exceptions.ValidationError:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, (PydanticValidationError, InputError)):
         exc = as_drf_error(exc)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and response.status_code == 503:  # as the middleware's 503s (the schema says so)
+        response["Retry-After"] = RETRY_AFTER_SECONDS
+    return response

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, create_model
+from pydantic import BaseModel, RootModel, create_model
 
 from calculator.api.representation import MEMORY_FIELDS
 from calculator.schemas import LoraInput, ModelChoice, TrainingInput
@@ -177,15 +177,34 @@ class PresetOut(BaseModel):
     notes: str
 
 
-class ConfigurationResponse(BaseModel):
+class ConfigurationSummary(BaseModel):
+    """A saved configuration as the list shows it: its inputs, without the estimate."""
+
     slug: str
     url: str
     name: str
     note: str
     created: datetime
-    owner: str | None
+    owner: str | None  # the owner's username, shown to the owner only
     model: ModelChoice
     lora: LoraInput
     training: TrainingInput
-    estimate: EstimateResponse | None
+
+
+class ConfigurationResponse(ConfigurationSummary):
+    estimate: EstimateResponse | None  # None: the saved inputs no longer compute (``error`` says why)
     error: dict[str, object] | None = None
+
+
+class ErrorOut(BaseModel):
+    """DRF's error shape for everything but field errors (404, 401, 403, 405, 413, 429, 503...)."""
+
+    detail: str
+
+
+class FieldErrors(RootModel[dict[str, "list[str] | FieldErrors"]]):
+    """``{"field": ["message"]}``, nested like the request for nested fields."""
+
+
+class BadRequestOut(RootModel[ErrorOut | FieldErrors]):
+    """A 400: the fields that are wrong, or (for a body that is not JSON) a ``detail``."""

@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 from django.db import DatabaseError
 from django.http import HttpResponse
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from pydantic import ValidationError as PydanticValidationError
 from rest_framework import mixins, permissions, viewsets
-from rest_framework.exceptions import APIException, NotFound, PermissionDenied
+from rest_framework.exceptions import APIException, NotAuthenticated, NotFound
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -23,7 +23,13 @@ from rest_framework.views import APIView
 
 from calculator import services
 from calculator.api.errors import as_drf_error
-from calculator.api.openapi import ConfigurationResponse, EstimateResponse, PlanResponse, PresetOut
+from calculator.api.openapi import (
+    ConfigurationResponse,
+    ConfigurationSummary,
+    EstimateResponse,
+    PlanResponse,
+    PresetOut,
+)
 from calculator.api.representation import estimate_dict, goal_dict, preset_dict
 from calculator.api.serializers import ConfigurationSerializer, ConfigurationUpdateSerializer
 from calculator.models import SavedConfiguration
@@ -52,15 +58,13 @@ EXAMPLES = {
     "plan": [OpenApiExample("Largest micro-batch on a 24 GB card", value=PLAN_EXAMPLE, request_only=True)],
 }
 
-ERROR_400 = OpenApiResponse(description='Invalid input: `{"field": ["message"]}`, nested for nested fields.')
-
-
 Request_ = TypeVar("Request_", bound=EstimateRequest)
 
 
 def parse(model: type[Request_], data: Any) -> Request_:
+    """Strict, as the schema says: a boolean is true or false, an integer is not a boolean or a float."""
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=True)
     except PydanticValidationError as error:
         raise as_drf_error(error) from None
 
@@ -72,7 +76,10 @@ class ServiceUnavailable(APIException):
 
 
 class JSONOnly(BaseContentNegotiation):
-    """The estimate endpoint only speaks JSON; skipping negotiation keeps the hot path short."""
+    """The estimate endpoint only speaks JSON; skipping negotiation keeps the hot path short (whatever the
+    ``Accept`` and ``Content-Type`` headers say, the body is read as JSON and the answer is JSON)."""
+
+    negotiates = False  # so the schema documents no 406 or 415 here
 
     def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser:
         return next(iter(parsers))
@@ -96,9 +103,7 @@ class EstimateView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnly
 
-    @extend_schema(
-        request=EstimateRequest, responses={200: EstimateResponse, 400: ERROR_400}, examples=EXAMPLES["estimate"]
-    )
+    @extend_schema(request=EstimateRequest, responses={200: EstimateResponse}, examples=EXAMPLES["estimate"])
     def post(self, request: Request) -> HttpResponse | Response:
         try:
             body = estimate_body(request.body, services.catalog_version())
@@ -112,11 +117,11 @@ def estimate_body(body: bytes, catalog_version: int) -> bytes:
     """The response body for a request body. Results are pure functions of the inputs and the catalog
     (its version is part of the key), so identical requests are answered from this per-process cache;
     errors raise and are not cached."""
-    request = EstimateRequest.model_validate_json(body)
+    request = EstimateRequest.model_validate_json(body, strict=True)  # types as the schema says
     planned = services.plan_estimate(request=request)
     filled = request.training.fill().set_by_framework
     data = estimate_dict(planned.estimate, set_by_framework=filled, planned=planned)
-    return json.dumps(data, separators=(",", ":")).encode()
+    return json.dumps(data, separators=(",", ":"), allow_nan=False).encode()
 
 
 class PlanView(APIView):
@@ -128,7 +133,7 @@ class PlanView(APIView):
     renderer_classes = [JSONRenderer]
     content_negotiation_class = JSONOnly
 
-    @extend_schema(request=PlanRequest, responses={200: PlanResponse, 400: ERROR_400}, examples=EXAMPLES["plan"])
+    @extend_schema(request=PlanRequest, responses={200: PlanResponse}, examples=EXAMPLES["plan"])
     def post(self, request: Request) -> HttpResponse | Response:
         try:
             body = plan_body(request.body, services.catalog_version())
@@ -139,10 +144,10 @@ class PlanView(APIView):
 
 @lru_cache(maxsize=256)
 def plan_body(body: bytes, catalog_version: int) -> bytes:
-    request = PlanRequest.model_validate_json(body)
+    request = PlanRequest.model_validate_json(body, strict=True)
     result = services.solve(request=request)
     filled = request.training.fill().set_by_framework
-    return json.dumps(goal_dict(result, filled), separators=(",", ":")).encode()
+    return json.dumps(goal_dict(result, filled), separators=(",", ":"), allow_nan=False).encode()
 
 
 class PresetViewSet(viewsets.ViewSet):
@@ -157,7 +162,7 @@ class PresetViewSet(viewsets.ViewSet):
     def list(self, request: Request) -> Response:
         return Response([preset_dict(entry) for entry in services.presets()])
 
-    @extend_schema(responses={200: PresetOut, 404: OpenApiResponse(description="No published preset by that slug.")})
+    @extend_schema(responses={200: PresetOut})
     def retrieve(self, request: Request, slug: str) -> Response:
         entry = services.find_preset(slug)
         if entry is None:
@@ -166,6 +171,10 @@ class PresetViewSet(viewsets.ViewSet):
 
 
 class IsOwner(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        """Renaming and deleting need an account first: a 401 before any lookup, whether the slug exists or not."""
+        return view.action not in ("partial_update", "destroy") or request.user.is_authenticated
+
     def has_object_permission(self, request: Request, view: Any, obj: SavedConfiguration) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True
@@ -187,9 +196,11 @@ class ConfigurationViewSet(
     serializer_class = ConfigurationUpdateSerializer
     permission_classes = [IsOwner]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    anonymous_actions = ("create", "retrieve")  # anyone saves and reads a permalink (the schema says so too)
+    throttled_actions = ("create",)  # for anonymous callers
 
     def get_throttles(self) -> list[BaseThrottle]:
-        if self.action == "create" and not self.request.user.is_authenticated:
+        if self.action in self.throttled_actions and not self.request.user.is_authenticated:
             return [AnonSaveThrottle()]
         return []
 
@@ -199,16 +210,15 @@ class ConfigurationViewSet(
             return self.queryset.filter(owner=user) if user.is_authenticated else self.queryset.none()
         return self.queryset
 
+    @extend_schema(responses={200: ConfigurationSummary})  # a list action: an array of them
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not request.user.is_authenticated:
-            raise PermissionDenied("Sign in to list your configurations.")
+        if not request.user.is_authenticated:  # DRF makes it a 401 naming the token scheme (WWW-Authenticate)
+            raise NotAuthenticated("Sign in (or send a token) to list your configurations.")
         items = self.get_queryset()[:500]
         context = {"request": request, "with_estimate": False}
         return Response(ConfigurationSerializer(items, many=True, context=context).data)
 
-    @extend_schema(
-        request=SaveRequest, responses={201: ConfigurationResponse, 400: ERROR_400}, examples=EXAMPLES["save"]
-    )
+    @extend_schema(request=SaveRequest, responses={201: ConfigurationResponse}, examples=EXAMPLES["save"])
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         save_request = parse(SaveRequest, request.data)
         owner = request.user if request.user.is_authenticated else None
@@ -229,7 +239,7 @@ class ConfigurationViewSet(
 
     @extend_schema(
         request=ConfigurationUpdateSerializer,
-        responses={200: ConfigurationResponse, 400: ERROR_400},
+        responses={200: ConfigurationResponse},
         examples=EXAMPLES["rename"],
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:

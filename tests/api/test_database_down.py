@@ -32,3 +32,25 @@ def test_saving_fails_with_a_clear_503(client, database_down):
         response = client.post("/api/v1/configurations/", {**BODY, "name": "x"}, content_type="application/json")
     assert response.status_code == 503
     assert "database" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_the_preset_catalog_answers_from_the_seed_too(client, database_down):
+    """So the schema documents no 503 for presets, estimate and plan: they never need the database."""
+    assert client.get("/api/v1/presets/").status_code == 200
+    assert client.get("/api/v1/presets/llama-3.1-8b/").status_code == 200
+    plan = {**BODY, "goal": "max_batch_size"}
+    assert client.post("/api/v1/plan/", plan, content_type="application/json").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("target", ["calculator.services.save_configuration", "accounts.authentication.needs_account"])
+def test_every_503_says_when_to_try_again(client, database_down, target):
+    """The schema promises Retry-After on every 503: DRF's own 503s (a failed save, a session the database
+    could not look up) carry it like the middleware's."""
+    side_effect = DatabaseError("down") if target.endswith("configuration") else None
+    with mock.patch(target, side_effect=side_effect, return_value=True):
+        response = client.post("/api/v1/configurations/", {**BODY, "name": "x"}, content_type="application/json")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert response.json()["detail"]
