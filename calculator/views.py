@@ -38,6 +38,7 @@ from calculator.web import calculator as calculator_page
 from calculator.web import compare as compare_content
 from calculator.web import learn as learn_content
 from calculator.web import presets as presets_content
+from calculator.web import state as url_state
 from lorasite.middleware import needs_account
 
 
@@ -133,11 +134,12 @@ def permalink(request: HttpRequest, slug: str) -> HttpResponse:
     except DatabaseError:
         return render(request, "calculator/not_found.html", {"db_down": True}, status=503)
     state = saved.calculator_query(configuration)
-    reading, results = calculator_page.compute(QueryDict(state))
+    reading, results = calculator_page.compute(url_state.parse(state))
     r = calculator_page.summary(reading, results)
     context = {
         "configuration": configuration,
         "state": state,
+        "opens_in_calculator": url_state.fits_in_a_link(state),
         "results": calculator_page.results_html(reading, r) if r is not None else "",
         "summary": _summary(r),
         "api_url": reverse("configuration-detail", args=[slug]),

@@ -13,7 +13,10 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
+
+from django.conf import settings
+from django.http import QueryDict
 
 from calculator import services
 from calculator.web.fields import BY_NAME, DIM_FIELDS, SCALAR_FIELDS, Field
@@ -199,3 +202,26 @@ def query_of_request(data: Mapping[str, Any]) -> str:
     framework = values.get("framework")
     defaults = services.training_defaults(framework=framework) if framework in services.FRAMEWORKS else None
     return encode(source=source, dims=dims, targets=targets, values=values, default_gpu="", defaults=defaults)
+
+
+def parse(query: str) -> QueryDict:
+    """A calculator state the server wrote (a saved configuration's) as a QueryDict, however many fields it has:
+    one per module name, so a 1,024-layer configuration with named targets has thousands. A request's own
+    query stays bounded by Django's ``DATA_UPLOAD_MAX_NUMBER_FIELDS``; this state is bounded by what a save
+    may store."""
+    parsed = QueryDict(mutable=True)
+    for key, value in parse_qsl(query, keep_blank_values=True, max_num_fields=None):
+        parsed.appendlist(key, value)
+    parsed._mutable = False
+    return parsed
+
+
+# gunicorn refuses a request line over 8,190 bytes (lorasite/gunicorn.conf.py); keep room for the method and path.
+MAX_LINK_QUERY = 8_000
+
+
+def fits_in_a_link(query: str) -> bool:
+    """Whether a calculator link with this state can be opened: short enough for the server's request line and
+    with no more fields than Django parses from a request."""
+    fields = query.count("&") + 1 if query else 0
+    return len(query) <= MAX_LINK_QUERY and fields <= settings.DATA_UPLOAD_MAX_NUMBER_FIELDS

@@ -349,3 +349,25 @@ def test_a_model_without_peft_default_targets_opens_with_the_q_v_modules(client)
         response = client.get(f"/?preset={preset}", **HX)
         assert response.status_code == 200, text(response)[:300]
         assert response["HX-Push-Url"] == f"/?preset={preset}&{expected}"
+
+
+def test_a_permalink_of_a_configuration_with_thousands_of_module_names_renders(client, django_user_model):
+    """One URL field per module name: a 1,024-layer configuration with named targets has over 2,000, more than
+    Django parses from a request, so the permalink computes from the saved state directly and offers no
+    calculator link that the server would refuse."""
+    client.force_login(django_user_model.objects.create_user("deep", password="a-long-enough-password-1"))
+    body = {
+        "name": "deep",
+        "model": {"custom": {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 1024,
+                             "num_attention_heads": 4, "vocab_size": 1000}},
+        "lora": {"target_modules": [f"layers.{i}.self_attn.q_proj" for i in range(1024)],
+                 "exclude_modules": [f"layers.{i}.self_attn.q_proj" for i in range(0, 1024, 2)]},
+    }  # fmt: skip
+    saved = client.post("/api/v1/configurations/", body, content_type="application/json")
+    assert saved.status_code == 201, saved.content[:300]
+    page = client.get(f"/c/{saved.json()['slug']}/")
+    assert page.status_code == 200
+    body_text = text(page)
+    assert 'data-testid="trainable">' in body_text
+    assert 'data-testid="too-large-to-open"' in body_text
+    assert "Open in the calculator" not in body_text
