@@ -134,12 +134,13 @@ def permalink(request: HttpRequest, slug: str) -> HttpResponse:
     except DatabaseError:
         return render(request, "calculator/not_found.html", {"db_down": True}, status=503)
     state = saved.calculator_query(configuration)
-    reading, results = calculator_page.compute(url_state.parse(state))
+    reading, results = calculator_page.compute(url_state.parse(state), saved=saved.saved_request(configuration))
     r = calculator_page.summary(reading, results)
     context = {
         "configuration": configuration,
         "state": state,
         "opens_in_calculator": url_state.fits_in_a_link(state),
+        "page_drops": saved.page_drops(configuration),
         "results": calculator_page.results_html(reading, r) if r is not None else "",
         "summary": _summary(r),
         "api_url": reverse("configuration-detail", args=[slug]),

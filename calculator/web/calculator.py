@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 
 from calculator import services
+from calculator.schemas import EstimateRequest
 from calculator.web import errors as error_mapping
 from calculator.web import labels
 from calculator.web.fields import (
@@ -45,16 +46,23 @@ TEMPLATE = "calculator/index.html"
 GZIP_MIN_BYTES = 200
 
 
-def compute(query: QueryDict, *, live: bool = False) -> tuple[Reading, services.CalculatorResults | None]:
-    """Read the query and, when every field is valid, ask the services for every number."""
+def compute(
+    query: QueryDict, *, live: bool = False, saved: EstimateRequest | None = None
+) -> tuple[Reading, services.CalculatorResults | None]:
+    """Read the query and, when every field is valid, ask the services for every number. ``saved``: a saved
+    configuration's own request, whose LoRA and training settings count in full (the page has no inputs for
+    some of them, e.g. rank patterns and excludes, so its query cannot carry them)."""
     reading = read(query, live=live)
     if not reading.ok:
         return reading, None
     assert reading.request is not None
     assert reading.options is not None
+    request = reading.request
+    if saved is not None:
+        request = request.model_copy(update={"lora": saved.lora, "training": saved.training})
     picks = tuple((label, reading.picks[key]) for key, label in PICKS if key in ("qv", "all") and key in reading.picks)
     try:
-        results = services.calculator_results(request=reading.request, options=reading.options, target_sets=picks)
+        results = services.calculator_results(request=request, options=reading.options, target_sets=picks)
     except services.InputError as error:
         return reading.with_errors(error.errors), None
     return reading, results

@@ -6,10 +6,13 @@ from typing import Any
 
 from django import forms
 from django.urls import reverse
+from pydantic import ValidationError
 
 from calculator import services
 from calculator.models import SavedConfiguration
+from calculator.schemas import EstimateRequest, LoraInput, TrainingInput
 from calculator.web import state
+from calculator.web.fields import BY_NAME
 
 
 def model_label(configuration: SavedConfiguration) -> str:
@@ -28,6 +31,28 @@ def calculator_query(configuration: SavedConfiguration) -> str:
             {"custom": model["custom"]} if model.get("custom") else {"hf_config": configuration.model_snapshot}
         )
     return state.query_of_request(inputs)
+
+
+def saved_request(configuration: SavedConfiguration) -> EstimateRequest | None:
+    """The configuration's own request (None for inputs that no longer validate: the page then shows why)."""
+    try:
+        return configuration.to_request()
+    except ValidationError:
+        return None
+
+
+def page_drops(configuration: SavedConfiguration) -> list[str]:
+    """Saved settings the calculator page has no inputs for (rank patterns, excludes...): opening the
+    configuration there leaves them out, and the permalink says so."""
+    dropped = []
+    for group, schema in (("lora", LoraInput), ("training", TrainingInput)):
+        for key, value in (configuration.inputs.get(group) or {}).items():
+            field = schema.model_fields.get(key)
+            if key in BY_NAME or key == "target_modules" or field is None:
+                continue
+            if value not in (None, [], {}) and value != field.default:
+                dropped.append(key)
+    return dropped
 
 
 class RenameForm(forms.ModelForm):

@@ -371,3 +371,22 @@ def test_a_permalink_of_a_configuration_with_thousands_of_module_names_renders(c
     assert 'data-testid="trainable">' in body_text
     assert 'data-testid="too-large-to-open"' in body_text
     assert "Open in the calculator" not in body_text
+
+
+def test_a_permalink_counts_the_saved_settings_the_page_has_no_inputs_for(client):
+    """Rank patterns and excludes are API-only: the permalink's numbers are the API's, and it says that opening
+    the configuration in the calculator leaves them out."""
+    body = {
+        "name": "patterns",
+        "model": {"preset": "llama-3.1-8b"},
+        "lora": {"r": 16, "target_modules": "all-linear", "exclude_modules": ["down_proj"],
+                 "rank_pattern": {"q_proj": 4}},
+    }  # fmt: skip
+    saved = client.post("/api/v1/configurations/", body, content_type="application/json")
+    assert saved.status_code == 201, saved.content[:300]
+    trainable = saved.json()["estimate"]["lora"]["trainable_params"]
+    page = text(client.get(f"/c/{saved.json()['slug']}/"))
+    assert re.search(r'data-testid="trainable">([\d,]+)', page)[1] == f"{trainable:,}"
+    drops = page.split('data-testid="page-drops">')[1].split("</p>")[0]
+    assert "rank_pattern" in drops
+    assert "exclude_modules" in drops
