@@ -343,9 +343,10 @@ def _check_selection(
             "modules_to_save cannot copy a module whose parameters carry LoRA through target_parameters, nor one "
             f"inside it (PEFT refuses a ParamWrapper and its children): {', '.join(inside[:4])}.",
         )
-    adapted = {key for item in wrapped for key in item.keys}
     names = lora.modules_to_save or ()
-    clashing = sorted(key for key in adapted if any(key.endswith(n) for n in names))
+    adapted = {key for item in wrapped for key in item.keys} if names or lora.trainable_token_indices else set()
+    ends = _NameEnds(names)
+    clashing = sorted(key for key in adapted if ends(key)) if names else []
     if clashing:
         errors.add(
             "lora.modules_to_save",
@@ -475,15 +476,12 @@ def _assemble(
     if saved:
         frozen_params += _nested_copy_params(arch, lora.modules_to_save or (), saved)
     if saved and (wrapped or parameter_keys):
-        copied_containers = {key for _, keys in saved for key in keys}
-
-        def in_copy(key: str) -> bool:
-            parts = key.split(".")
-            return any(".".join(parts[:i]) in copied_containers for i in range(1, len(parts)))
-
-        frozen_params += sum(adapter_params(module, r, lora)[0] for key, module, r in adapted_keys if in_copy(key))
+        containers = {key for _, keys in saved for key in keys}
+        frozen_params += sum(
+            adapter_params(module, r, lora)[0] for key, module, r in adapted_keys if _under(key, containers)
+        )
         for key, shape, r in parameter_keys:
-            if in_copy(key):
+            if _under(key, containers):
                 experts, a, b = parameter_in_out(shape)
                 frozen_params += r * experts * (a + b) + (b if lora.lora_bias else 0)
 
@@ -602,23 +600,18 @@ def _saved_in_parameter_wrappers(
     if not names or not parameters:
         return []
     holders = {key.rsplit(".", 1)[0] for key, *_ in parameters}
-    found = []
-    for key, _module in arch.modules():
-        if any(key.endswith(n) for n in names):
-            parts = key.split(".")
-            if any(".".join(parts[:i]) in holders for i in range(1, len(parts) + 1)):
-                found.append(key)
-    return found
+    ends = _NameEnds(names)
+    return [key for key, _module in arch.modules() if ends(key) and _under(key, holders, itself=True)]
 
 
 def _saved_module_lists(arch: Architecture, names: tuple[str, ...]) -> list[str]:
     """Stacks of layers (``nn.ModuleList``) that ``modules_to_save`` would wrap (``key.endswith(name)``, the
     outermost match first): PEFT's ModulesToSaveWrapper raises a TypeError for a ModuleList."""
+    ends = _NameEnds(names)
     found = []
     for stack in arch.stacks:
         parts = stack.prefix.split(".")
-        ancestors = [".".join(parts[:i]) for i in range(1, len(parts))]
-        if any(stack.prefix.endswith(n) for n in names) and not any(a.endswith(n) for a in ancestors for n in names):
+        if ends(stack.prefix) and not any(ends(".".join(parts[:i])) for i in range(1, len(parts))):
             found.append(stack.prefix)
     return found
 
@@ -629,10 +622,11 @@ def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Modul
     names = lora.modules_to_save
     if not names:
         return []
+    ends = _NameEnds(names)
     found: list[tuple[Module, tuple[str, ...]]] = []
     wrapped: list[str] = []
     for module in arch.global_modules:
-        if any(module.path.endswith(n) for n in names) and not _inside(module.path, wrapped):
+        if ends(module.path) and not _inside(module.path, wrapped):
             found.append((_global_subtree(arch, module), (module.path,)))
             wrapped.append(module.path)
     for stack in arch.stacks:
@@ -645,8 +639,7 @@ def _modules_to_save(arch: Architecture, lora: LoraSettings) -> list[tuple[Modul
                 hits = tuple(
                     stack.key(i, module.path)
                     for i in layers
-                    if any(stack.key(i, module.path).endswith(n) for n in names)
-                    and not _inside(module.path, layer_wrapped.setdefault(i, []))
+                    if ends(stack.key(i, module.path)) and not _inside(module.path, layer_wrapped.setdefault(i, []))
                 )
                 if not hits:
                     continue
@@ -677,12 +670,10 @@ def _nested_copy_params(arch: Architecture, names: tuple[str, ...], saved: list[
     reaches them through the container's wrapper, which hands attribute access to the original module, and wraps
     them there as well: one more, frozen, copy each, counted in ``all`` only."""
     copied = {key for _, keys in saved for key in keys}
+    ends = _NameEnds(names)
 
     def nested(key: str) -> bool:
-        if key in copied or not any(key.endswith(n) for n in names):
-            return False
-        parts = key.split(".")
-        return any(".".join(parts[:i]) in copied for i in range(1, len(parts)))
+        return key not in copied and ends(key) and _under(key, copied)
 
     total = sum(_global_subtree(arch, m).numel for m in arch.global_modules if nested(m.path))
     for stack in arch.stacks:
@@ -692,6 +683,25 @@ def _nested_copy_params(arch: Architecture, names: tuple[str, ...], saved: list[
                     hits = sum(nested(stack.key(i, module.path)) for i in stack.layers_of(kind_index))
                     total += hits * _with_subtree(kind.modules, module).numel if hits else 0
     return total
+
+
+class _NameEnds:
+    """``key.endswith(n)`` for any of many names (how PEFT matches ``modules_to_save``), by looking the key's
+    suffixes up in a set: time in the key's length, not in the number of names (the bounds allow 1,024)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = frozenset(names)
+        self.lengths = sorted({len(n) for n in self.names})
+
+    def __call__(self, key: str) -> bool:
+        end = len(key)
+        return any(key[end - length :] in self.names for length in self.lengths if length <= end)
+
+
+def _under(key: str, containers: set[str] | frozenset[str], *, itself: bool = False) -> bool:
+    """Whether ``key`` lies inside one of ``containers`` (dotted ancestors; ``itself``: or is one)."""
+    parts = key.split(".")
+    return any(".".join(parts[:i]) in containers for i in range(1, len(parts) + itself))
 
 
 def _inside(path: str, wrapped: list[str]) -> bool:

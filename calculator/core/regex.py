@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from re import _constants as C  # type: ignore[attr-defined]
 from re import _parser as P  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, TypeVar
 
 MAX_NFA_STATES = 4_000  # a module-name pattern never needs more; x{100000} and friends are refused
 
@@ -316,9 +316,7 @@ class LinearPattern:
             return self.start, False
         known = self._prefixes.get((head, None))
         if known is None:
-            if len(self._prefixes) >= MAX_CACHED_PREFIXES:
-                self._prefixes.clear()
-            known = self._prefixes[(head, None)] = self.scan(self.start, head)
+            known = _remember(self._prefixes, (head, None), self.scan(self.start, head), MAX_CACHED_PREFIXES)
         return known
 
     def prefix_signature(self, common: str, suffix: str) -> tuple[States, bool]:
@@ -330,9 +328,7 @@ class LinearPattern:
             cursor, matched = self._scan_head(common)
             cursor, reached = self.scan(cursor, suffix)
             matched = matched or reached or self._accepts_at_end(cursor)
-            if len(self._prefixes) >= MAX_CACHED_PREFIXES:
-                self._prefixes.clear()
-            known = self._prefixes[(common, suffix)] = (cursor, matched)
+            known = _remember(self._prefixes, (common, suffix), (cursor, matched), MAX_CACHED_PREFIXES)
         return known[0].states, known[1]
 
     def fullmatch_parts(self, common: str, suffix: str) -> bool:
@@ -342,20 +338,15 @@ class LinearPattern:
         if known is None:
             cursor, _ = self._scan_head(common)
             cursor, _ = self.scan(cursor, suffix)
-            if len(self._fulls) >= MAX_CACHED_PREFIXES:
-                self._fulls.clear()
-            known = self._fulls[(common, suffix)] = self._accepts_at_end(cursor)
+            known = _remember(self._fulls, (common, suffix), self._accepts_at_end(cursor), MAX_CACHED_PREFIXES)
         return known
 
     def _accepts_at_end(self, cursor: Cursor) -> bool:
         key = (cursor.states, cursor.at_start)
         known = self._ends.get(key)
         if known is None:
-            if len(self._ends) >= MAX_CACHED_MOVES:
-                self._ends.clear()
-            known = self._ends[key] = self._accept in self._closure(
-                cursor.states, at_start=cursor.at_start, at_end=True
-            )
+            ends = self._accept in self._closure(cursor.states, at_start=cursor.at_start, at_end=True)
+            known = _remember(self._ends, key, ends, MAX_CACHED_MOVES)
         return known
 
     def fullmatch(self, text: str, cursor: Cursor | None = None) -> bool:
@@ -374,6 +365,18 @@ class LinearPattern:
             return True
         cursor, reached = self.scan(cursor, tail)
         return reached or self._accepts_at_end(cursor)
+
+
+K = TypeVar("K")
+T = TypeVar("T")
+
+
+def _remember(memo: dict[K, T], key: K, value: T, limit: int) -> T:
+    """Store an answer in a bounded memo (emptied when full: answers are recomputed, never wrong)."""
+    if len(memo) >= limit:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 @lru_cache(maxsize=512)

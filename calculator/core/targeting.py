@@ -22,6 +22,7 @@ from .key_patterns import KeyPatterns
 from .lora_settings import ALL_LINEAR, LoraSettings
 from .regex import LinearPattern, UnsupportedPattern, compile_pattern
 
+LITERAL_NAME = re.compile(r"[A-Za-z0-9_\-]+")  # no regex syntax: matches only itself
 NEVER = compile_pattern(r"[^\s\S]")  # matches nothing: stands in for a pattern that was refused
 DEFAULT_LAYER_INDEX = re.compile(r".*?\.[^.]*\.(?P<idx>\d+)\.")  # PEFT's, fixed: not user input
 
@@ -75,8 +76,14 @@ class Matcher:
             self.exclude_regex = _checked_regex(exclude, "lora.exclude_modules", errors)
         elif exclude:
             self.exclude_set = frozenset(exclude)
+        # PEFT: re.match(rf"(^|.*\.){m}($|\..*)", key). A name without regex syntax matches exactly when it is one
+        # of the key's dotted components: a set lookup instead of one automaton per name and key (1,024 allowed).
+        saved = lora.modules_to_save or ()
+        self.saved_components = frozenset(m for m in saved if LITERAL_NAME.fullmatch(m))
         self.save_regexes = tuple(
-            _checked_regex(rf"(^|.*\.){m}($|\..*)", "lora.modules_to_save", errors) for m in lora.modules_to_save or ()
+            _checked_regex(rf"(^|.*\.){m}($|\..*)", "lora.modules_to_save", errors)
+            for m in saved
+            if m not in self.saved_components
         )
         self.rank_keys = tuple(
             (_checked_regex(rf"(.*\.)?({k})$", "lora.rank_pattern", errors), v) for k, v in lora.rank_pattern
@@ -97,7 +104,7 @@ class Matcher:
         layers = lora.layers_to_transform
         self.uses_layer_indexes = layers is not None and (not isinstance(layers, tuple) or len(layers) > 0)
         # List entries that name a layer index can tell layer i from layer j; collect those indexes.
-        plain = [*(targets if isinstance(targets, tuple) else ()), *self.exclude_set]
+        plain = [*(targets if isinstance(targets, tuple) else ()), *self.exclude_set, *self.saved_components]
         self.named_layers = frozenset(int(part) for t in plain for part in t.split(".") if part.isdecimal())
 
     # --- deciding one module --------------------------------------------------------------------------
@@ -108,7 +115,7 @@ class Matcher:
                 return EXCLUDED
         elif self.exclude_set and any(s in self.exclude_set for s in dotted_suffixes(key)):
             return EXCLUDED
-        if any(r.match(key) for r in self.save_regexes):
+        if not self.saved_components.isdisjoint(key.split(".")) or any(r.match(key) for r in self.save_regexes):
             return EXCLUDED
         if self.all_linear:
             return module.kind in LINEAR_KINDS and key != self.arch.output_head

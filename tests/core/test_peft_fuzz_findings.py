@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from calculator.core import InputError, LoraSettings, architecture_from_config, count_lora
+from calculator.core.errors import ErrorCollector
+from calculator.core.targeting import EXCLUDED, Matcher
 
 GOLDEN = json.loads((Path(__file__).parent / "golden" / "peft_params_2026.json").read_text())
 
@@ -194,3 +196,26 @@ def test_modules_to_save_ending_an_adapted_name_is_refused():
     with pytest.raises(InputError) as raised:
         count_lora(architecture_from_config(config("qwen2_5_vl-tied")), lora)
     assert "also carry LoRA" in raised.value.errors["lora.modules_to_save"][0]
+
+
+@pytest.mark.parametrize("slug", ["olmo2", "lfm2", "qwen2_5_vl-tied", "deepseek_v2", "mllama"])
+@pytest.mark.parametrize(
+    "names",
+    [("mlp",), ("norm", "lm_head"), ("conv", "in_proj"), ("self_attn", "3"), ("embed_tokens", "experts", "gate")],
+)
+def test_plain_modules_to_save_names_exclude_what_their_regex_excludes(slug, names):
+    r"""Names without regex syntax are looked up as dotted components (the fast path); wrapped in a group they
+    run on the automaton as PEFT's ``re.match(rf"(^|.*\.){m}($|\..*)", key)``: both keep the same modules out
+    of LoRA."""
+    arch = architecture_from_config(config(slug))
+
+    def excluded(saved: tuple[str, ...]) -> list[str]:
+        matcher = Matcher(arch, LoraSettings(target_modules="all-linear", modules_to_save=saved), ErrorCollector())
+        assert not matcher.save_regexes if saved == names else matcher.save_regexes
+        return [key for key, module in arch.modules() if matcher.matches(key, module) is EXCLUDED]
+
+    found = excluded(names)
+    if slug == "olmo2" and "mlp" in names:  # the comparison is not between two empty lists
+        # each layer's mlp with its three linears and its activation
+        assert len(found) == 5 * config(slug)["num_hidden_layers"]
+    assert found == excluded(tuple(f"(?:{n})" for n in names))

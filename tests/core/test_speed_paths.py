@@ -4,19 +4,14 @@
 import json
 import random
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from calculator.core import Gpu, LoraSettings, TrainingSettings, advice, architecture_from_config
-from calculator.core.adapter_file import adapter_file_bytes, adapter_file_size
-from calculator.core.errors import InputError
 from calculator.core.key_patterns import KeyPatterns
-from calculator.core.lora import count_lora
 from calculator.core.regex import compile_pattern
 from calculator.core.runtime import PlanSettings
-from calculator.schemas import LoraInput
 
 PRESETS = {p["slug"]: p for p in json.loads(Path("calculator/data/presets.json").read_text())}
 PARTS = ["model", "layers", "0", "1", "12", "q_proj", "self_attn", "mlp", "a", "b-c", "q", "proj", "x_y"]
@@ -79,23 +74,3 @@ def test_advice_from_forms_equals_advice_from_direct_estimates(monkeypatch, slug
         answers.append(advice.advise(arch, lora, training, gpu, plan))
     assert answers[0].changes  # the case exercises the remedies
     assert answers[0] == answers[1]
-
-
-ADAPTER_ROOT = Path(__file__).resolve().parents[2]
-ADAPTER_GOLDEN = json.loads((Path(__file__).parent / "golden" / "adapter_files.json").read_text())
-SMALL = {p.stem: json.loads(p.read_text()) for p in (ADAPTER_ROOT / "validation" / "configs" / "small").glob("*.json")}
-
-
-@pytest.mark.parametrize("case", ADAPTER_GOLDEN["cases"], ids=lambda c: f"{c['config']}-{json.dumps(c['lora'])}")
-def test_the_cached_adapter_file_layout_gives_the_tensor_by_tensor_size_at_every_rank(case):
-    arch = architecture_from_config(SMALL[case["config"]])
-    lora = LoraInput.model_validate(case["lora"]).to_core()
-    for r in (1, 3, 8, 64, 1000):
-        at_r = replace(lora, r=r)
-        try:
-            count = count_lora(arch, at_r)
-        except InputError:
-            continue  # e.g. a rank the convolutions' groups do not divide
-        for adapter_dtype, base_dtype in (("fp32", "bf16"), ("bf16", "nf4")):
-            expected = adapter_file_bytes(count, adapter_dtype, base_dtype)
-            assert adapter_file_size(arch, at_r, count, adapter_dtype, base_dtype) == expected
