@@ -84,6 +84,13 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The results panel only (see lorasite/jinja2.py): it is rendered for every new configuration.
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "lorasite.jinja2.environment"},
+    },
 ]
 
 # SQLite by default; PostgreSQL (psycopg 3) when DATABASE_URL is set.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from itertools import accumulate
 
 from .architecture import Architecture
 from .dtypes import FLOAT_BYTES
@@ -149,22 +150,34 @@ class Layout:
 
     def file_bytes(self, count: LoraCount) -> int:
         rs = ranks(count)
-        header_bytes = METADATA_BYTES
-        offset = 0
-        for fixed, element, rank, dims in self.entries:
-            r = rs[rank] if rank is not None else 0
-            numel = 1
-            variable = 0
+        sized: dict[tuple[int, int, tuple[Dim, ...]], tuple[int, int]] = {}  # most tensors share a shape
+
+        def size(element: int, r: int, dims: tuple[Dim, ...]) -> tuple[int, int]:
+            """(bytes, digits of the dimensions that follow r)"""
+            numel, variable = 1, 0
             for a, b, g in dims:
                 d = a + b * (r // g)
                 numel *= d
                 if b:
                     variable += len(str(d))
-            end = offset + numel * element
-            header_bytes += fixed + variable + len(str(offset)) + len(str(end))
-            offset = end
+            return numel * element, variable
+
+        header_bytes = METADATA_BYTES
+        sizes = []
+        for fixed, element, rank, dims in self.entries:
+            key = (element, rs[rank] if rank is not None else 0, dims)
+            known = sized.get(key)
+            if known is None:
+                known = sized[key] = size(*key)
+            sizes.append(known[0])
+            header_bytes += fixed + known[1]
+        if sizes:
+            # each entry's data_offsets are [start, end]: every end is written twice (as the next start) but
+            # the last, and the first start is "0"
+            ends = list(accumulate(sizes))
+            header_bytes += 1 + 2 * sum(map(len, map(str, ends))) - len(str(ends[-1]))
         padded = header_bytes + (-header_bytes % 8)
-        return 8 + padded + offset
+        return 8 + padded + (ends[-1] if sizes else 0)
 
 
 def adapter_file_size(

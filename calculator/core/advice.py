@@ -20,7 +20,7 @@ from .architecture import Architecture
 from .bounds import MAX_SEQ_LEN
 from .estimate import memory_estimate
 from .flops import attention_module_names, flops_form
-from .form import MemoryForm, WindowedForm, lora_count, memory_form, structure_key
+from .form import lora_count, memory_form, warm_form
 from .gpus import DOES_NOT_FIT, FITS, TIGHT, Gpu, safety_margin_bytes, verdict
 from .lora import LoraSettings
 from .runtime import PlanSettings, TimeEstimate, time_estimate
@@ -180,13 +180,21 @@ class _Row:
             self.given_up * given_up,
         )
 
+    def toggled(self, toggle: _Toggle) -> _Row:
+        lora, training = toggle.apply(self.lora, self.training)
+        return self.then(toggle.key, toggle.label, toggle.settings, toggle.tier, lora=lora, training=training)
+
     @staticmethod
-    def of(toggles: tuple[_Toggle, ...], lora: LoraSettings, training: TrainingSettings, accumulation: int) -> _Row:
-        row = _Row((), (), (), 0, lora, training, accumulation)
-        for toggle in toggles:
-            lora, training = toggle.apply(lora, training)
-            row = row.then(toggle.key, toggle.label, toggle.settings, toggle.tier, lora=lora, training=training)
-        return row
+    def every(
+        toggles: list[_Toggle], lora: LoraSettings, training: TrainingSettings, accumulation: int
+    ) -> dict[tuple[_Toggle, ...], _Row]:
+        """A row for every combination of ``toggles`` (in their order), each built on the one without its
+        last toggle."""
+        rows = {(): _Row((), (), (), 0, lora, training, accumulation)}
+        for size in range(1, len(toggles) + 1):
+            for chosen in combinations(toggles, size):
+                rows[chosen] = rows[chosen[:-1]].toggled(chosen[-1])
+        return rows
 
 
 @lru_cache(maxsize=512)
@@ -276,19 +284,18 @@ def _remedies(
     toggles = _toggles(arch, lora, training)
     g = plan.gradient_accumulation_steps
     rows: list[_Row] = []
-    for size in range(len(toggles) + 1):
-        for chosen in combinations(toggles, size):
-            row = _Row.of(chosen, lora, training, g)
-            if chosen:
-                rows.append(row)
-            if _peak(arch, row.lora, row.training) > limit:
-                split = _split(arch, row, limit)
-                if split is not None:
-                    rows.append(split)
+    combined = _Row.every(toggles, lora, training, g)
+    for chosen, row in combined.items():
+        if chosen:
+            rows.append(row)
+        if _peak(arch, row.lora, row.training) > limit:
+            split = _split(arch, row, limit)
+            if split is not None:
+                rows.append(split)
     for prefix in _cheap_prefixes(toggles):
         if len(prefix) > 1 and any(r.tier <= 1 and _peak(arch, r.lora, r.training) <= limit for r in rows):
             break  # cheap changes already fit: no need to look further up for sequences, GPUs or ranks
-        rows += _structural(arch, _Row.of(prefix, lora, training, g), limit)
+        rows += _structural(arch, combined[prefix], limit)
     changes = [_change(arch, row, plan, gpu) for row in rows]
     singles = {row.keys[0] for row in rows if len(row.keys) == 1}
     kept = [c for c in changes if c.verdict != DOES_NOT_FIT or (c.key in singles and "+" not in c.key)]
@@ -362,35 +369,8 @@ def _structural(arch: Architecture, base: _Row, limit: int) -> list[_Row]:
     return rows
 
 
-# A structure's closed form costs about as much as FORM_AFTER direct estimates to derive (`form.py`), so the peak is
-# evaluated directly until a structure has been asked that often (one advice asks ~20 times for the divisors of a
-# micro-batch; new configurations of the same structure keep asking), then from its form: never much more than
-# the direct cost on the first request of an unusual structure (1,024 layers), arithmetic on the next ones.
-FORM_AFTER = 24
-MAX_COUNTED_STRUCTURES = 4096
-_asked: dict[tuple[Architecture, LoraSettings, TrainingSettings], int] = {}
-_forms: dict[tuple[Architecture, LoraSettings, TrainingSettings], MemoryForm | WindowedForm] = {}
-
-
-def _form_for(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm | None:
-    """The structure's form once it has been asked for often enough to pay for itself, else None."""
-    key = (arch, *structure_key(lora, training))
-    form = _forms.get(key)
-    if form is not None:
-        return form
-    asked = _asked.get(key, 0)
-    if len(_asked) >= MAX_COUNTED_STRUCTURES:
-        _asked.clear()
-        _forms.clear()
-    _asked[key] = asked + 1
-    if asked + 1 < FORM_AFTER:
-        return None
-    form = _forms[key] = memory_form(arch, lora, training)
-    return form
-
-
 def _peak(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> int:
-    form = _form_for(arch, lora, training)
+    form = warm_form(arch, lora, training)
     if form is None:
         return _evaluated_peak(arch, lora, training)
     return form.total(training.batch_size, training.seq_len, lora.r, training.num_gpus)
@@ -398,7 +378,7 @@ def _peak(arch: Architecture, lora: LoraSettings, training: TrainingSettings) ->
 
 def _batch_peak(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> Callable[[int], int]:
     """The peak as a function of the micro-batch alone (the divisors `_split` tries)."""
-    form = _form_for(arch, lora, training)
+    form = warm_form(arch, lora, training)
     if form is None:
         return lambda b: _peak(arch, lora, replace(training, batch_size=b))
     s, r, n = training.seq_len, lora.r, training.num_gpus
@@ -413,7 +393,9 @@ def _evaluated_peak(arch: Architecture, lora: LoraSettings, training: TrainingSe
 def _change(arch: Architecture, row: _Row, plan: PlanSettings, gpu: Gpu) -> Change:
     t, lo = row.training, row.lora
     total = _peak(arch, lo, t)
-    timing = _time(arch, lo, t, replace(plan, gradient_accumulation_steps=row.accumulation), gpu)
+    if row.accumulation != plan.gradient_accumulation_steps:
+        plan = replace(plan, gradient_accumulation_steps=row.accumulation)
+    timing = _time(arch, lo, t, plan, gpu)
     cost = None
     if timing.total_seconds is not None and gpu.price_per_hour is not None:
         cost = timing.total_seconds / 3600 * t.num_gpus * gpu.price_per_hour

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -150,10 +151,20 @@ def validate_recipe(arch: Architecture, count: LoraCount, training: TrainingSett
         )
 
 
-def compare_scenarios(arch: Architecture, count: LoraCount, training: TrainingSettings) -> tuple[Scenario, ...]:
-    """Full fine-tuning vs this LoRA vs the same LoRA on a 4-bit NF4 base, same batch and optimizer."""
+def compare_scenarios(
+    arch: Architecture,
+    count: LoraCount,
+    training: TrainingSettings,
+    memory: MemoryEstimate | None = None,
+    lora_memory: Callable[[TrainingSettings], MemoryEstimate] | None = None,
+) -> tuple[Scenario, ...]:
+    """Full fine-tuning vs this LoRA vs the same LoRA on a 4-bit NF4 base, same batch and optimizer.
+    ``memory``: this LoRA's, when already known; ``lora_memory``: how to compute the LoRA's peak for another
+    training setting (`estimate` passes the structure's closed form once it is warm)."""
+    of = lora_memory or (lambda t: memory_estimate(arch, count, t))
     full_training = replace(training, base_dtype=compute_dtype(training.base_dtype))
     qlora_training = replace(training, base_dtype="nf4", double_quant=True)
+    lora_memory_now = memory if memory is not None else of(training)
     return (
         Scenario(
             "Full fine-tuning",
@@ -161,8 +172,13 @@ def compare_scenarios(arch: Architecture, count: LoraCount, training: TrainingSe
             arch.base_params,
             memory_estimate(arch, count, full_training, full=True),
         ),
-        Scenario("LoRA", training.base_dtype, count.trainable_params, memory_estimate(arch, count, training)),
-        Scenario("QLoRA (NF4)", "nf4", count.trainable_params, memory_estimate(arch, count, qlora_training)),
+        Scenario("LoRA", training.base_dtype, count.trainable_params, lora_memory_now),
+        Scenario(
+            "QLoRA (NF4)",
+            "nf4",
+            count.trainable_params,
+            lora_memory_now if qlora_training == training else of(qlora_training),
+        ),
     )
 
 
@@ -186,7 +202,12 @@ def _estimate(
     errors.raise_if_any()
     count = count_lora(arch, lora)
     validate_recipe(arch, count, training)
-    memory = memory_estimate(arch, count, training)
+    from .form import memory_at  # the closed forms are derived from memory_estimate (a circular import)
+
+    def lora_memory(t: TrainingSettings) -> MemoryEstimate:
+        return memory_at(arch, lora, count, t)
+
+    memory = lora_memory(training)
     resolved = arch.default_target_modules if lora.target_modules is None and not arch.moe_conversion else None
     return Estimate(
         engine_version=ENGINE_VERSION,
@@ -200,5 +221,5 @@ def _estimate(
         adapter_file_bytes=adapter_file_size(arch, lora, count, training.adapter_dtype, training.base_dtype),
         fits=fits(memory.total_bytes, gpus),
         peft_config=lora_config_snippet(lora, resolved),
-        comparison=compare_scenarios(arch, count, training),
+        comparison=compare_scenarios(arch, count, training, memory, lora_memory),
     )

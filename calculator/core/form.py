@@ -33,6 +33,7 @@ from fractions import Fraction
 from functools import lru_cache
 from itertools import product
 from math import gcd, isqrt, lcm
+from operator import attrgetter
 
 from .architecture import Architecture
 from .bounds import MAX_BATCH_SIZE, MAX_GPUS, MAX_RANK, MAX_SEQ_LEN
@@ -517,6 +518,49 @@ def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettin
     if window is None or training.attn_implementation != "sdpa":
         return _memory_form(arch, lora, training)
     return _windowed_form(arch, lora, training, window)
+
+
+# A structure's closed form costs about as much as FORM_AFTER direct estimates to derive, so a structure is
+# evaluated directly until it has been asked for that often (one advice asks ~20 times for the divisors of a
+# micro-batch; new configurations of the same structure keep asking), then from its form: never much more than
+# the direct cost on the first request of an unusual structure (1,024 layers), arithmetic on the next ones.
+FORM_AFTER = 24
+MAX_COUNTED_STRUCTURES = 4096
+# What `structure_key` keeps, read as tuples: a new rank, micro-batch or sequence length (every request) then
+# costs two attribute reads instead of two dataclass copies.
+_LORA_STRUCTURE = attrgetter(*(f.name for f in fields(LoraSettings) if f.name != "r"))
+_TRAINING_STRUCTURE = attrgetter(
+    *(f.name for f in fields(TrainingSettings) if f.name not in ("batch_size", "seq_len", "num_gpus"))
+)
+StructureKey = tuple[Architecture, tuple[object, ...], tuple[object, ...]]
+_asked: dict[StructureKey, int] = {}
+_forms: dict[StructureKey, MemoryForm | WindowedForm] = {}
+
+
+def warm_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm | None:
+    """The structure's form once it has been asked for often enough to pay for itself, else None (evaluate
+    `memory_estimate` directly: the form equals it exactly, see `tests/core/test_plan_form.py`)."""
+    key = (arch, _LORA_STRUCTURE(lora), _TRAINING_STRUCTURE(training))
+    form = _forms.get(key)
+    if form is not None:
+        return form
+    asked = _asked.get(key, 0)
+    if len(_asked) >= MAX_COUNTED_STRUCTURES:
+        _asked.clear()
+        _forms.clear()
+    _asked[key] = asked + 1
+    if asked + 1 < FORM_AFTER:
+        return None
+    form = _forms[key] = memory_form(arch, lora, training)
+    return form
+
+
+def memory_at(arch: Architecture, lora: LoraSettings, count: LoraCount, training: TrainingSettings) -> MemoryEstimate:
+    """`memory_estimate` for ``count`` (``lora``'s count), from the structure's form once it is warm."""
+    form = warm_form(arch, lora, training)
+    if form is None:
+        return memory_estimate(arch, count, training)
+    return form.estimate(training.batch_size, training.seq_len, lora.r, training.num_gpus)
 
 
 @dataclass(frozen=True, slots=True)

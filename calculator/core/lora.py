@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 from .architecture import LINEAR_KINDS, LORA_MODULE_KINDS, Architecture, Kind, Module, Param
 from .errors import ErrorCollector, InputError
@@ -86,14 +86,15 @@ class LoraCount:
     use_dora: bool = False
     lora_bias: bool = False
     lora_dropout: float = 0.0
-    # Remembered on first use: a count holds every adapted module, and the engine's caches (FLOP forms, file
-    # layouts) are keyed by it, so rehashing it on every lookup cost more than the lookups.
+    # Remembered on first use: the engine's caches (FLOP forms, activation plans) are keyed by counts, and a new
+    # rank makes a new count on every request. The hash reads the summary fields only (equality still compares
+    # every field): hashing every adapted module's key and description cost more than the lookups it served.
     _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __hash__(self) -> int:
         if not self._hash:
-            key = tuple(getattr(self, f.name) for f in fields(self) if f.compare)
-            object.__setattr__(self, "_hash", hash(key) or 1)
+            summary = (self.all_params, self.trainable_params, self.modules, self.tensors, self.layer_adapters)
+            object.__setattr__(self, "_hash", hash(summary) or 1)
         return self._hash
 
     @property
@@ -151,6 +152,20 @@ class Wrapped:
 def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
     """Trainable and total parameters after ``get_peft_model(model, LoraConfig(...))``."""
     lora = effective_settings(arch, lora)
+    if lora.rank_pattern:
+        wrapped, parameters = _select(arch, lora)
+    else:
+        wrapped, parameters = _at_rank(_uniform_selection(arch, lora), lora.r)
+    return _assemble(arch, lora, wrapped, parameters)
+
+
+Selection = tuple[list["Wrapped"], list[tuple[str, Module, Param, int, float]]]
+MAX_SELECTIONS = 256
+_selections: dict[tuple[Architecture, LoraSettings], Selection] = {}
+
+
+def _select(arch: Architecture, lora: LoraSettings) -> Selection:
+    """What PEFT wraps and which parameters it adapts; raises `InputError` for what it refuses."""
     errors = ErrorCollector()
     matcher = Matcher(arch, lora, errors)
     errors.raise_if_any()
@@ -158,7 +173,34 @@ def count_lora(arch: Architecture, lora: LoraSettings) -> LoraCount:
     parameters = select_parameters(arch, lora, matcher)
     _check_selection(arch, lora, matcher, wrapped, parameters, unsupported, errors)
     errors.raise_if_any()
-    return _assemble(arch, lora, wrapped, parameters)
+    return wrapped, parameters
+
+
+def _uniform_selection(arch: Architecture, lora: LoraSettings) -> Selection:
+    """The selection for every rank at once: without a rank_pattern every adapted module has rank ``r`` and
+    nothing PEFT checks depends on ``r`` but a grouped convolution's divisibility, so a new rank only changes
+    the ranks (a structure is matched once, not once per rank people try)."""
+    key = (arch, replace(lora, r=1))
+    cached = _selections.get(key)
+    if cached is not None:
+        return cached
+    selection = _select(arch, lora)
+    if any(item.module.kind is Kind.CONV and item.module.groups > 1 for item in selection[0]):
+        return selection  # another rank may not divide the groups: select again for each rank
+    if len(_selections) >= MAX_SELECTIONS:
+        _selections.clear()
+    _selections[key] = selection
+    return selection
+
+
+def _at_rank(selection: Selection, r: int) -> Selection:
+    wrapped, parameters = selection
+    if all(item.r == r for item in wrapped) and all(p[3] == r for p in parameters):
+        return selection
+    return (
+        [replace(item, r=r) for item in wrapped],
+        [(key, module, param, r, alpha) for key, module, param, _, alpha in parameters],
+    )
 
 
 def effective_settings(arch: Architecture, lora: LoraSettings) -> LoraSettings:

@@ -77,7 +77,7 @@ def results_html(reading: Reading, r: dict[str, Any] | None) -> str:
     if r is None:
         return _render("errors", errors_context(reading))
     context = {"r": r, "canonical": reading.canonical, "custom_href": _custom_href(reading)}
-    return get_template("calculator/_results.html").render(context)
+    return get_template("calculator/_results.html", using="jinja2").render(context)
 
 
 def errors_context(reading: Reading) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from calculator.core import Gpu, LoraSettings, TrainingSettings, advice, architecture_from_config
+from calculator.core import Gpu, LoraSettings, TrainingSettings, advice, architecture_from_config, form
 from calculator.core.key_patterns import KeyPatterns
 from calculator.core.regex import compile_pattern
 from calculator.core.runtime import PlanSettings
@@ -67,10 +67,43 @@ def test_advice_from_forms_equals_advice_from_direct_estimates(monkeypatch, slug
     plan = PlanSettings(safety_margin=0.1)
     answers = []
     for after in (10**9, 0):  # never the form, then always
-        monkeypatch.setattr(advice, "FORM_AFTER", after)
+        monkeypatch.setattr(form, "FORM_AFTER", after)
         advice._advise.cache_clear()
-        advice._asked.clear()
-        advice._forms.clear()
+        form._asked.clear()
+        form._forms.clear()
         answers.append(advice.advise(arch, lora, training, gpu, plan))
     assert answers[0].changes  # the case exercises the remedies
     assert answers[0] == answers[1]
+
+
+def _other(value):
+    """A different value of the same kind, for a field of the settings dataclasses."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "x"
+    return ("q_proj",) if value != ("q_proj",) else None
+
+
+@pytest.mark.parametrize(
+    ("settings", "getter", "varying"),
+    [
+        (LoraSettings(), "_LORA_STRUCTURE", {"r"}),
+        (TrainingSettings(), "_TRAINING_STRUCTURE", {"batch_size", "seq_len", "num_gpus"}),
+    ],
+)
+def test_the_warm_form_key_tells_structures_apart_as_structure_key_does(settings, getter, varying):
+    """The advice finds a structure's form by attribute tuples (no dataclass copies); a field left out of them
+    would hand one structure's form to another."""
+    from dataclasses import fields, replace
+
+    key = getattr(form, getter)
+    base = form.structure_key(settings, TrainingSettings()) if getter == "_LORA_STRUCTURE" else None
+    for f in fields(settings):
+        changed = replace(settings, **{f.name: _other(getattr(settings, f.name))})
+        same = key(changed) == key(settings)
+        assert same == (f.name in varying), f.name
+        if base is not None:  # the replace-based key agrees
+            assert (form.structure_key(changed, TrainingSettings()) == base) == same, f.name
