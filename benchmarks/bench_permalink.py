@@ -91,6 +91,7 @@ def main() -> None:
         raise SystemExit(f"PostgreSQL is needed at {args.postgres} for the permalink benchmark: {error}") from None
     env = dict(os.environ, DATABASE_URL=f"{args.postgres}/{name}", ACCESS_LOG="0", DEBUG="0")
     env["WEB_CONCURRENCY"] = str(args.workers)
+    env["WEB_WORKER_CONNECTIONS"] = str(-(-args.connections // args.workers))  # as bench_http.py: each its share
     env["DATABASE_STATEMENT_TIMEOUT"] = "60"  # the bulk inserts, not the pages
     server = None
     results: list[tuple[str, dict[str, float]]] = []

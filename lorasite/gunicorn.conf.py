@@ -14,6 +14,9 @@ import os
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("WEB_THREADS", "8"))  # > the slow clients one worker may be handed
+# The most connections one worker holds (gunicorn's default 1000). Keep-alive connections stay with the worker
+# that accepted them, so a burst accepted by one worker stays there; the benchmark sets connections / workers.
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "1000"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -19,7 +19,7 @@ from itertools import combinations
 from .architecture import Architecture
 from .bounds import MAX_SEQ_LEN
 from .estimate import memory_estimate
-from .flops import attention_module_names, flops_form
+from .flops import attention_module_names, lora_flops_form
 from .form import lora_count, memory_form, warm_form
 from .gpus import DOES_NOT_FIT, FITS, TIGHT, Gpu, safety_margin_bytes, verdict
 from .lora import LoraSettings
@@ -418,8 +418,7 @@ def _change(arch: Architecture, row: _Row, plan: PlanSettings, gpu: Gpu) -> Chan
 def _time(
     arch: Architecture, lora: LoraSettings, training: TrainingSettings, plan: PlanSettings, gpu: Gpu
 ) -> TimeEstimate:
-    count = lora_count(arch, lora, lora.r)
-    return time_estimate(flops_form(arch, count, training), training, plan, gpu)
+    return time_estimate(lora_flops_form(arch, lora, training), training, plan, gpu)
 
 
 def _order(c: Change) -> tuple[int, int, float, float, int, int]:

@@ -27,14 +27,16 @@ Checked against ``torch.utils.flop_counter.FlopCounterMode`` on real models of e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from .architecture import LINEAR_KINDS, Architecture
+from .errors import InputError
 from .expressions import num
 from .families.spec import Attention, GatedDeltaNet, GatedMlp, Mla, Mlp, Moe, ShortConv
-from .lora import LoraCount
+from .form import lora_count
+from .lora import LoraCount, LoraSettings
 from .training import TrainingSettings
 
 FUSED_ATTENTION_KERNELS = ("sdpa", "flash_attention_2")
@@ -390,6 +392,49 @@ def _trainable_per_layer(arch: Architecture, count: LoraCount) -> list[_Trainabl
 def flops_form(arch: Architecture, count: LoraCount, training: TrainingSettings, *, full: bool = False) -> FlopsForm:
     """The FLOPs of one micro-batch for this structure (LoRA, or full fine-tuning with ``full``)."""
     return _flops_form(arch, count, training.attn_implementation, training.gradient_checkpointing, full)
+
+
+def lora_flops_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> FlopsForm:
+    """`flops_form` of ``lora``'s count at its rank, for a new rank without a new count: with one rank for
+    every adapted module each LoRA matmul is ``r`` wide, so every per-token and per-step term is affine in r
+    and the attention terms do not depend on it. The line through the structure's forms at r = 1 and 2 is
+    checked at r = 3, 5 and 64 (exact, or the rank is counted as before)."""
+    return _lora_flops_form(arch, lora, training.attn_implementation, training.gradient_checkpointing)
+
+
+@lru_cache(maxsize=1024)  # the cost table asks once per card
+def _lora_flops_form(arch: Architecture, lora: LoraSettings, kernel: str, checkpointing: bool) -> FlopsForm:
+    if not lora.rank_pattern:
+        line = _rank_line(arch, replace(lora, r=1), kernel, checkpointing)
+        if line is not None:
+            return _on_line(*line, lora.r)
+    return _flops_form(arch, lora_count(arch, lora, lora.r), kernel, checkpointing, False)
+
+
+RANK_TERMS = ("forward_per_token", "backward_per_token", "recompute_per_token")
+RANK_TERMS += ("forward_per_step", "backward_per_step", "recompute_per_step")
+
+
+def _on_line(at_one: FlopsForm, slope: tuple[int, ...], r: int) -> FlopsForm:
+    terms = {name: getattr(at_one, name) + (r - 1) * step for name, step in zip(RANK_TERMS, slope, strict=True)}
+    return FlopsForm(**terms, attention=at_one.attention, kernel=at_one.kernel)
+
+
+@lru_cache(maxsize=512)
+def _rank_line(
+    arch: Architecture, lora: LoraSettings, kernel: str, checkpointing: bool
+) -> tuple[FlopsForm, tuple[int, ...]] | None:
+    training = TrainingSettings(attn_implementation=kernel, gradient_checkpointing=checkpointing)
+    try:
+        forms = {r: flops_form(arch, lora_count(arch, lora, r), training) for r in (1, 2, 3, 5, 64)}
+    except InputError:  # a rank PEFT refuses here (a grouped convolution): count each rank
+        return None
+    one = forms[1]
+    slope = tuple(getattr(forms[2], name) - getattr(one, name) for name in RANK_TERMS)
+    for r, form in forms.items():
+        if form != _on_line(one, slope, r):
+            return None
+    return one, slope
 
 
 @lru_cache(maxsize=1024)

@@ -17,8 +17,8 @@ from .architecture import Architecture
 from .bounds import MAX_SEQ_LEN
 from .errors import ErrorCollector, InputError
 from .estimate import MemoryEstimate
-from .flops import flops_form
-from .form import lora_count, memory_form
+from .flops import lora_flops_form
+from .form import memory_form
 from .gpus import DOES_NOT_FIT, FITS, Gpu, GpuFit, fits, safety_margin_bytes, verdict
 from .lora import LoraSettings
 from .runtime import PlanSettings, TimeEstimate, time_estimate, validate_plan
@@ -144,8 +144,7 @@ def run_time(
     gpu: Gpu,
     num_gpus: int | None = None,
 ) -> TimeEstimate:
-    count = lora_count(arch, lora, lora.r)
-    return time_estimate(flops_form(arch, count, training), training, plan, gpu, num_gpus=num_gpus)
+    return time_estimate(lora_flops_form(arch, lora, training), training, plan, gpu, num_gpus=num_gpus)
 
 
 def cost_table(

@@ -107,3 +107,32 @@ def test_the_warm_form_key_tells_structures_apart_as_structure_key_does(settings
         assert same == (f.name in varying), f.name
         if base is not None:  # the replace-based key agrees
             assert (form.structure_key(changed, TrainingSettings()) == base) == same, f.name
+
+
+FLOPS_CASES = [
+    ("llama-3.1-8b", {"target_modules": "all-linear"}),
+    ("llama-3.1-8b", {"target_modules": ("q_proj", "v_proj", "embed_tokens", "lm_head"), "use_dora": True}),
+    ("llama-3.1-8b", {"target_modules": "all-linear", "lora_bias": True, "lora_dropout": 0.1}),
+    ("qwen3-30b-a3b", {"target_modules": "all-linear"}),
+    ("qwen3-30b-a3b", {"target_modules": ("q_proj",), "target_parameters": ("mlp.experts.gate_up_proj",)}),
+    ("gemma-3-4b", {"target_modules": "all-linear", "modules_to_save": ("lm_head",)}),
+    ("qwen3.5-9b", {"target_modules": ("q_proj", "v_proj", "down_proj"), "layers_to_transform": (0, 3, 5)}),
+]
+
+
+@pytest.mark.parametrize(("slug", "settings"), FLOPS_CASES)
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_the_flops_of_a_new_rank_from_the_structures_line_equal_the_counted_ones(slug, settings, checkpointing):
+    from calculator.core.flops import flops_form, lora_flops_form
+    from calculator.core.form import lora_count
+
+    arch = architecture_from_config(PRESETS.get(slug, {}).get("config") or _preset_2026(slug))
+    training = TrainingSettings(gradient_checkpointing=checkpointing, attn_implementation="eager")
+    for r in (1, 4, 7, 16, 100, 255):
+        lora = LoraSettings(r=r, **settings)
+        assert lora_flops_form(arch, lora, training) == flops_form(arch, lora_count(arch, lora, r), training)
+
+
+def _preset_2026(slug):
+    presets = json.loads(Path("calculator/data/presets_2026.json").read_text())
+    return next(p["config"] for p in presets if p["slug"] == slug)
