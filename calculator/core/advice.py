@@ -190,7 +190,7 @@ class _Row:
     ) -> dict[tuple[_Toggle, ...], _Row]:
         """A row for every combination of ``toggles`` (in their order), each built on the one without its
         last toggle."""
-        rows = {(): _Row((), (), (), 0, lora, training, accumulation)}
+        rows: dict[tuple[_Toggle, ...], _Row] = {(): _Row((), (), (), 0, lora, training, accumulation)}
         for size in range(1, len(toggles) + 1):
             for chosen in combinations(toggles, size):
                 rows[chosen] = rows[chosen[:-1]].toggled(chosen[-1])

@@ -411,8 +411,14 @@ def _lora_flops_form(arch: Architecture, lora: LoraSettings, kernel: str, checkp
     return _flops_form(arch, lora_count(arch, lora, lora.r), kernel, checkpointing, False)
 
 
-RANK_TERMS = ("forward_per_token", "backward_per_token", "recompute_per_token")
-RANK_TERMS += ("forward_per_step", "backward_per_step", "recompute_per_step")
+RANK_TERMS: tuple[str, ...] = (
+    "forward_per_token",
+    "backward_per_token",
+    "recompute_per_token",
+    "forward_per_step",
+    "backward_per_step",
+    "recompute_per_step",
+)
 
 
 def _on_line(at_one: FlopsForm, slope: tuple[int, ...], r: int) -> FlopsForm:

@@ -70,7 +70,7 @@ def compute(
 
 def summary(reading: Reading, results: services.CalculatorResults | None) -> dict[str, Any] | None:
     """The results formatted for the panel (None while some input is wrong)."""
-    return present(results, reading.link) if results is not None else None
+    return present(results, reading.links()) if results is not None else None
 
 
 def results_html(reading: Reading, r: dict[str, Any] | None) -> str:

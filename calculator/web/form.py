@@ -95,12 +95,16 @@ class Reading:
 
     def link(self, changes: Mapping[str, object]) -> str:
         """The canonical query of this state with some fields changed (advice's "apply" links)."""
-        targets = changes.get("target_modules", self.values.get("target_modules"))
-        return state.encode(
+        return self.links()(changes)
+
+    def links(self) -> state.Links:
+        """`link` for many changes of this one state (a results panel draws about twenty)."""
+        targets = self.values.get("target_modules")
+        return state.Links(
             source=self.source.pair,
             dims=self.dims,
-            targets=list(targets) if isinstance(targets, tuple) else targets,  # type: ignore[arg-type]
-            values={**self.values, **changes},
+            targets=list(targets) if isinstance(targets, tuple) else targets,
+            values=self.values,
             default_gpu=services.default_gpu().name,
             defaults=self.framework.defaults if self.framework else None,
         )

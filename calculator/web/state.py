@@ -184,6 +184,51 @@ def encode(
     return urlencode(pairs, quote_via=quote, safe=",:")
 
 
+class Links:
+    """The canonical queries of one state with a few fields changed, for the many links one results panel
+    draws (the advice's "apply", the sweep's values, the largest batch): the state is encoded once and each
+    link re-encodes only the fields it changes, giving the bytes `encode` gives (a change of source,
+    dimensions, targets or framework, which moves other fields' defaults, is encoded whole)."""
+
+    def __init__(
+        self,
+        *,
+        source: tuple[str, str] | None,
+        dims: Mapping[str, Any],
+        targets: Sequence[str] | str | None,
+        values: Mapping[str, Any],
+        default_gpu: str,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._source, self._dims, self._targets, self._values = source, dims, targets, values
+        self._default_gpu, self._defaults = default_gpu, defaults or {}
+        head = encode(source=source, dims=dims, targets=targets, values={}, default_gpu=default_gpu)
+        self._head = [head] if head else []
+        self._pieces = {field.name: self._piece(field, values.get(field.name)) for field in SCALAR_FIELDS}
+
+    def _piece(self, field: Field, value: Any) -> str:
+        default = self._defaults.get(field.name, field.default)
+        if value is None or value == default or (field.kind == "gpu" and value == self._default_gpu):
+            return ""
+        return urlencode([(field.name, write_field(field, value))], quote_via=quote, safe=",:")
+
+    def __call__(self, changes: Mapping[str, Any]) -> str:
+        if any(name not in BY_NAME or name == "framework" for name in changes):
+            targets = changes.get("target_modules", self._targets)
+            return encode(
+                source=self._source,
+                dims=self._dims,
+                targets=list(targets) if isinstance(targets, tuple) else targets,
+                values={**self._values, **changes},
+                default_gpu=self._default_gpu,
+                defaults=self._defaults,
+            )
+        pieces = self._pieces
+        if changes:
+            pieces = {**pieces, **{name: self._piece(BY_NAME[name], value) for name, value in changes.items()}}
+        return "&".join([*self._head, *(p for p in pieces.values() if p)])
+
+
 def query_of_request(data: Mapping[str, Any]) -> str:
     """A nested API request (``model``/``lora``/``training``, as saved) -> the calculator's canonical query."""
     model = data.get("model") or {}

@@ -136,3 +136,13 @@ def test_the_flops_of_a_new_rank_from_the_structures_line_equal_the_counted_ones
 def _preset_2026(slug):
     presets = json.loads(Path("calculator/data/presets_2026.json").read_text())
     return next(p["config"] for p in presets if p["slug"] == slug)
+
+
+def test_the_written_out_dot_product_is_the_sum_over_the_monomials():
+    from calculator.core.form import dot, monomials
+
+    rng = random.Random(3)
+    for _ in range(3000):
+        c = tuple(rng.randint(-(10**12), 10**12) for _ in range(10))
+        b, s, r = rng.choice((1, 2, rng.randint(1, 64))), rng.randint(1, 32768), rng.randint(1, 4096)
+        assert dot(c, b, s, r) == sum(x * m for x, m in zip(c, monomials(b, s, r), strict=True))

@@ -7,6 +7,7 @@ from django.http import QueryDict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calculator import services
 from calculator.core.gpus import Gpu, fits
 from calculator.schemas import EstimateRequest
 from calculator.services import compute_estimate, invalidate_catalog
@@ -14,6 +15,7 @@ from calculator.web import formatting as fmt
 from calculator.web.calculator import compute
 from calculator.web.chart import memory_chart
 from calculator.web.errors import form_field
+from calculator.web.form import read
 from calculator.web.form import read as parse
 from calculator.web.state import query_of_request, read_config, read_layers, write_layers
 from calculator.web.targets import carry_over, quick_picks
@@ -191,3 +193,41 @@ def test_counts_and_percentages():
     assert fmt.short_count(124_439_808) == "124 M"
     assert fmt.percent(0.0424) == "0.0424%"
     assert fmt.percent(0.522) == "0.522%"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "preset=llama-3.1-8b&r=16&target_modules=q_proj&target_modules=v_proj&base_dtype=nf4&seq_len=4096",
+        "preset=llama-3.1-8b&framework=trl&gradient_checkpointing=true&batch_size=4&gpu=NVIDIA+H100+80GB",
+        "hidden_size=2048&intermediate_size=8192&num_hidden_layers=16&num_attention_heads=16&vocab_size=32000",
+    ],
+)
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"batch_size": 1},  # the default: the field leaves the query
+        {"batch_size": 8, "gradient_accumulation_steps": 4},
+        {"seq_len": 1234, "r": 2},
+        {"gpu": "NVIDIA H100 80GB"},
+        {"optimizer": "paged_adamw_8bit", "base_dtype": "nf4", "double_quant": True},
+        {"framework": "torchtune"},  # moves the training fields' defaults
+        {"target_modules": ("q_proj", "k_proj")},
+    ],
+)
+def test_a_results_panels_links_are_the_canonical_query_of_the_changed_state(db, query, changes):
+    """`Links` re-encodes only the changed fields; its bytes are `encode`'s for the whole changed state."""
+    from calculator.web import state
+
+    reading = read(QueryDict(query))
+    targets = changes.get("target_modules", reading.values.get("target_modules"))
+    expected = state.encode(
+        source=reading.source.pair,
+        dims=reading.dims,
+        targets=list(targets) if isinstance(targets, tuple) else targets,
+        values={**reading.values, **changes},
+        default_gpu=services.default_gpu().name,
+        defaults=reading.framework.defaults if reading.framework else None,
+    )
+    assert reading.links()(changes) == expected
