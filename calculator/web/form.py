@@ -13,7 +13,7 @@ core's are added by `Reading.with_errors` once the view has asked the services.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -84,14 +84,7 @@ class Reading:
         if not dims or self.source.kind == "custom":
             return ""
         targets = self.values.get("target_modules")
-        return state.encode(
-            source=None,
-            dims=dims,
-            targets=targets if isinstance(targets, str) else None,
-            values=self.values,
-            default_gpu=services.default_gpu().name,
-            defaults=self.framework.defaults if self.framework else None,
-        )
+        return self._links(None, dims, targets if isinstance(targets, str) else None)({})
 
     def link(self, changes: Mapping[str, object]) -> str:
         """The canonical query of this state with some fields changed (advice's "apply" links)."""
@@ -100,10 +93,15 @@ class Reading:
     def links(self) -> state.Links:
         """`link` for many changes of this one state (a results panel draws about twenty)."""
         targets = self.values.get("target_modules")
+        return self._links(self.source.pair, self.dims, list(targets) if isinstance(targets, tuple) else targets)
+
+    def _links(
+        self, source: tuple[str, str] | None, dims: Mapping[str, Any], targets: Sequence[str] | str | None
+    ) -> state.Links:
         return state.Links(
-            source=self.source.pair,
-            dims=self.dims,
-            targets=list(targets) if isinstance(targets, tuple) else targets,
+            source=source,
+            dims=dims,
+            targets=targets,
             values=self.values,
             default_gpu=services.default_gpu().name,
             defaults=self.framework.defaults if self.framework else None,

@@ -13,7 +13,7 @@ from calculator import services
 from calculator.web import formatting as fmt
 from calculator.web import labels
 from calculator.web.model import preset_counts
-from calculator.web.state import encode
+from calculator.web.state import Links
 from calculator.web.targets import quick_picks
 
 MAX_QUERY = 100
@@ -37,7 +37,7 @@ def _row(entry: services.PresetEntry) -> dict[str, Any]:
     d = arch.dims
     # Models without PEFT default targets open with their q,v-equivalent modules ticked.
     targets = () if services.has_default_targets(arch) else quick_picks(arch.lora_module_names)["qv"]
-    query = encode(source=("preset", entry.slug), dims={}, targets=targets, values={}, default_gpu="")
+    query = Links(source=("preset", entry.slug), dims={}, targets=targets, values={}, default_gpu="")({})
     groups = services.layer_groups(arch)
     return {
         "slug": entry.slug,

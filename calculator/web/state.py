@@ -157,38 +157,13 @@ def read_config(text: str) -> tuple[dict[str, Any] | None, str]:
     return services.relevant_config(config=data), ""
 
 
-def encode(
-    *,
-    source: tuple[str, str] | None,
-    dims: Mapping[str, Any],
-    targets: Sequence[str] | str | None,
-    values: Mapping[str, Any],
-    default_gpu: str,
-    defaults: Mapping[str, Any] | None = None,
-) -> str:
-    """The canonical query: ``source`` (``("preset", slug)`` or ``("hf_config", compact json)``), the
-    dimension fields given (custom) or edited (overrides), the targets, then every field that differs from
-    its default (``defaults``: the chosen framework's, for the training fields)."""
-    pairs: list[tuple[str, str]] = [source] if source else []
-    pairs += [(name, write(dims[name])) for name in DIM_FIELDS if dims.get(name) is not None]
-    if isinstance(targets, str):
-        pairs.append(("target_modules", targets))
-    elif targets:
-        pairs += [("target_modules", t) for t in targets]
-    for field in SCALAR_FIELDS:
-        value = values.get(field.name)
-        default = (defaults or {}).get(field.name, field.default)
-        if value is None or value == default or (field.kind == "gpu" and value == default_gpu):
-            continue
-        pairs.append((field.name, write_field(field, value)))
-    return urlencode(pairs, quote_via=quote, safe=",:")
-
-
 class Links:
-    """The canonical queries of one state with a few fields changed, for the many links one results panel
-    draws (the advice's "apply", the sweep's values, the largest batch): the state is encoded once and each
-    link re-encodes only the fields it changes, giving the bytes `encode` gives (a change of source,
-    dimensions, targets or framework, which moves other fields' defaults, is encoded whole)."""
+    """The canonical query of a state: ``source`` (``("preset", slug)`` or ``("hf_config", compact json)``),
+    the dimension fields given (custom) or edited (overrides), the targets, then every field that differs
+    from its default (``defaults``: the chosen framework's, for the training fields). ``links(changes)`` is
+    the query of the state with those fields changed (``links({})``: the state's own): a results panel draws
+    about twenty such links, so the state is encoded once and each link re-encodes only the fields it changes
+    (a change of targets or framework, which moves other fields' defaults, is encoded whole)."""
 
     def __init__(
         self,
@@ -202,20 +177,25 @@ class Links:
     ) -> None:
         self._source, self._dims, self._targets, self._values = source, dims, targets, values
         self._default_gpu, self._defaults = default_gpu, defaults or {}
-        head = encode(source=source, dims=dims, targets=targets, values={}, default_gpu=default_gpu)
-        self._head = [head] if head else []
+        pairs: list[tuple[str, str]] = [source] if source else []
+        pairs += [(name, write(dims[name])) for name in DIM_FIELDS if dims.get(name) is not None]
+        if isinstance(targets, str):
+            pairs.append(("target_modules", targets))
+        elif targets:
+            pairs += [("target_modules", t) for t in targets]
+        self._head = [_urlencode(pairs)] if pairs else []
         self._pieces = {field.name: self._piece(field, values.get(field.name)) for field in SCALAR_FIELDS}
 
     def _piece(self, field: Field, value: Any) -> str:
         default = self._defaults.get(field.name, field.default)
         if value is None or value == default or (field.kind == "gpu" and value == self._default_gpu):
             return ""
-        return urlencode([(field.name, write_field(field, value))], quote_via=quote, safe=",:")
+        return _urlencode([(field.name, write_field(field, value))])
 
     def __call__(self, changes: Mapping[str, Any]) -> str:
         if any(name not in BY_NAME or name == "framework" for name in changes):
             targets = changes.get("target_modules", self._targets)
-            return encode(
+            whole = Links(
                 source=self._source,
                 dims=self._dims,
                 targets=list(targets) if isinstance(targets, tuple) else targets,
@@ -223,10 +203,15 @@ class Links:
                 default_gpu=self._default_gpu,
                 defaults=self._defaults,
             )
+            return whole({})
         pieces = self._pieces
         if changes:
             pieces = {**pieces, **{name: self._piece(BY_NAME[name], value) for name, value in changes.items()}}
         return "&".join([*self._head, *(p for p in pieces.values() if p)])
+
+
+def _urlencode(pairs: list[tuple[str, str]]) -> str:
+    return urlencode(pairs, quote_via=quote, safe=",:")
 
 
 def query_of_request(data: Mapping[str, Any]) -> str:
@@ -246,7 +231,7 @@ def query_of_request(data: Mapping[str, Any]) -> str:
     targets = (data.get("lora") or {}).get("target_modules")
     framework = values.get("framework")
     defaults = services.training_defaults(framework=framework) if framework in services.FRAMEWORKS else None
-    return encode(source=source, dims=dims, targets=targets, values=values, default_gpu="", defaults=defaults)
+    return Links(source=source, dims=dims, targets=targets, values=values, default_gpu="", defaults=defaults)({})
 
 
 def parse(query: str) -> QueryDict:
