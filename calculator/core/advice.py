@@ -396,9 +396,7 @@ def _change(arch: Architecture, row: _Row, plan: PlanSettings, gpu: Gpu) -> Chan
     if row.accumulation != plan.gradient_accumulation_steps:
         plan = replace(plan, gradient_accumulation_steps=row.accumulation)
     timing = _time(arch, lo, t, plan, gpu)
-    cost = None
-    if timing.total_seconds is not None and gpu.price_per_hour is not None:
-        cost = timing.total_seconds / 3600 * t.num_gpus * gpu.price_per_hour
+    cost = timing.cost(gpu.price_per_hour)
     label = "; ".join(row.labels)
     return Change(
         key="+".join(row.keys),

@@ -164,8 +164,8 @@ def cost_table(
             rows.append(CostRow(gpu.name, None, DOES_NOT_FIT, None, None, gpu.price_per_hour, None))
             continue
         total = form.total(b, s, r, n)
-        hours = run_time(arch, lora, replace(training, num_gpus=n), plan, gpu).hours
-        cost = None if hours is None or gpu.price_per_hour is None else hours * n * gpu.price_per_hour
+        timing = run_time(arch, lora, replace(training, num_gpus=n), plan, gpu)
+        hours, cost = timing.hours, timing.cost(gpu.price_per_hour)
         rows.append(
             CostRow(
                 gpu.name,
@@ -251,9 +251,7 @@ def sweep(
             t = replace(training, batch_size=value)
         total = form.total(t.batch_size, t.seq_len, lo.r, t.num_gpus)
         timing = run_time(arch, lo, t, plan, gpu)
-        cost = None
-        if timing.total_seconds is not None and gpu.price_per_hour is not None:
-            cost = timing.total_seconds / 3600 * t.num_gpus * gpu.price_per_hour
+        cost = timing.cost(gpu.price_per_hour)
         rows.append(
             SweepRow(
                 value,

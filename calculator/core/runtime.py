@@ -117,6 +117,12 @@ class TimeEstimate:
     def hours(self) -> float | None:
         return None if self.total_seconds is None else self.total_seconds / 3600
 
+    def cost(self, price_per_hour: float | None) -> float | None:
+        """USD for the run on all its GPUs at ``price_per_hour`` each (None without a price or a dataset)."""
+        if self.total_seconds is None or price_per_hour is None:
+            return None
+        return self.total_seconds / 3600 * self.num_gpus * price_per_hour
+
 
 def time_estimate(
     flops: FlopsForm,

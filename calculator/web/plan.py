@@ -25,7 +25,7 @@ def time_panel(planned: services.PlannedEstimate) -> dict[str, Any]:
     """Time and cost of the run on the chosen card (per epoch of the stated dataset)."""
     t, settings, gpu = planned.plan.time, planned.settings, planned.plan.gpu
     tokens = settings.tokens_per_epoch
-    mine = next((c for c in planned.plan.costs if c.gpu == gpu.name), None)
+    cost = t.cost(gpu.price_per_hour)  # also when it does not fit: the page says "if it did"
     return {
         "gpu": gpu.name,
         "gpus": str(t.num_gpus),
@@ -44,7 +44,7 @@ def time_panel(planned: services.PlannedEstimate) -> dict[str, Any]:
         "dataset": fmt.count(tokens) if tokens is not None else "",
         "epochs": fmt.number(settings.epochs),
         "example": planned.example_dataset,
-        "cost": fmt.money(mine.total) if mine is not None and mine.gpus_needed == t.num_gpus else "",
+        "cost": fmt.money(cost) if cost is not None else "",
         "price": fmt.money(gpu.price_per_hour) if gpu.price_per_hour is not None else "",
     }
 

@@ -159,3 +159,15 @@ def test_the_api_treats_custom_as_an_unknown_card(client):
     response = client.post("/api/v1/estimate/", body, content_type="application/json")
     assert response.status_code == 400
     assert "gpu" in response.json()["training"]
+
+
+def test_a_configuration_that_does_not_fit_still_says_what_its_epoch_would_cost(client):
+    """"If it did, it would take": the time and the cost of the run as configured, on the chosen card."""
+    panel = section(text(client.get(ISSUE + "&dataset_tokens=40000000")), "time")  # does not fit the 4090
+    assert 'data-testid="time-if-fit"' in panel
+    total = re.search(r"Time per epoch</span><span class=\"v\">([^<]+)<", panel)[1]
+    cost = re.search(r"Cost per epoch</span><span class=\"v\">([^<]+)<", panel)[1]
+    hours, minutes = map(int, re.match(r"(\d+) h (\d\d) min", total).groups())
+    price = float(re.search(r"1 × \$([\d.]+) per GPU-hour", panel)[1])
+    assert cost.startswith("$")
+    assert float(cost[1:].replace(",", "")) == pytest.approx((hours + minutes / 60) * price, rel=0.01)
