@@ -162,7 +162,7 @@ def test_the_api_treats_custom_as_an_unknown_card(client):
 
 
 def test_a_configuration_that_does_not_fit_still_says_what_its_epoch_would_cost(client):
-    """"If it did, it would take": the time and the cost of the run as configured, on the chosen card."""
+    """ "If it did, it would take": the time and the cost of the run as configured, on the chosen card."""
     panel = section(text(client.get(ISSUE + "&dataset_tokens=40000000")), "time")  # does not fit the 4090
     assert 'data-testid="time-if-fit"' in panel
     total = re.search(r"Time per epoch</span><span class=\"v\">([^<]+)<", panel)[1]
