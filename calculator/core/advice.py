@@ -274,8 +274,13 @@ def _attention_only(arch: Architecture, lora: LoraSettings) -> tuple[str, ...] |
     names = attention_module_names(arch)
     if not names or lora.target_parameters or lora.rank_pattern:
         return None
-    adapted = {m.name for m in lora_count(arch, lora, lora.r).modules}
-    return names if adapted - set(names) else None
+    return names if _adapted_names(arch, replace(lora, r=1)) - set(names) else None
+
+
+@lru_cache(maxsize=512)
+def _adapted_names(arch: Architecture, lora: LoraSettings) -> frozenset[str]:
+    """The names of the modules LoRA adapts: the same at every rank (``lora`` is the structure, at r = 1)."""
+    return frozenset(m.name for m in lora_count(arch, lora, 1).modules)
 
 
 def _remedies(
@@ -285,18 +290,26 @@ def _remedies(
     g = plan.gradient_accumulation_steps
     rows: list[_Row] = []
     combined = _Row.every(toggles, lora, training, g)
+    peaks: dict[int, int] = {}  # by id: every row stays alive in `combined` or `rows` until the end
+
+    def peak(row: _Row) -> int:
+        known = peaks.get(id(row))
+        if known is None:
+            known = peaks[id(row)] = _peak(arch, row.lora, row.training)
+        return known
+
     for chosen, row in combined.items():
         if chosen:
             rows.append(row)
-        if _peak(arch, row.lora, row.training) > limit:
+        if peak(row) > limit:
             split = _split(arch, row, limit)
             if split is not None:
                 rows.append(split)
     for prefix in _cheap_prefixes(toggles):
-        if len(prefix) > 1 and any(r.tier <= 1 and _peak(arch, r.lora, r.training) <= limit for r in rows):
+        if len(prefix) > 1 and any(r.tier <= 1 and peak(r) <= limit for r in rows):
             break  # cheap changes already fit: no need to look further up for sequences, GPUs or ranks
         rows += _structural(arch, combined[prefix], limit)
-    changes = [_change(arch, row, plan, gpu) for row in rows]
+    changes = [_change(arch, row, plan, gpu, peak(row)) for row in rows]
     singles = {row.keys[0] for row in rows if len(row.keys) == 1}
     kept = [c for c in changes if c.verdict != DOES_NOT_FIT or (c.key in singles and "+" not in c.key)]
     unique = {c.settings: c for c in sorted(kept, key=_order)}
@@ -390,9 +403,9 @@ def _evaluated_peak(arch: Architecture, lora: LoraSettings, training: TrainingSe
     return memory_estimate(arch, lora_count(arch, lora, lora.r), training).total_bytes
 
 
-def _change(arch: Architecture, row: _Row, plan: PlanSettings, gpu: Gpu) -> Change:
+def _change(arch: Architecture, row: _Row, plan: PlanSettings, gpu: Gpu, total: int) -> Change:
+    """The advice row for ``row``, whose peak is ``total``."""
     t, lo = row.training, row.lora
-    total = _peak(arch, lo, t)
     if row.accumulation != plan.gradient_accumulation_steps:
         plan = replace(plan, gradient_accumulation_steps=row.accumulation)
     timing = _time(arch, lo, t, plan, gpu)

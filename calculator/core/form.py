@@ -526,11 +526,19 @@ def lora_count(arch: Architecture, lora: LoraSettings, r: int) -> LoraCount:
 def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm:
     """The form for this structure (the rank, micro-batch, sequence length and GPU count of the
     arguments do not matter). Raises what `count_lora` raises for invalid LoRA settings."""
-    lora, training = structure_key(lora, training)
-    window = arch.forward.sliding_window if arch.forward is not None else None
-    if window is None or training.attn_implementation != "sdpa":
-        return _memory_form(arch, lora, training)
-    return _windowed_form(arch, lora, training, window)
+    key = (arch, _LORA_STRUCTURE(lora), _TRAINING_STRUCTURE(training))
+    form = _derived.get(key)
+    if form is None:
+        lora, training = structure_key(lora, training)
+        window = arch.forward.sliding_window if arch.forward is not None else None
+        if window is None or training.attn_implementation != "sdpa":
+            form = _memory_form(arch, lora, training)
+        else:
+            form = _windowed_form(arch, lora, training, window)
+        if len(_derived) >= MAX_COUNTED_STRUCTURES:
+            _derived.clear()
+        _derived[key] = form
+    return form
 
 
 # A structure's closed form costs about as much as FORM_AFTER direct estimates to derive, so a structure is
@@ -547,7 +555,8 @@ _TRAINING_STRUCTURE = attrgetter(
 )
 StructureKey = tuple[Architecture, tuple[object, ...], tuple[object, ...]]
 _asked: dict[StructureKey, int] = {}
-_forms: dict[StructureKey, MemoryForm | WindowedForm] = {}
+_forms: dict[StructureKey, MemoryForm | WindowedForm] = {}  # the forms the estimates and the advice use
+_derived: dict[StructureKey, MemoryForm | WindowedForm] = {}  # every form derived (`memory_form`), by structure
 
 
 def warm_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm | None:
