@@ -168,6 +168,6 @@ def test_a_configuration_that_does_not_fit_still_says_what_its_epoch_would_cost(
     total = re.search(r"Time per epoch</span><span class=\"v\">([^<]+)<", panel)[1]
     cost = re.search(r"Cost per epoch</span><span class=\"v\">([^<]+)<", panel)[1]
     hours, minutes = map(int, re.match(r"(\d+) h (\d\d) min", total).groups())
-    price = float(re.search(r"1 × \$([\d.]+) per GPU-hour", panel)[1])
+    price = float(re.search(r"1 \u00d7 \$([\d.]+) per GPU-hour", panel)[1])
     assert cost.startswith("$")
     assert float(cost[1:].replace(",", "")) == pytest.approx((hours + minutes / 60) * price, rel=0.01)
