@@ -13,9 +13,9 @@ from django.urls import reverse
 from jinja2 import ChainableUndefined, Environment
 
 
-def url(name: str, *args: Any) -> str:
+def url(name: str) -> str:
     """``{% url name %}`` of the Django template language."""
-    return reverse(name, args=args)
+    return reverse(name)
 
 
 class DictFirstEnvironment(Environment):

@@ -155,16 +155,14 @@ def compare_scenarios(
     arch: Architecture,
     count: LoraCount,
     training: TrainingSettings,
-    memory: MemoryEstimate | None = None,
     lora_memory: Callable[[TrainingSettings], MemoryEstimate] | None = None,
 ) -> tuple[Scenario, ...]:
     """Full fine-tuning vs this LoRA vs the same LoRA on a 4-bit NF4 base, same batch and optimizer.
-    ``memory``: this LoRA's, when already known; ``lora_memory``: how to compute the LoRA's peak for another
-    training setting (`estimate` passes the structure's closed form once it is warm)."""
+    ``lora_memory``: the LoRA's memory under a training setting (`estimate` passes its own, which reuses the
+    estimate's and reads the structure's closed form once it is warm); `memory_estimate` by default."""
     of = lora_memory or (lambda t: memory_estimate(arch, count, t))
     full_training = replace(training, base_dtype=compute_dtype(training.base_dtype))
     qlora_training = replace(training, base_dtype="nf4", double_quant=True)
-    lora_memory_now = memory if memory is not None else of(training)
     return (
         Scenario(
             "Full fine-tuning",
@@ -172,13 +170,8 @@ def compare_scenarios(
             arch.base_params,
             memory_estimate(arch, count, full_training, full=True),
         ),
-        Scenario("LoRA", training.base_dtype, count.trainable_params, lora_memory_now),
-        Scenario(
-            "QLoRA (NF4)",
-            "nf4",
-            count.trainable_params,
-            lora_memory_now if qlora_training == training else of(qlora_training),
-        ),
+        Scenario("LoRA", training.base_dtype, count.trainable_params, of(training)),
+        Scenario("QLoRA (NF4)", "nf4", count.trainable_params, of(qlora_training)),
     )
 
 
@@ -204,10 +197,11 @@ def _estimate(
     validate_recipe(arch, count, training)
     from .form import memory_at  # the closed forms are derived from memory_estimate (a circular import)
 
-    def lora_memory(t: TrainingSettings) -> MemoryEstimate:
-        return memory_at(arch, lora, count, t)
+    memory = memory_at(arch, lora, count, training)
 
-    memory = lora_memory(training)
+    def lora_memory(t: TrainingSettings) -> MemoryEstimate:
+        return memory if t == training else memory_at(arch, lora, count, t)
+
     resolved = arch.default_target_modules if lora.target_modules is None and not arch.moe_conversion else None
     return Estimate(
         engine_version=ENGINE_VERSION,
@@ -221,5 +215,5 @@ def _estimate(
         adapter_file_bytes=adapter_file_size(arch, lora, count, training.adapter_dtype, training.base_dtype),
         fits=fits(memory.total_bytes, gpus),
         peft_config=lora_config_snippet(lora, resolved),
-        comparison=compare_scenarios(arch, count, training, memory, lora_memory),
+        comparison=compare_scenarios(arch, count, training, lora_memory),
     )

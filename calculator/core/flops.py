@@ -35,7 +35,7 @@ from .architecture import LINEAR_KINDS, Architecture
 from .errors import InputError
 from .expressions import num
 from .families.spec import Attention, GatedDeltaNet, GatedMlp, Mla, Mlp, Moe, ShortConv
-from .form import lora_count
+from .form import asked_often, lora_count
 from .lora import LoraCount, LoraSettings
 from .training import TrainingSettings
 
@@ -395,19 +395,26 @@ def flops_form(arch: Architecture, count: LoraCount, training: TrainingSettings,
 
 
 def lora_flops_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> FlopsForm:
-    """`flops_form` of ``lora``'s count at its rank, for a new rank without a new count: with one rank for
-    every adapted module each LoRA matmul is ``r`` wide, so every per-token and per-step term is affine in r
-    and the attention terms do not depend on it. The line through the structure's forms at r = 1 and 2 is
-    checked at r = 3, 5 and 64 (exact, or the rank is counted as before)."""
+    """`flops_form` of ``lora``'s count at its rank. With one rank for every adapted module each LoRA matmul is
+    ``r`` wide, so every per-token and per-step term is affine in r and the attention terms do not depend on it:
+    once a structure has been asked for often enough (`LINE_AFTER`, so an unusual structure's first requests
+    cost what they did), a new rank is read off the line through its forms at r = 1 and 2, checked at r = 3
+    and 64 (exact, or every rank is counted as before)."""
     return _lora_flops_form(arch, lora, training.attn_implementation, training.gradient_checkpointing)
+
+
+LINE_AFTER = 4  # the line costs four counted forms
+LINE_CHECKS = (3, 64)  # a quadratic term or a step in r would leave the line at either
 
 
 @lru_cache(maxsize=1024)  # the cost table asks once per card
 def _lora_flops_form(arch: Architecture, lora: LoraSettings, kernel: str, checkpointing: bool) -> FlopsForm:
     if not lora.rank_pattern:
-        line = _rank_line(arch, replace(lora, r=1), kernel, checkpointing)
-        if line is not None:
-            return _on_line(*line, lora.r)
+        structure = replace(lora, r=1)
+        if asked_often(("flops", arch, structure, kernel, checkpointing), LINE_AFTER):
+            line = _rank_line(arch, structure, kernel, checkpointing)
+            if line is not None:
+                return _on_line(*line, lora.r)
     return _flops_form(arch, lora_count(arch, lora, lora.r), kernel, checkpointing, False)
 
 
@@ -430,16 +437,15 @@ def _on_line(at_one: FlopsForm, slope: tuple[int, ...], r: int) -> FlopsForm:
 def _rank_line(
     arch: Architecture, lora: LoraSettings, kernel: str, checkpointing: bool
 ) -> tuple[FlopsForm, tuple[int, ...]] | None:
-    training = TrainingSettings(attn_implementation=kernel, gradient_checkpointing=checkpointing)
     try:
-        forms = {r: flops_form(arch, lora_count(arch, lora, r), training) for r in (1, 2, 3, 5, 64)}
+        forms = {r: _flops_form(arch, lora_count(arch, lora, r), kernel, checkpointing, False) for r in (1, 2)}
+        one = forms[1]
+        slope = tuple(getattr(forms[2], name) - getattr(one, name) for name in RANK_TERMS)
+        for r in LINE_CHECKS:
+            if _flops_form(arch, lora_count(arch, lora, r), kernel, checkpointing, False) != _on_line(one, slope, r):
+                return None
     except InputError:  # a rank PEFT refuses here (a grouped convolution): count each rank
         return None
-    one = forms[1]
-    slope = tuple(getattr(forms[2], name) - getattr(one, name) for name in RANK_TERMS)
-    for r, form in forms.items():
-        if form != _on_line(one, slope, r):
-            return None
     return one, slope
 
 

@@ -27,7 +27,7 @@ quadratic in s, ``ceil(P / n)`` in n; the rank bisects over the form (8-bit stat
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, fields, replace
 from fractions import Fraction
 from functools import lru_cache
@@ -103,7 +103,7 @@ def dot(c: tuple[int, ...], b: int, s: int, r: int) -> int:
     """``sum(c · monomials(b, s, r))``, written out: the advice and the planner evaluate hundreds of peaks per
     request, and this is a few times faster than the generator over `monomials`."""
     t = b * s
-    p = b * (-(-s // LSE_PAD) * LSE_PAD)
+    p = b * _padded(s)
     one = c[8] if b == 1 else 0
     return (
         c[0] + c[1] * r + c[2] * s + c[3] * b + c[4] * t + c[5] * t * r + c[6] * t * s + c[7] * p + one + c[9] * s * s
@@ -526,8 +526,8 @@ def lora_count(arch: Architecture, lora: LoraSettings, r: int) -> LoraCount:
 def memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm:
     """The form for this structure (the rank, micro-batch, sequence length and GPU count of the
     arguments do not matter). Raises what `count_lora` raises for invalid LoRA settings."""
-    key = (arch, _LORA_STRUCTURE(lora), _TRAINING_STRUCTURE(training))
-    form = _derived.get(key)
+    key = (arch, *structure_of(lora, training))
+    form = _derived.get(key)  # the one store of derived forms
     if form is None:
         lora, training = structure_key(lora, training)
         window = arch.forward.sliding_window if arch.forward is not None else None
@@ -554,27 +554,32 @@ _TRAINING_STRUCTURE = attrgetter(
     *(f.name for f in fields(TrainingSettings) if f.name not in ("batch_size", "seq_len", "num_gpus"))
 )
 StructureKey = tuple[Architecture, tuple[object, ...], tuple[object, ...]]
-_asked: dict[StructureKey, int] = {}
-_forms: dict[StructureKey, MemoryForm | WindowedForm] = {}  # the forms the estimates and the advice use
+_asked: dict[Hashable, int] = {}
 _derived: dict[StructureKey, MemoryForm | WindowedForm] = {}  # every form derived (`memory_form`), by structure
+
+
+def asked_often(key: Hashable, after: int) -> bool:
+    """Count one more question about ``key`` (a structure); True once it has been asked ``after`` times, when
+    deriving something for the structure has paid for itself (bounded: the counts restart when full)."""
+    asked = _asked.get(key, 0) + 1
+    if asked <= after:
+        if len(_asked) >= MAX_COUNTED_STRUCTURES:
+            _asked.clear()
+        _asked[key] = asked
+    return asked >= after
+
+
+def structure_of(lora: LoraSettings, training: TrainingSettings) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """`structure_key` as attribute tuples (no dataclass copies)."""
+    return _LORA_STRUCTURE(lora), _TRAINING_STRUCTURE(training)
 
 
 def warm_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm | WindowedForm | None:
     """The structure's form once it has been asked for often enough to pay for itself, else None (evaluate
     `memory_estimate` directly: the form equals it exactly, see `tests/core/test_plan_form.py`)."""
-    key = (arch, _LORA_STRUCTURE(lora), _TRAINING_STRUCTURE(training))
-    form = _forms.get(key)
-    if form is not None:
-        return form
-    asked = _asked.get(key, 0)
-    if len(_asked) >= MAX_COUNTED_STRUCTURES:
-        _asked.clear()
-        _forms.clear()
-    _asked[key] = asked + 1
-    if asked + 1 < FORM_AFTER:
+    if not asked_often((arch, *structure_of(lora, training)), FORM_AFTER):
         return None
-    form = _forms[key] = memory_form(arch, lora, training)
-    return form
+    return memory_form(arch, lora, training)
 
 
 def memory_at(arch: Architecture, lora: LoraSettings, count: LoraCount, training: TrainingSettings) -> MemoryEstimate:
@@ -636,14 +641,12 @@ class WindowedForm:
         return self.low.max_seq_len(limit, batch_size, r, num_gpus, min(hi, self.window - 1))
 
 
-@lru_cache(maxsize=256)
 def _windowed_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings, window: int) -> WindowedForm:
     never = replace(arch, forward=replace(arch.forward, sliding_window=MAX_SEQ_LEN + 1))
     always = replace(arch, forward=replace(arch.forward, sliding_window=0))
     return WindowedForm(window, _memory_form(never, lora, training), _memory_form(always, lora, training))
 
 
-@lru_cache(maxsize=512)
 def _memory_form(arch: Architecture, lora: LoraSettings, training: TrainingSettings) -> MemoryForm:
     def at(b: int, s: int, r: int, n: int = 1) -> MemoryEstimate:
         return _evaluate(arch, lora, training, b, s, r, n)
@@ -776,8 +779,7 @@ def _models(one_gpu: Model, values: list[int]) -> list[Model]:
     return fitted
 
 
-@lru_cache(maxsize=4096)
 def structure_key(lora: LoraSettings, training: TrainingSettings) -> tuple[LoraSettings, TrainingSettings]:
-    """What identifies a structure: everything but r, micro-batch, sequence length and GPU count (cached: the
-    advice asks for it hundreds of times a request, and a dataclass ``replace`` costs more than a lookup)."""
+    """What identifies a structure: everything but r, micro-batch, sequence length and GPU count, as the
+    settings a form is derived with (`structure_of` is the same key as tuples, for lookups)."""
     return replace(lora, r=1), replace(training, batch_size=1, seq_len=1, num_gpus=1)

@@ -22,6 +22,8 @@ Link = Callable[[Mapping[str, object]], str]  # field changes -> the calculator 
 
 
 def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
+    """The panel's strings; ``link`` gives the query of the state with some fields changed."""
+    href = _hrefs(link)
     result = results.estimate
     arch, count, memory = result.architecture, result.count, result.memory
     gpu, fit = results.gpu, results.fit
@@ -86,11 +88,11 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         ),
         "time": plan_panels.time_panel(results.planned),
         "costs": plan_panels.cost_rows(results.planned),
-        "sweep": plan_panels.sweep_panel(results, lambda changes: _url(link, changes)),
+        "sweep": plan_panels.sweep_panel(results, href),
         "scaling": _scaling(result),
         "comparison": _comparison(results),
         "notes": results.notes,
-        "advice": _advice(results, link),
+        "advice": _advice(results, href),
         "serving": _serving(results),
         "files": _files(results.adapter_files),
         "snippet": result.peft_config,
@@ -100,7 +102,7 @@ def present(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         "engine": result.engine_version,
         "host": _host(results),
         "loss": _loss(results),
-        "experts": _experts(results, link),
+        "experts": _experts(results, href),
         "exports": _exports(results),
         "framework": labels.FRAMEWORK_SHORT.get(result.training.framework, result.training.framework),
         "sure": _sure(results),
@@ -185,7 +187,7 @@ def _host(results: services.CalculatorResults) -> dict[str, Any] | None:
     }
 
 
-def _experts(results: services.CalculatorResults, link: Link) -> dict[str, Any] | None:
+def _experts(results: services.CalculatorResults, href: Link) -> dict[str, Any] | None:
     """Why a quantized MoE base keeps its experts in 16 bit, and what quantizing them gives."""
     e, fit = results.experts, results.experts_fit
     if e is None or fit is None:
@@ -200,9 +202,9 @@ def _experts(results: services.CalculatorResults, link: Link) -> dict[str, Any] 
         "fits_quantized": fit.fits,
         "raises_peak": e.raises_peak,
         "peak_checkpointed": fmt.gib(e.checkpointed.memory.total_bytes) if e.checkpointed else None,
-        "checkpointing_href": _url(link, {"quantize_moe_experts": True, "gradient_checkpointing": True}),
+        "checkpointing_href": href({"quantize_moe_experts": True, "gradient_checkpointing": True}),
         "dtype": results.estimate.training.base_dtype,
-        "href": _url(link, {"quantize_moe_experts": True}),
+        "href": href({"quantize_moe_experts": True}),
     }
 
 
@@ -294,7 +296,7 @@ def _comparison(results: services.CalculatorResults) -> list[dict[str, Any]]:
     return rows
 
 
-def _advice(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
+def _advice(results: services.CalculatorResults, href: Link) -> dict[str, Any]:
     a = results.advice
     t = results.estimate.training
     return {
@@ -306,16 +308,19 @@ def _advice(results: services.CalculatorResults, link: Link) -> dict[str, Any]:
         "seq_capped": a.max_seq_len == a.seq_len_limit,
         "seq_len": fmt.count(t.seq_len),
         "batch": str(t.batch_size),
-        "changes": plan_panels.advice_rows(a, lambda changes: _url(link, changes)),
-        "batch_href": _url(link, {"batch_size": a.max_batch_size})
+        "changes": plan_panels.advice_rows(a, href),
+        "batch_href": href({"batch_size": a.max_batch_size})
         if a.max_batch_size and a.max_batch_size != t.batch_size
         else "",
-        "seq_href": _url(link, {"seq_len": a.max_seq_len}) if a.max_seq_len and a.max_seq_len != t.seq_len else "",
+        "seq_href": href({"seq_len": a.max_seq_len}) if a.max_seq_len and a.max_seq_len != t.seq_len else "",
     }
 
 
-def _url(link: Link, changes: Mapping[str, object]) -> str:
-    return reverse("calculator") + "?" + link(changes)
+def _hrefs(link: Link) -> Link:
+    """The calculator's URL of the state with some fields changed (the path reversed once per panel, not once
+    for each of its ~20 links)."""
+    path = reverse("calculator") + "?"
+    return lambda changes: path + link(changes)
 
 
 def _serving(results: services.CalculatorResults) -> dict[str, Any]:

@@ -70,7 +70,6 @@ def test_advice_from_forms_equals_advice_from_direct_estimates(monkeypatch, slug
         monkeypatch.setattr(form, "FORM_AFTER", after)
         advice._advise.cache_clear()
         form._asked.clear()
-        form._forms.clear()
         answers.append(advice.advise(arch, lora, training, gpu, plan))
     assert answers[0].changes  # the case exercises the remedies
     assert answers[0] == answers[1]
@@ -122,15 +121,22 @@ FLOPS_CASES = [
 
 @pytest.mark.parametrize(("slug", "settings"), FLOPS_CASES)
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_the_flops_of_a_new_rank_from_the_structures_line_equal_the_counted_ones(slug, settings, checkpointing):
+def test_the_flops_of_a_new_rank_from_the_structures_line_equal_the_counted_ones(
+    monkeypatch, slug, settings, checkpointing
+):
+    from calculator.core import flops
     from calculator.core.flops import flops_form, lora_flops_form
     from calculator.core.form import lora_count
 
+    monkeypatch.setattr(flops, "LINE_AFTER", 0)  # the line from the first question on
+    flops._lora_flops_form.cache_clear()
     arch = architecture_from_config(PRESETS.get(slug, {}).get("config") or _preset_2026(slug))
     training = TrainingSettings(gradient_checkpointing=checkpointing, attn_implementation="eager")
     for r in (1, 4, 7, 16, 100, 255):
         lora = LoraSettings(r=r, **settings)
         assert lora_flops_form(arch, lora, training) == flops_form(arch, lora_count(arch, lora, r), training)
+    # the answers came from the line (a structure off the line would be counted, and this test would prove nothing)
+    assert flops._rank_line(arch, LoraSettings(r=1, **settings), "eager", checkpointing) is not None
 
 
 def _preset_2026(slug):
